@@ -196,7 +196,7 @@ impl Hash {
 
     /// Lowercase hex, no prefix.
     pub fn to_base16(&self) -> String {
-        data_encoding::HEXLOWER.encode(self.digest())
+        to_base16(self.digest())
     }
 
     /// nix32, no prefix.
@@ -206,7 +206,7 @@ impl Hash {
 
     /// Padded base64, no prefix.
     pub fn to_base64(&self) -> String {
-        BASE64.encode(self.digest())
+        to_base64(self.digest())
     }
 
     /// `algo-base64`.
@@ -297,6 +297,16 @@ fn check_expected(text: &str, got: Algorithm, want: Option<Algorithm>) -> Result
         Some(w) if w != got => Err(HashError::WrongAlgorithm { text: truncate(text), expected: w }),
         _ => Ok(()),
     }
+}
+
+/// Lowercase hex of arbitrary bytes.
+pub fn to_base16(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// Padded base64 of arbitrary bytes.
+pub fn to_base64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
 }
 
 /// Folds a digest into `size` bytes by XOR, as Nix does to make the 160-bit hash of a store path.
