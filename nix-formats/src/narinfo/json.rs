@@ -39,7 +39,11 @@ impl NarInfo {
     pub fn from_json(store_dir: &StoreDir, path: StorePath, json: &Value) -> Result<Self, JsonError> {
         let info = ValidPathInfo::from_json(store_dir, path, json)?;
         let obj = Object::new(json)?;
-        let mut n = NarInfo::new(info, obj.optional_str("url")?.unwrap_or_default(), obj.optional_str("compression")?.unwrap_or_default());
+        let mut n = NarInfo::new(
+            info,
+            obj.optional_str("url")?.unwrap_or_default(),
+            obj.optional_str("compression")?.unwrap_or_default(),
+        );
         n.file_hash = obj.optional_hash("downloadHash")?;
         n.file_size = obj.optional_u64("downloadSize")?;
         Ok(n)

@@ -119,8 +119,19 @@ pub enum NarInfoError {
 }
 
 /// The fields that may appear once.
-const SINGLE_FIELDS: [&str; 11] =
-    ["StorePath", "URL", "Compression", "FileHash", "FileSize", "NarHash", "NarSize", "References", "Deriver", "System", "CA"];
+const SINGLE_FIELDS: [&str; 11] = [
+    "StorePath",
+    "URL",
+    "Compression",
+    "FileHash",
+    "FileSize",
+    "NarHash",
+    "NarSize",
+    "References",
+    "Deriver",
+    "System",
+    "CA",
+];
 
 impl NarInfo {
     /// Parses narinfo text; full store paths must lie in `store_dir`.
@@ -147,10 +158,7 @@ impl NarInfo {
     /// Reads and parses narinfo text from `reader`, reading at most [`MAX_NARINFO_LEN`] + 1 bytes.
     pub fn read_from(store_dir: &StoreDir, reader: impl Read) -> Result<Self, NarInfoError> {
         let mut bytes = Vec::new();
-        reader
-            .take(MAX_NARINFO_LEN as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| NarInfoError::Io(e.to_string()))?;
+        reader.take(MAX_NARINFO_LEN as u64 + 1).read_to_end(&mut bytes).map_err(|e| NarInfoError::Io(e.to_string()))?;
         if bytes.len() > MAX_NARINFO_LEN {
             return Err(NarInfoError::TooLarge);
         }
@@ -236,14 +244,19 @@ impl Fields {
         match key {
             "StorePath" => {
                 let p = store_dir.parse(value);
-                self.path = Some(p.map_err(|source| NarInfoError::BadStorePath { line, field: "StorePath", source })?);
+                self.path =
+                    Some(p.map_err(|source| NarInfoError::BadStorePath { line, field: "StorePath", source })?);
             }
             "URL" => self.url = value.to_owned(),
             "Compression" => self.compression = value.to_owned(),
             "FileHash" => self.file_hash = Some(hash("FileHash")?),
-            "FileSize" => self.file_size = Some(parse_decimal(value).ok_or(NarInfoError::BadNumber { line, field: "FileSize" })?),
+            "FileSize" => {
+                self.file_size = Some(parse_decimal(value).ok_or(NarInfoError::BadNumber { line, field: "FileSize" })?)
+            }
             "NarHash" => self.nar_hash = Some(hash("NarHash")?),
-            "NarSize" => self.nar_size = parse_decimal(value).ok_or(NarInfoError::BadNumber { line, field: "NarSize" })?,
+            "NarSize" => {
+                self.nar_size = parse_decimal(value).ok_or(NarInfoError::BadNumber { line, field: "NarSize" })?
+            }
             "References" => {
                 for r in value.split(' ').filter(|r| !r.is_empty()) {
                     self.references.insert(base_name("References", r)?);
@@ -256,7 +269,8 @@ impl Fields {
                 self.sigs.insert(value.to_owned());
             }
             "CA" => {
-                self.ca = ContentAddress::parse_opt(value).map_err(|source| NarInfoError::BadContentAddress { line, source })?;
+                self.ca = ContentAddress::parse_opt(value)
+                    .map_err(|source| NarInfoError::BadContentAddress { line, source })?;
             }
             _ => {}
         }

@@ -76,13 +76,7 @@ impl ValidPathInfo {
             return Err(PathInfoError::UnknownNarSize(store_dir.print(&self.path)));
         }
         let refs: Vec<String> = self.references.iter().map(|r| store_dir.print(r)).collect();
-        Ok(format!(
-            "1;{};{};{};{}",
-            store_dir.print(&self.path),
-            self.nar_hash,
-            self.nar_size,
-            refs.join(",")
-        ))
+        Ok(format!("1;{};{};{};{}", store_dir.print(&self.path), self.nar_hash, self.nar_size, refs.join(",")))
     }
 
     /// Signs the fingerprint with `key`, adds the signature to [`Self::sigs`] and returns it.

@@ -26,7 +26,8 @@ pub(crate) fn golden_vpi() -> ValidPathInfo {
     info.nar_size = 34878;
     info.references.insert(sd.parse("/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar").unwrap());
     info.references.insert(path);
-    info.ca = Some(ContentAddress::parse("fixed:r:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh").unwrap());
+    info.ca =
+        Some(ContentAddress::parse("fixed:r:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh").unwrap());
     info
 }
 
@@ -142,18 +143,35 @@ fn json_errors() {
     assert_eq!(read(json!({"narSize": 1, "references": []})), Err(JsonError::MissingKey("narHash")));
     assert_eq!(read(json!({"narHash": h, "references": []})), Err(JsonError::MissingKey("narSize")));
     assert_eq!(read(json!({"narHash": h, "narSize": 1})), Err(JsonError::MissingKey("references")));
-    assert!(matches!(read(json!({"narHash": h, "narSize": -1, "references": []})), Err(JsonError::WrongType { key: "narSize", .. })));
+    assert!(matches!(
+        read(json!({"narHash": h, "narSize": -1, "references": []})),
+        Err(JsonError::WrongType { key: "narSize", .. })
+    ));
     assert!(matches!(read(json!({"narHash": h, "narSize": 1.5, "references": []})), Err(JsonError::WrongType { .. })));
     // The hash must name its algorithm.
     assert!(matches!(
-        read(json!({"narHash": "15e3c560894cbb27085cf65b5a2ecb18488c999497f4531b6907a7581ce6d527", "narSize": 1, "references": []})),
+        read(
+            json!({"narHash": "15e3c560894cbb27085cf65b5a2ecb18488c999497f4531b6907a7581ce6d527", "narSize": 1, "references": []})
+        ),
         Err(JsonError::BadHash { key: "narHash", .. })
     ));
-    assert!(matches!(read(json!({"narHash": h, "narSize": 1, "references": ["/tmp/x"]})), Err(JsonError::BadStorePath { .. })));
+    assert!(matches!(
+        read(json!({"narHash": h, "narSize": 1, "references": ["/tmp/x"]})),
+        Err(JsonError::BadStorePath { .. })
+    ));
     assert!(matches!(read(json!({"narHash": h, "narSize": 1, "references": [1]})), Err(JsonError::WrongType { .. })));
-    assert!(matches!(read(json!({"narHash": h, "narSize": 1, "references": [], "ca": "x"})), Err(JsonError::BadContentAddress(_))));
-    assert!(matches!(read(json!({"narHash": h, "narSize": 1, "references": [], "ultimate": 1})), Err(JsonError::WrongType { .. })));
-    assert!(matches!(read(json!({"narHash": h, "narSize": 1, "references": [], "signatures": "a"})), Err(JsonError::WrongType { .. })));
+    assert!(matches!(
+        read(json!({"narHash": h, "narSize": 1, "references": [], "ca": "x"})),
+        Err(JsonError::BadContentAddress(_))
+    ));
+    assert!(matches!(
+        read(json!({"narHash": h, "narSize": 1, "references": [], "ultimate": 1})),
+        Err(JsonError::WrongType { .. })
+    ));
+    assert!(matches!(
+        read(json!({"narHash": h, "narSize": 1, "references": [], "signatures": "a"})),
+        Err(JsonError::WrongType { .. })
+    ));
     assert!(matches!(ValidPathInfo::from_json_str(&sd, p.clone(), "{"), Err(JsonError::Syntax(_))));
     let big = " ".repeat(json::MAX_JSON_LEN + 1);
     assert!(matches!(ValidPathInfo::from_json_str(&sd, p.clone(), &big), Err(JsonError::TooLarge(_))));
@@ -181,6 +199,10 @@ proptest! {
         expected.ca = info.ca.clone();
         prop_assert_eq!(back, expected);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn signing_round_trips(info in path_info(), seed in proptest::array::uniform32(any::<u8>())) {

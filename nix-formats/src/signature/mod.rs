@@ -136,10 +136,13 @@ fn parse_text<const N: usize>(kind: TextKind, text: &str) -> Result<(String, [u8
 
 /// Decodes a base64 payload to exactly `N` bytes.
 fn decode_payload<const N: usize>(kind: TextKind, name: &str, payload: &str) -> Result<[u8; N], SignatureError> {
-    let decoded = base64::decode(payload)
-        .map_err(|source| SignatureError::BadBase64 { kind, name: shorten(name), source })?;
-    <[u8; N]>::try_from(decoded.as_slice())
-        .map_err(|_| SignatureError::WrongLength { kind, name: shorten(name), got: decoded.len() })
+    let decoded =
+        base64::decode(payload).map_err(|source| SignatureError::BadBase64 { kind, name: shorten(name), source })?;
+    <[u8; N]>::try_from(decoded.as_slice()).map_err(|_| SignatureError::WrongLength {
+        kind,
+        name: shorten(name),
+        got: decoded.len(),
+    })
 }
 
 /// A named Ed25519 secret key. Its `Debug` form hides the key material.
