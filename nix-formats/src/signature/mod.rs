@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-pub use trusted::TrustedKeys;
+pub use trusted::{TrustedKeys, MAX_TRUSTED_KEYS};
 
 /// Bytes in a secret key (seed and public key).
 pub const SECRET_KEY_LEN: usize = 64;
@@ -104,6 +104,9 @@ pub enum SignatureError {
         /// The number of bytes decoded.
         got: usize,
     },
+    /// A list of trusted keys has more than [`MAX_TRUSTED_KEYS`] entries.
+    #[error("more than {MAX_TRUSTED_KEYS} trusted public keys")]
+    TooManyKeys,
     /// The public half of a secret key is not the public key of its seed.
     #[error("secret key named '{0}' is corrupt: its public half does not belong to its seed")]
     MismatchedPublicHalf(String),

@@ -134,6 +134,9 @@ fn trusted_keys_follow_verify_detached() {
     assert!(!k.insert(PublicKey::parse(&format!("test1:{}", base64::encode(&[9; 32]))).unwrap()));
     assert_eq!(k.get("test1").unwrap().to_string(), NIX_PUBLIC);
     assert!(TrustedKeys::parse_list("bad").is_err());
+    let many = vec![NIX_PUBLIC; MAX_TRUSTED_KEYS + 1].join(" ");
+    assert_eq!(TrustedKeys::parse_list(&many), Err(SignatureError::TooManyKeys));
+    assert_eq!(TrustedKeys::parse_list(&many[NIX_PUBLIC.len()..]).unwrap().len(), 1);
     assert!(TrustedKeys::parse_list("").unwrap().is_empty());
 }
 

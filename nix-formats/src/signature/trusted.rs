@@ -35,7 +35,7 @@ impl TrustedKeys {
         let mut set = Self::new();
         for (i, word) in text.split_whitespace().enumerate() {
             if i >= MAX_TRUSTED_KEYS {
-                return Err(SignatureError::TooLong { kind: TextKind::PublicKey, len: text.len() });
+                return Err(SignatureError::TooManyKeys);
             }
             set.insert(PublicKey::parse(word)?);
         }
