@@ -1,6 +1,8 @@
 //! NAR: Nix's golden archives (testdata README section 8) and differential tests against the real
 //! Nix 2.8 (`nix-store --dump`, `nix-store --restore`, `nix nar ls`), which must be installed.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 use std::ffi::OsStr;
 use std::io::{Cursor, Read};
 use std::os::unix::ffi::OsStrExt;

@@ -1,6 +1,6 @@
 //! Reading a whole NAR while validating it: copying it on, or hashing it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 
 use super::errors::{CopyError, ReadError};
 use super::limits::Limits;
@@ -36,9 +36,10 @@ fn drain<R: Read>(reader: &mut Reader<R>) -> Result<u64, ReadError> {
 ///
 /// Exactly the archive's bytes are read and written; bytes after it stay in `input`. Returns the
 /// archive's size. `input` is read with small reads for the framing, so wrap an unbuffered input in
-/// a [`std::io::BufReader`]; `output` receives those small writes too.
+/// a [`std::io::BufReader`]; the output is buffered here.
 pub fn copy<R: Read, W: Write>(input: R, output: W, limits: &Limits) -> Result<u64, CopyError> {
-    let mut reader = Reader::new(Tee { inner: input, out: output, write_error: None }, limits.clone());
+    let out = BufWriter::with_capacity(64 * 1024, output);
+    let mut reader = Reader::new(Tee { inner: input, out, write_error: None }, *limits);
     let result = drain(&mut reader);
     let mut tee = reader.into_inner();
     if let Some(e) = tee.write_error.take() {
@@ -52,7 +53,7 @@ pub fn copy<R: Read, W: Write>(input: R, output: W, limits: &Limits) -> Result<u
 /// Validates the NAR read from `input` and returns its hash with `algo` and its size (Nix's NAR
 /// hash and NAR size when `algo` is SHA-256). Bytes after the archive stay in `input`.
 pub fn validate_and_hash<R: Read>(input: R, algo: Algorithm, limits: &Limits) -> Result<(Hash, u64), ReadError> {
-    let mut reader = Reader::new(Tee { inner: input, out: Hasher::new(algo), write_error: None }, limits.clone());
+    let mut reader = Reader::new(Tee { inner: input, out: Hasher::new(algo), write_error: None }, *limits);
     let size = drain(&mut reader)?;
     Ok((reader.into_inner().out.finish(), size))
 }

@@ -7,7 +7,7 @@ use super::{MAX_NAME_LEN, MAX_TARGET_LEN};
 /// The defaults accept every archive that Nix can dump from a Linux file system and bound the
 /// reader's memory to a few hundred kilobytes. Callers may tighten them. File contents are never
 /// buffered, so their size is not limited here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Deepest node accepted; the root node has depth 0 and an entry of the root directory depth 1.
     /// Default 1024. (Nix master rejects depth 64 and beyond; Nix 2.8 has no bound.)

@@ -42,7 +42,7 @@ pub struct ListEntry {
 /// Memory is proportional to the number of nodes (each path is bounded by
 /// [`Limits::max_path_len`]); file contents are skipped, not stored.
 pub fn list<R: Read>(input: R, limits: &Limits) -> Result<Vec<ListEntry>, ReadError> {
-    let mut reader = Reader::new(input, limits.clone());
+    let mut reader = Reader::new(input, *limits);
     let mut entries = Vec::new();
     loop {
         let node = match reader.next()? {

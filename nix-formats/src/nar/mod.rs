@@ -18,6 +18,29 @@
 //! - Reading: [`Reader`], a strict pull parser that never buffers file contents and stops at the
 //!   archive's last byte; on top of it [`restore`] (`nix-store --restore`), [`list`] (`nix nar ls -R`),
 //!   [`copy`] and [`validate_and_hash`].
+//!
+//! ```
+//! use std::io::Read;
+//! use nix_formats::nar::{Event, Limits, Reader, Writer};
+//!
+//! let mut writer = Writer::new(Vec::new());
+//! writer.start_directory()?;
+//! writer.entry(b"hello")?;
+//! writer.regular(true, 3, &mut &b"hi\n"[..])?;
+//! writer.end_directory()?;
+//! let archive = writer.finish()?;
+//!
+//! let mut reader = Reader::new(&archive[..], Limits::default());
+//! assert_eq!(reader.next()?, Some(Event::DirectoryStart));
+//! assert_eq!(reader.next()?, Some(Event::Entry { name: b"hello" }));
+//! assert_eq!(reader.next()?, Some(Event::Regular { executable: true, size: 3 }));
+//! let mut contents = String::new();
+//! reader.contents().read_to_string(&mut contents)?;
+//! assert_eq!(contents, "hi\n");
+//! assert_eq!(reader.next()?, Some(Event::DirectoryEnd));
+//! assert_eq!(reader.next()?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod copy;
 mod dump;

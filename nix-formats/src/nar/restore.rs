@@ -23,7 +23,7 @@ const COPY_BUFFER_SIZE: usize = 256 * 1024;
 ///
 /// On error the partly restored tree is left in place.
 pub fn restore<R: Read>(input: R, dest: &Path, limits: &Limits) -> Result<(), RestoreError> {
-    let mut reader = Reader::new(input, limits.clone());
+    let mut reader = Reader::new(input, *limits);
     let mut buffer = Vec::new();
     let mut target = Vec::new();
     loop {

@@ -139,7 +139,9 @@ impl<W: Write> Writer<W> {
     pub fn regular<R: Read + ?Sized>(&mut self, executable: bool, size: u64, contents: &mut R) -> Result<(), WriteError> {
         self.require("regular", Expect::Node)?;
         self.regular_header(executable, size);
-        self.flush_tokens()?;
+        if size > 0 {
+            self.flush_tokens()?;
+        }
         if self.copy_buffer.is_empty() {
             self.copy_buffer = vec![0u8; COPY_BUFFER_SIZE];
         }
