@@ -10,6 +10,11 @@
 //!   the stated path and recomputes it), and fields that an output kind leaves empty must be empty;
 //! - nothing may follow the closing parenthesis.
 //!
+//! Like Nix, it accepts two things its writer never produces and that therefore print back
+//! differently: the `DrvWithVersion` form without any dynamic input (printed as `Derive(`), and a
+//! dynamic input entry with no dynamic outputs, `([…],[])` (printed as `[…]`). Fixed output hashes
+//! may be in base16, nix32 or base64; they are printed in base16.
+//!
 //! Escapes are read as Nix reads them: `\n`, `\r` and `\t` are control characters, and a backslash
 //! before any other byte stands for that byte. Every string may hold any bytes; the ones that must
 //! be text (names, paths, hashes) must be UTF-8.
@@ -578,6 +583,22 @@ mod tests {
         let badhash = text.replace(hex, "abc");
         let e = Derivation::parse_aterm(badhash.as_bytes(), "drv-name", &StoreDir::default()).unwrap_err();
         assert!(matches!(e.kind, AtermErrorKind::Hash(_)));
+    }
+
+    #[test]
+    fn accepted_forms_nix_never_writes() {
+        let sd = StoreDir::default();
+        let d = parse(r#"DrvWithVersion("xp-dyn-drv",[],[],[],"","",[],[])"#).unwrap();
+        assert_eq!(d.to_aterm(&sd).unwrap(), EMPTY.as_bytes());
+        let p = "/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo.drv";
+        let d = parse(&format!(r#"DrvWithVersion("xp-dyn-drv",[],[("{p}",(["out"],[]))],[],"","",[],[])"#)).unwrap();
+        assert_eq!(d.to_aterm(&sd).unwrap(), format!(r#"Derive([],[("{p}",["out"])],[],"","",[],[])"#).as_bytes());
+        let good = "/nix/store/rhcg9h16sqvlbpsa6dqm57sbr2al6nzg-drv-name-output-name";
+        let nix32 = "03rrgywkz84j9jk0ivy0n92mzzc10qyd7nra3b1nx29w2v4ific9";
+        let text = format!(r#"Derive([("output-name","{good}","sha256","{nix32}")],[],[],"","",[],[])"#);
+        let d = Derivation::parse_aterm(text.as_bytes(), "drv-name", &sd).unwrap();
+        let hex = "894517c9163c896ec31a2adbd33c0681fd5f45b2c0ef08a64c92a03fb97f390f";
+        assert_eq!(d.to_aterm(&sd).unwrap(), text.replace(nix32, hex).as_bytes());
     }
 
     #[test]

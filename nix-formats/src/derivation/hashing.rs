@@ -366,11 +366,13 @@ pub fn fill_output_paths(
     let names: Vec<String> = drv.outputs.keys().cloned().collect();
     match drv_type {
         DerivationType::ContentAddressed { fixed: true, .. } => {
-            for name in &names {
-                if let Some(path) = drv.outputs[name].path(store_dir, &drv.name, name)? {
-                    drv.env.insert(name.as_bytes().to_vec(), store_dir.print(&path).into_bytes());
+            let mut paths = Vec::new();
+            for (name, output) in &drv.outputs {
+                if let Some(path) = output.path(store_dir, &drv.name, name)? {
+                    paths.push((name.as_bytes().to_vec(), store_dir.print(&path).into_bytes()));
                 }
             }
+            drv.env.extend(paths);
         }
         DerivationType::ContentAddressed { .. } | DerivationType::Impure => {
             for name in &names {
