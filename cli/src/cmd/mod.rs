@@ -1,0 +1,45 @@
+//! The subcommands, one module each.
+
+mod derivation;
+mod hash;
+mod key;
+mod nar;
+mod narinfo;
+mod store_path;
+
+use clap::Subcommand;
+
+/// Every top-level subcommand.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Compute and convert hashes (like `nix-hash` and `nix hash`).
+    #[command(subcommand)]
+    Hash(hash::HashCommand),
+    /// Compute store paths without adding anything (like `nix-store --add`).
+    #[command(subcommand, name = "store-path")]
+    StorePath(store_path::StorePathCommand),
+    /// Pack, unpack and list NAR archives (like `nix-store --dump/--restore`, `nix nar ls`).
+    #[command(subcommand)]
+    Nar(nar::NarCommand),
+    /// Show derivations (like `nix derivation show`).
+    #[command(subcommand)]
+    Derivation(derivation::DerivationCommand),
+    /// Generate signing keys (like `nix key`).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Sign and verify `.narinfo` files.
+    #[command(subcommand)]
+    Narinfo(narinfo::NarInfoCommand),
+}
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Hash(c) => hash::run(c),
+        Command::StorePath(c) => store_path::run(c),
+        Command::Nar(c) => nar::run(c),
+        Command::Derivation(c) => derivation::run(c),
+        Command::Key(c) => key::run(c),
+        Command::Narinfo(c) => narinfo::run(c),
+    }
+}
