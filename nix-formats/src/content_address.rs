@@ -208,6 +208,18 @@ mod tests {
         assert_eq!(ContentAddress::parse_opt("").unwrap(), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_address_round_trips(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), m in 0usize..3, a in 0usize..4) {
+            let method = [Method::Text, Method::Flat, Method::Nar][m];
+            let algo = if method == Method::Text { Algorithm::Sha256 } else { Algorithm::ALL[a] };
+            let ca = ContentAddress { method, hash: Hash::of(algo, &data) };
+            let text = ca.to_string();
+            proptest::prop_assert_eq!(ContentAddress::parse(&text).unwrap(), ca.clone());
+            proptest::prop_assert_eq!(MethodAlgo::parse(&ca.method_algo().to_string()).unwrap(), ca.method_algo());
+        }
+    }
+
     #[test]
     fn method_strings() {
         for s in ["text:sha256", "r:sha256", "sha1", "r:sha512"] {
