@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{encoder, padding_len};
+use super::{encoder, padding_len, DecodeError, Decoder};
 use crate::error::ProtocolError;
+use crate::ser::{WireCtx, WireDecode, WireEncode};
 
 /// Reads a `u64`.
 pub async fn read_u64<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> Result<u64, ProtocolError> {
@@ -132,6 +133,45 @@ where
     write_buf(w, buf).await
 }
 
+/// Decodes one `T` straight from `r` without reading past its end: it reads exactly the bytes the
+/// [`Decoder`] reports missing and decodes again, until the value is complete. Each retry re-parses
+/// what came so far, so this suits small values (handshake fields, replies of a few strings);
+/// use [`super::WireReader`] for large ones.
+pub async fn read_value<T, R>(r: &mut R, ctx: &WireCtx) -> Result<T, ProtocolError>
+where
+    T: WireDecode,
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let mut buf = Vec::new();
+    loop {
+        match T::decode(&mut Decoder::new(&buf, ctx.limits), ctx) {
+            Ok(value) => return Ok(value),
+            Err(DecodeError::Invalid(e)) => return Err(e),
+            Err(DecodeError::Incomplete { needed }) => {
+                let target = buf.len().saturating_add(needed);
+                if target > ctx.limits.max_message_len {
+                    return Err(ProtocolError::MessageTooLarge { max: ctx.limits.max_message_len });
+                }
+                let got = (&mut *r).take(needed as u64).read_to_end(&mut buf).await.map_err(ProtocolError::from_io)?;
+                if got < needed {
+                    return Err(ProtocolError::UnexpectedEof);
+                }
+            }
+        }
+    }
+}
+
+/// Encodes `value` at `ctx` and writes it (without flushing).
+pub async fn write_value<T, W>(w: &mut W, value: &T, ctx: &WireCtx) -> Result<(), ProtocolError>
+where
+    T: WireEncode + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut buf = BytesMut::new();
+    value.encode(&mut buf, ctx)?;
+    write_buf(w, buf).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +209,19 @@ mod tests {
         write_string_list(&mut list, ["a", "b", "c"]).await.unwrap();
         assert!(matches!(read_string_list(&mut &list[..], 2, 10).await, Err(ProtocolError::TooManyItems { count: 3, max: 2 })));
         assert!(matches!(read_u32(&mut &u64::MAX.to_le_bytes()[..], "n").await, Err(ProtocolError::IntegerTooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn typed_values_without_over_reading() {
+        let ctx = WireCtx::default();
+        let mut out = Vec::new();
+        write_value(&mut out, &vec!["a".to_owned(), "bc".to_owned()], &ctx).await.unwrap();
+        out.extend_from_slice(b"next");
+        let mut r = &out[..];
+        let v: Vec<String> = read_value(&mut r, &ctx).await.unwrap();
+        assert_eq!(v, ["a", "bc"]);
+        assert_eq!(r, b"next");
+        let short = &out[..20];
+        assert!(matches!(read_value::<Vec<String>, _>(&mut &short[..], &ctx).await, Err(ProtocolError::UnexpectedEof)));
     }
 }
