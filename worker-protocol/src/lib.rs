@@ -13,6 +13,22 @@
 //!
 //! Nothing here touches a store: values come from and go to `nix-formats` types. Every decoder
 //! enforces [`Limits`] and fails with a typed [`ProtocolError`]; none panics on hostile input.
+//!
+//! ```
+//! use worker_protocol::ser::{decode_exact, encode_to_bytes};
+//! use worker_protocol::wire::{DecodeError, Decoder};
+//! use worker_protocol::{ProtocolVersion, WireCtx, WireDecode};
+//!
+//! let ctx = WireCtx::worker(ProtocolVersion::new(1, 38));
+//! let bytes = encode_to_bytes(&vec!["hi".to_owned()], &ctx)?;
+//! assert_eq!(&bytes[..], b"\x01\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0hi\0\0\0\0\0\0");
+//! let back: Vec<String> = decode_exact(&bytes, &ctx)?;
+//! assert_eq!(back, ["hi"]);
+//! // A cut-off message asks for more bytes instead of failing.
+//! let partial = Vec::<String>::decode(&mut Decoder::new(&bytes[..16], ctx.limits), &ctx);
+//! assert!(matches!(partial, Err(DecodeError::Incomplete { needed: 8 })));
+//! # Ok::<(), worker_protocol::ProtocolError>(())
+//! ```
 
 pub mod error;
 pub mod framed;

@@ -370,11 +370,11 @@ fn serve_path_infos() {
 #[test]
 fn serve_build_options() {
     let base = BuildOptions { max_silent_time: 5, build_timeout: 6, ..Default::default() };
-    check("serve-protocol", "build-options-2.1.bin", &serve(1), &[base.clone()]);
+    check("serve-protocol", "build-options-2.1.bin", &serve(1), std::slice::from_ref(&base));
     let v2 = BuildOptions { max_log_size: Some(7), ..base };
-    check("serve-protocol", "build-options-2.2.bin", &serve(2), &[v2.clone()]);
+    check("serve-protocol", "build-options-2.2.bin", &serve(2), std::slice::from_ref(&v2));
     let v3 = BuildOptions { nr_repeats: Some(8), enforce_determinism: Some(true), ..v2 };
-    check("serve-protocol", "build-options-2.3.bin", &serve(3), &[v3.clone()]);
+    check("serve-protocol", "build-options-2.3.bin", &serve(3), std::slice::from_ref(&v3));
     let v7 = BuildOptions { enforce_determinism: Some(false), keep_failed: Some(true), ..v3 };
     check("serve-protocol", "build-options-2.7.bin", &serve(7), &[v7]);
 }

@@ -194,8 +194,7 @@ fn unrepresentable_values() {
     assert!(matches!(encode_to_bytes(&nested, &worker(29)), Err(ProtocolError::Unrepresentable { .. })));
     let empty = DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv), outputs: OutputsSpec::Names(Default::default()) };
     assert!(matches!(encode_to_bytes(&empty, &worker(38)), Err(ProtocolError::Unrepresentable { .. })));
-    let mut r = BuildResult::default();
-    r.start_time = -1;
+    let r = BuildResult { start_time: -1, ..BuildResult::default() };
     assert!(matches!(encode_to_bytes(&r, &worker(29)), Err(ProtocolError::Unrepresentable { .. })));
     assert!(encode_to_bytes(&r, &worker(28)).is_ok(), "times are not sent before 1.29");
     let md5 = UnkeyedValidPathInfo::new(nix_formats::hash::Hash::of(nix_formats::hash::Algorithm::Md5, b""));
