@@ -13,6 +13,12 @@
 //!    (from 1.35), then any startup messages (`STDERR_NEXT`) and `STDERR_LAST`.
 //!
 //! The serve protocol has steps 1 and 2 only, with its own magic numbers and major version 2.
+//!
+//! Differences from Nix, all stricter: a server here also refuses a client whose major version is
+//! not its own (Nix's servers only check the client's), bits 16–31 of a version are ignored before
+//! the versions are compared (see [`ProtocolVersion::from_wire`]), the oldest accepted version is
+//! configurable ([`WorkerConfig::min_version`], 1.21 by default where Nix 2.26 accepts 1.10), and
+//! a feature set may hold at most 1024 names of at most 1024 bytes.
 
 mod serve;
 #[cfg(test)]

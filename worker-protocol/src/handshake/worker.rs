@@ -49,11 +49,16 @@ fn features_buf(features: &BTreeSet<String>) -> BytesMut {
     buf
 }
 
+/// The most features a peer may announce, and the longest feature name (Nix's are short words).
+const MAX_FEATURES: usize = 1024;
+const MAX_FEATURE_LEN: usize = 1024;
+
 async fn read_features<S: AsyncRead + Unpin + ?Sized>(
     stream: &mut S,
     cfg: &WorkerConfig,
 ) -> Result<BTreeSet<String>, ProtocolError> {
-    read_string_set(stream, cfg.limits.max_collection_len, cfg.limits.max_string_len).await
+    let count = cfg.limits.max_collection_len.min(MAX_FEATURES);
+    read_string_set(stream, count, cfg.limits.max_string_len.min(MAX_FEATURE_LEN)).await
 }
 
 /// Server steps 1–3: reads the client's magic, answers with magic 2 and `cfg.version` at once,
