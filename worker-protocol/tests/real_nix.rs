@@ -72,17 +72,19 @@ fn require(program: &str) {
     assert!(found, "{program} is not installed; run scripts/test-all.sh (it installs Nix)");
 }
 
-async fn wait_for_socket(path: &Path, daemon: &mut Child) {
+/// Connects to the daemon's socket, waiting (up to 10 s) until it listens: the socket file
+/// appears before the daemon calls `listen`, so a connection can be refused at first.
+async fn connect(path: &Path, daemon: &mut Child) -> UnixStream {
     for _ in 0..200 {
-        if path.exists() {
-            return;
+        if let Ok(stream) = UnixStream::connect(path).await {
+            return stream;
         }
         if let Ok(Some(status)) = daemon.try_wait() {
             panic!("nix-daemon exited early: {status}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("nix-daemon did not create {}", path.display());
+    panic!("nix-daemon does not accept connections on {}", path.display());
 }
 
 /// Our server side against a real `nix-store` client: the handshake completes at 1.34, the
@@ -124,9 +126,8 @@ async fn client_handshake_with_nix_2_8_daemon() {
     require("nix-daemon");
     let env = NixEnv::new();
     let mut daemon = env.command("nix-daemon", "local").spawn().unwrap();
-    wait_for_socket(&env.socket(), &mut daemon).await;
 
-    let mut stream = UnixStream::connect(env.socket()).await.unwrap();
+    let mut stream = connect(&env.socket(), &mut daemon).await;
     let hs = timeout(LIMIT, client_handshake(&mut stream, &WorkerConfig::default()))
         .await
         .expect("handshake finishes")
@@ -164,9 +165,8 @@ async fn version_floor_with_nix_2_8_daemon() {
     require("nix-daemon");
     let env = NixEnv::new();
     let mut daemon = env.command("nix-daemon", "local").spawn().unwrap();
-    wait_for_socket(&env.socket(), &mut daemon).await;
 
-    let mut stream = UnixStream::connect(env.socket()).await.unwrap();
+    let mut stream = connect(&env.socket(), &mut daemon).await;
     write_u64(&mut stream, WORKER_MAGIC_1).await.unwrap();
     write_u64(&mut stream, 0x0109).await.unwrap();
     assert_eq!(read_u64(&mut stream).await.unwrap(), WORKER_MAGIC_2);
@@ -175,7 +175,7 @@ async fn version_floor_with_nix_2_8_daemon() {
     timeout(LIMIT, stream.read_to_end(&mut rest)).await.expect("daemon closes").unwrap();
     assert!(rest.is_empty(), "the daemon sent {rest:?} to a 1.9 client");
 
-    let mut stream = UnixStream::connect(env.socket()).await.unwrap();
+    let mut stream = connect(&env.socket(), &mut daemon).await;
     let cfg = WorkerConfig { min_version: ProtocolVersion::new(1, 35), ..WorkerConfig::default() };
     let r = timeout(LIMIT, client_handshake(&mut stream, &cfg)).await.expect("handshake ends");
     assert!(matches!(r, Err(worker_protocol::ProtocolError::UnsupportedVersion { .. })), "{r:?}");
@@ -235,8 +235,7 @@ async fn framed_add_to_store_with_nix_2_8_daemon() {
     require("nix-daemon");
     let env = NixEnv::new();
     let mut daemon = env.command("nix-daemon", "local").spawn().unwrap();
-    wait_for_socket(&env.socket(), &mut daemon).await;
-    let mut stream = UnixStream::connect(env.socket()).await.unwrap();
+    let mut stream = connect(&env.socket(), &mut daemon).await;
     let hs = client_handshake(&mut stream, &WorkerConfig::default()).await.unwrap();
 
     let contents: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
