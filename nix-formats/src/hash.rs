@@ -177,6 +177,11 @@ impl Hash {
         Ok(Self { algo, digest: d })
     }
 
+    /// The hash of `algo` whose digest is all zeros (Nix's placeholder for an unknown hash).
+    pub fn zero(algo: Algorithm) -> Self {
+        Self { algo, digest: [0u8; 64] }
+    }
+
     /// Hashes `data` in one go.
     pub fn of(algo: Algorithm, data: &[u8]) -> Self {
         let mut h = Hasher::new(algo);

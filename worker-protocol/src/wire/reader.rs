@@ -1,0 +1,148 @@
+//! [`WireReader`]: a buffered [`AsyncRead`] that decodes whole typed values.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+use super::{DecodeError, Decoder};
+use crate::error::ProtocolError;
+use crate::ser::{WireCtx, WireDecode};
+
+/// The least that [`WireReader`] asks its inner reader for at a time.
+const MIN_READ: usize = 16 << 10;
+
+/// Buffers an [`AsyncRead`] and decodes typed values from it.
+///
+/// [`WireReader::read_value`] decodes from the buffered bytes with a [`Decoder`]; when that reports
+/// [`DecodeError::Incomplete`], it reads at least the missing bytes (plus whatever else is already
+/// available) and decodes again from the start. A value may not need more than
+/// [`crate::Limits::max_message_len`] buffered bytes. Each retry re-parses the buffered part, so a
+/// huge collection that trickles in costs more than one that arrives in a few reads; code that
+/// expects very large collections should read them element by element.
+///
+/// `WireReader` is itself an `AsyncRead` that hands out buffered bytes first, so raw reads
+/// (framed streams, NARs) can follow typed values on the same connection.
+#[derive(Debug)]
+pub struct WireReader<R> {
+    inner: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> WireReader<R> {
+    /// A reader over `inner` with an empty buffer.
+    pub fn new(inner: R) -> Self {
+        Self { inner, buf: BytesMut::new() }
+    }
+
+    /// The bytes read from the inner reader but not consumed yet.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The inner reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The inner reader, mutably. Reading from it directly skips the buffered bytes.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The inner reader and the bytes still buffered.
+    pub fn into_parts(self) -> (R, BytesMut) {
+        (self.inner, self.buf)
+    }
+
+    /// Decodes one `T` at `ctx`, reading as much as it needs.
+    pub async fn read_value<T: WireDecode>(&mut self, ctx: &WireCtx) -> Result<T, ProtocolError> {
+        loop {
+            let mut decoder = Decoder::new(&self.buf, ctx.limits);
+            match T::decode(&mut decoder, ctx) {
+                Ok(value) => {
+                    let used = decoder.position();
+                    self.buf.advance(used);
+                    return Ok(value);
+                }
+                Err(DecodeError::Invalid(e)) => return Err(e),
+                Err(DecodeError::Incomplete { needed }) => self.fill(needed, ctx.limits.max_message_len).await?,
+            }
+        }
+    }
+
+    /// Reads until at least `needed` more bytes are buffered.
+    async fn fill(&mut self, needed: usize, max_message_len: usize) -> Result<(), ProtocolError> {
+        let target = self.buf.len().saturating_add(needed);
+        if target > max_message_len {
+            return Err(ProtocolError::MessageTooLarge { max: max_message_len });
+        }
+        while self.buf.len() < target {
+            let want = (target - self.buf.len()).max(MIN_READ).max(self.buf.len()).min(max_message_len - self.buf.len());
+            self.buf.reserve(want);
+            let n = (&mut self.inner).take(want as u64).read_buf(&mut self.buf).await.map_err(ProtocolError::from_io)?;
+            if n == 0 {
+                return Err(ProtocolError::UnexpectedEof);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for WireReader<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.buf.is_empty() {
+            let n = self.buf.len().min(out.remaining());
+            out.put_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::WORKER_PROTOCOL_VERSION;
+    use crate::Limits;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn values_across_small_writes() {
+        let ctx = WireCtx::worker(WORKER_PROTOCOL_VERSION);
+        let mut bytes = BytesMut::new();
+        crate::wire::encoder::put_strs(&mut bytes, ["alpha", "beta", "gamma"]);
+        crate::wire::encoder::put_u64(&mut bytes, 42);
+        bytes.extend_from_slice(b"raw tail");
+        let (mut tx, rx) = tokio::io::duplex(3);
+        let data = bytes.to_vec();
+        let writer = tokio::spawn(async move {
+            for chunk in data.chunks(5) {
+                tx.write_all(chunk).await.unwrap();
+            }
+        });
+        let mut r = WireReader::new(rx);
+        let list: Vec<String> = r.read_value(&ctx).await.unwrap();
+        assert_eq!(list, ["alpha", "beta", "gamma"]);
+        assert_eq!(r.read_value::<u64>(&ctx).await.unwrap(), 42);
+        let mut tail = Vec::new();
+        r.read_to_end(&mut tail).await.unwrap();
+        assert_eq!(tail, b"raw tail");
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn eof_and_message_limit() {
+        let ctx = WireCtx::worker(WORKER_PROTOCOL_VERSION);
+        let mut r = WireReader::new(&[1u8, 0, 0][..]);
+        assert!(matches!(r.read_value::<u64>(&ctx).await, Err(ProtocolError::UnexpectedEof)));
+        let small = ctx.clone().with_limits(Limits { max_message_len: 64, ..Limits::DEFAULT });
+        let mut bytes = BytesMut::new();
+        crate::wire::encoder::put_bytes(&mut bytes, &[7u8; 100]);
+        let mut r = WireReader::new(&bytes[..]);
+        assert!(matches!(r.read_value::<String>(&small).await, Err(ProtocolError::MessageTooLarge { max: 64 })));
+    }
+}
