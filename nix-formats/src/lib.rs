@@ -11,6 +11,7 @@ pub mod nar;
 pub mod narinfo;
 pub mod nixbase32;
 pub mod path_info;
+pub mod realisation;
 pub mod refscan;
 pub mod signature;
 pub mod store_path;
