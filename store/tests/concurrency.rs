@@ -112,3 +112,71 @@ fn concurrent_writers_do_not_fail_and_agree() {
     let last = sd.print(&chain_path(&sd, top - 1));
     assert_eq!(nix.query("--requisites", &last).len(), top);
 }
+
+const CHILD_ENV: &str = "CASNIX_STOREDB_KILLED_WRITER_STATE";
+const KILL_BATCH: usize = 500;
+
+/// Batch `b` of the killed writer: paths `b*KILL_BATCH ..`, each referring to the previous one.
+fn kill_batch(sd: &StoreDir, b: usize) -> Vec<ValidPathInfo> {
+    (b * KILL_BATCH..(b + 1) * KILL_BATCH).map(|i| chain_info(sd, i)).collect()
+}
+
+/// Run as a child process (by the test below): registers batches until killed (or for at most
+/// 200 batches, should the parent have gone).
+fn killed_writer_child(state: &str, store: &str) {
+    let sd = StoreDir::new(store);
+    let db = Db::open(std::path::Path::new(state), sd.clone(), OpenMode::ReadWrite).unwrap();
+    for b in 0..200 {
+        db.register_valid_paths(&kill_batch(&sd, b), &Default::default()).unwrap();
+    }
+}
+
+#[test]
+fn a_killed_writer_leaves_whole_batches() {
+    if let Ok(state) = std::env::var(CHILD_ENV) {
+        let store = std::env::var("NIX_STORE_DIR").unwrap();
+        killed_writer_child(&state, &store);
+        return;
+    }
+    let nix = NixStore::new("");
+    drop(nix.open_db(OpenMode::ReadWrite));
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_killed_writer_leaves_whole_batches", "--test-threads", "1"])
+        .env(CHILD_ENV, nix.state_dir())
+        .env("NIX_STORE_DIR", nix.store_path_dir())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has committed something, most likely in the middle of a transaction.
+    let db = nix.open_db(OpenMode::ReadOnly);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.query_all_valid_paths().unwrap().len() < 2 * KILL_BATCH && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(37));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(db);
+
+    let db = nix.open_db(OpenMode::ReadWrite);
+    let sd = nix.store_dir();
+    let valid = db.query_all_valid_paths().unwrap();
+    assert!(valid.len() >= 2 * KILL_BATCH, "the child should have committed two batches");
+    assert_eq!(valid.len() % KILL_BATCH, 0, "only whole batches may be valid: {}", valid.len());
+    let batches = valid.len() / KILL_BATCH;
+    for b in 0..batches {
+        for info in kill_batch(&sd, b) {
+            let mut stored = db.query_path_info(&info.path).unwrap().unwrap();
+            stored.registration_time = 0;
+            assert_eq!(stored, info);
+        }
+    }
+    let check: String = rusqlite::Connection::open(db.nix_db_path())
+        .unwrap()
+        .query_row("pragma integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // Nix agrees.
+    let last = sd.print(&chain_path(&sd, batches * KILL_BATCH - 1));
+    assert_eq!(nix.query("--requisites", &last).len(), batches * KILL_BATCH);
+}
