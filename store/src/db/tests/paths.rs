@@ -178,3 +178,53 @@ fn many_paths_in_one_registration() {
     assert_eq!(db.query_all_valid_paths().unwrap().len(), 500);
     assert_eq!(db.query_referrers(&paths[0]).unwrap().len(), 499);
 }
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_info() -> impl Strategy<Value = ValidPathInfo> {
+        (
+            "[a-z][a-z0-9.+_-]{0,20}",
+            proptest::collection::vec(any::<u8>(), 32),
+            0u64..(1 << 40),
+            proptest::option::of("[a-z]{1,8}\\.drv"),
+            any::<bool>(),
+            proptest::collection::btree_set("[a-z0-9.-]{1,12}:[A-Za-z0-9+/=]{1,30}", 0..4),
+            0u64..(1 << 33),
+            proptest::collection::btree_set("[a-z]{1,6}", 0..4),
+            any::<bool>(),
+        )
+            .prop_map(|(name, digest, size, deriver, ultimate, sigs, time, refs, self_ref)| {
+                let p = path(&name);
+                let mut i = ValidPathInfo::new(p.clone(), Hash::from_digest(Algorithm::Sha256, &digest).unwrap());
+                i.nar_size = size;
+                i.deriver = deriver.map(|d| path(&d));
+                i.ultimate = ultimate;
+                i.sigs = sigs;
+                i.registration_time = time;
+                i.references = refs.iter().map(|r| path(&format!("ref-{r}"))).collect();
+                if self_ref {
+                    i.references.insert(p);
+                }
+                i
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn path_info_round_trips_through_the_database(info in arb_info()) {
+            let (_dir, db) = fresh();
+            let mut batch: Vec<ValidPathInfo> =
+                info.references.iter().filter(|r| **r != info.path).map(|r| super::info(r, &[])).collect();
+            batch.push(info.clone());
+            db.register_valid_paths(&batch, &no_drvs()).unwrap();
+            let mut expected = info.clone();
+            if expected.registration_time == 0 {
+                expected.registration_time = db.query_path_info(&info.path).unwrap().unwrap().registration_time;
+            }
+            prop_assert_eq!(db.query_path_info(&info.path).unwrap(), Some(expected));
+        }
+    }
+}
