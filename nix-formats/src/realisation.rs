@@ -17,12 +17,18 @@ use crate::store_path::{StorePath, StorePathError};
 /// The longest realisation JSON text [`Realisation::from_json`] accepts.
 pub const MAX_JSON_LEN: usize = 16 << 20;
 
+/// The longest derivation output id text [`DrvOutput::parse`] reads.
+pub const MAX_DRV_OUTPUT_LEN: usize = 4096;
+
 /// Errors from parsing [`DrvOutput`]s and [`Realisation`]s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RealisationError {
     /// A derivation output id without `!`.
     #[error("invalid derivation output id '{0}'")]
     NoSeparator(String),
+    /// A derivation output id longer than [`MAX_DRV_OUTPUT_LEN`].
+    #[error("derivation output id of {0} bytes is longer than the limit")]
+    TooLong(usize),
     /// The hash part of a derivation output id is malformed.
     #[error("invalid hash in derivation output id: {0}")]
     Hash(#[from] HashError),
@@ -50,8 +56,17 @@ pub struct DrvOutput {
 }
 
 impl DrvOutput {
+    /// The hash as Nix stores it in the database and prints it in ids: `algo:<base16>`.
+    pub fn hash_text(&self) -> String {
+        format!("{}:{}", self.drv_hash.algorithm(), self.drv_hash.to_base16())
+    }
+
     /// Parses `<algo>:<hash>!<output>` (the hash may also be SRI), splitting at the first `!`.
+    /// The output name is everything after it, unchecked, as in Nix.
     pub fn parse(text: &str) -> Result<Self, RealisationError> {
+        if text.len() > MAX_DRV_OUTPUT_LEN {
+            return Err(RealisationError::TooLong(text.len()));
+        }
         let (hash, name) = text.split_once('!').ok_or_else(|| RealisationError::NoSeparator(short(text)))?;
         Ok(Self { drv_hash: Hash::parse_prefixed(hash)?, output_name: name.to_owned() })
     }
@@ -60,7 +75,7 @@ impl DrvOutput {
 impl fmt::Display for DrvOutput {
     /// `<algo>:<lowercase hex>!<output>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}!{}", self.drv_hash.algorithm(), self.drv_hash.to_base16(), self.output_name)
+        write!(f, "{}!{}", self.hash_text(), self.output_name)
     }
 }
 
@@ -100,6 +115,17 @@ impl Realisation {
     /// A realisation of `id` at `out_path`, with no signatures and no dependencies.
     pub fn new(id: DrvOutput, out_path: StorePath) -> Self {
         Self { id, out_path, signatures: BTreeSet::new(), dependent_realisations: BTreeMap::new() }
+    }
+
+    /// Nix's `isCompatibleWith`: same output path, and either the same dependencies or one side
+    /// has none (a realisation from an older Nix that did not record them). Only meaningful for
+    /// realisations of the same [`DrvOutput`].
+    pub fn is_compatible_with(&self, other: &Realisation) -> bool {
+        if self.out_path != other.out_path {
+            return false;
+        }
+        self.dependent_realisations.is_empty() != other.dependent_realisations.is_empty()
+            || self.dependent_realisations == other.dependent_realisations
     }
 
     /// Nix's compact JSON: no whitespace, keys sorted, store paths as base names.

@@ -1,0 +1,7 @@
+//! casnix's store. So far: the path-info database ([`db`]), kept in Nix's own SQLite schema so
+//! that Nix and casnix can take turns on the same `/nix`.
+
+// Tests fail loudly by design.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod db;
