@@ -129,6 +129,19 @@ pub enum ProtocolError {
     /// The peer sent a logger message that is not allowed at this point.
     #[error("unexpected message {0:#x} from the daemon")]
     UnexpectedMessage(u64),
+    /// A string that must be one particular word held something else (such as the type name of
+    /// a structured error, which must be `Error`).
+    #[error("invalid {what}: {value:?}")]
+    BadString {
+        /// What was read.
+        what: &'static str,
+        /// The string on the wire, cut to its first 100 characters.
+        value: String,
+    },
+    /// A logger message that belongs inside an operation was to be sent while none runs (see
+    /// [`crate::logger::ServerLogger::start_work`]).
+    #[error("cannot send {0} while no operation is running")]
+    LoggerIdle(&'static str),
     /// The peer reported an error.
     #[error("the peer reported an error: {message}")]
     Remote {

@@ -10,6 +10,8 @@
 //!   [`WireCtx`] (protocol, version, store directory, [`Limits`]).
 //! - [`handshake`]: both sides of the worker and serve handshakes.
 //! - [`framed`]: the framed streams that carry NARs and path infos without holding them in memory.
+//! - [`logger`]: the logger channel (log lines, activities, errors, and data pulled from or
+//!   pushed to the client) on both sides, by version and verbosity.
 //!
 //! Nothing here touches a store: values come from and go to `nix-formats` types. Every decoder
 //! enforces [`Limits`] and fails with a typed [`ProtocolError`]; none panics on hostile input.
@@ -34,6 +36,7 @@ pub mod error;
 pub mod framed;
 pub mod handshake;
 pub mod limits;
+pub mod logger;
 pub mod ser;
 pub mod stderr;
 pub mod types;
