@@ -10,6 +10,8 @@
 //!   [`WireCtx`] (protocol, version, store directory, [`Limits`]).
 //! - [`handshake`]: both sides of the worker and serve handshakes.
 //! - [`framed`]: the framed streams that carry NARs and path infos without holding them in memory.
+//! - [`ops`]: the operations: [`ops::Opcode`], each operation's [`ops::Request`] and
+//!   [`ops::Response`] at every version, and the [`ops::Payload`] that follows some requests.
 //!
 //! Nothing here touches a store: values come from and go to `nix-formats` types. Every decoder
 //! enforces [`Limits`] and fails with a typed [`ProtocolError`]; none panics on hostile input.
@@ -34,6 +36,7 @@ pub mod error;
 pub mod framed;
 pub mod handshake;
 pub mod limits;
+pub mod ops;
 pub mod ser;
 pub mod stderr;
 pub mod types;
