@@ -1,6 +1,6 @@
 //! [`Payload`] and [`ReplyData`]: the bytes that travel with an operation besides its typed
 //! fields, and how the connection layer finds their end. Also the small typed records inside some
-//! payloads ([`AddMultipleToStore`](super::request::AddMultipleToStore) items,
+//! payloads ([`AddMultipleToStore`](super::request::add::AddMultipleToStore) items,
 //! [`ExportTrailer`]).
 
 use bytes::BytesMut;
