@@ -198,7 +198,8 @@ impl Opcode {
 
     /// The error text Nix 2.26's daemon sends (as `STDERR_ERROR`) for an operation number it does
     /// not serve: `Removed operation N` for the removed operations, `invalid operation N` for
-    /// numbers it does not know. `None` for operations it serves.
+    /// numbers it does not know (and, for numbers beyond 32 bits, the error of its number
+    /// reader). `None` for operations it serves.
     ///
     /// Nix raises these before the operation's work starts, so besides sending the error it then
     /// closes the connection (and, as it happens, sends the error a second time first). A server
@@ -206,6 +207,10 @@ impl Opcode {
     /// arguments are known: `QueryFailedPaths` has none, and `ClearFailedPaths` carried a set of
     /// paths in the Nix versions that had it.
     pub fn refusal_message(code: u64) -> Option<String> {
+        if code > u64::from(u32::MAX) {
+            // Nix reads the opcode as an `unsigned int` and fails before looking at it.
+            return Some(format!("serialised integer {code} is too large for type 'j'"));
+        }
         match Opcode::from_u64(code) {
             Ok(op) if op.is_removed() => Some(format!("Removed operation {code}")),
             Ok(_) => None,
@@ -278,10 +283,15 @@ mod tests {
 
     #[test]
     fn unknown_and_removed() {
-        for code in [0, 2, 15, 17, 48, 1000, u64::MAX] {
+        for code in [0, 2, 15, 17, 48, 1000, u32::MAX.into()] {
             assert!(matches!(Opcode::from_u64(code), Err(ProtocolError::UnknownOpcode(c)) if c == code));
             assert_eq!(Opcode::refusal_message(code), Some(format!("invalid operation {code}")));
         }
+        assert!(matches!(Opcode::from_u64(1 << 32), Err(ProtocolError::UnknownOpcode(_))));
+        assert_eq!(
+            Opcode::refusal_message(1 << 32).as_deref(),
+            Some("serialised integer 4294967296 is too large for type 'j'")
+        );
         assert_eq!(Opcode::refusal_message(24).as_deref(), Some("Removed operation 24"));
         assert_eq!(Opcode::refusal_message(25).as_deref(), Some("Removed operation 25"));
         assert_eq!(Opcode::refusal_message(1), None);

@@ -93,7 +93,8 @@ impl GcAction {
 
 /// `CollectGarbage`: action (a 32-bit number), paths to delete, "ignore liveness" flag (Nix
 /// refuses true), the most bytes to free, then three obsolete 32-bit numbers (written as 0,
-/// ignored when read). Reply: the deleted (or listed) paths and the bytes freed.
+/// ignored when read). Reply: the deleted (or listed) paths and the bytes freed. An action above
+/// 3, which Nix would cast without checking, is refused here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectGarbage {
     /// What to do.
