@@ -108,6 +108,21 @@ pub enum ProtocolError {
     /// An operation code that is not known.
     #[error("unknown operation code {0}")]
     UnknownOpcode(u64),
+    /// An operation that Nix has removed (`QueryFailedPaths`, `ClearFailedPaths`). The text is
+    /// Nix's own error message.
+    #[error("Removed operation {0}")]
+    RemovedOperation(u64),
+    /// A store path that must be a derivation (`.drv`) is not.
+    #[error("path '{0}' is not a derivation")]
+    NotADerivation(String),
+    /// A derivation output on the wire is malformed.
+    #[error("bad derivation output '{output}': {message}")]
+    BadDerivationOutput {
+        /// The output's name.
+        output: String,
+        /// What is wrong.
+        message: &'static str,
+    },
     /// The peer sent the wrong magic number.
     #[error("protocol mismatch: expected magic {expected:#x}, got {got:#x}")]
     BadMagic {

@@ -12,6 +12,8 @@
 //! - [`framed`]: the framed streams that carry NARs and path infos without holding them in memory.
 //! - [`logger`]: the logger channel (log lines, activities, errors, and data pulled from or
 //!   pushed to the client) on both sides, by version and verbosity.
+//! - [`ops`]: the operations: [`ops::Opcode`], each operation's [`ops::Request`] and
+//!   [`ops::Response`] at every version, and the [`ops::Payload`] that follows some requests.
 //!
 //! Nothing here touches a store: values come from and go to `nix-formats` types. Every decoder
 //! enforces [`Limits`] and fails with a typed [`ProtocolError`]; none panics on hostile input.
@@ -37,6 +39,7 @@ pub mod framed;
 pub mod handshake;
 pub mod limits;
 pub mod logger;
+pub mod ops;
 pub mod ser;
 pub mod stderr;
 pub mod types;

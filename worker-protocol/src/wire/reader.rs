@@ -59,9 +59,19 @@ impl<R: AsyncRead + Unpin> WireReader<R> {
 
     /// Decodes one `T` at `ctx`, reading as much as it needs.
     pub async fn read_value<T: WireDecode>(&mut self, ctx: &WireCtx) -> Result<T, ProtocolError> {
+        self.read_with(ctx, T::decode).await
+    }
+
+    /// Decodes one value with `decode` (a function over a [`Decoder`], such as a closure that
+    /// decodes a request for an opcode read before), reading as much as it needs. `decode` may be
+    /// called several times, each time from the start of the value.
+    pub async fn read_with<T, F>(&mut self, ctx: &WireCtx, mut decode: F) -> Result<T, ProtocolError>
+    where
+        F: FnMut(&mut Decoder<'_>, &WireCtx) -> Result<T, DecodeError>,
+    {
         loop {
             let mut decoder = Decoder::new(&self.buf, ctx.limits);
-            match T::decode(&mut decoder, ctx) {
+            match decode(&mut decoder, ctx) {
                 Ok(value) => {
                     let used = decoder.position();
                     self.buf.advance(used);
