@@ -1,7 +1,7 @@
 //! Restoring arbitrary bytes as a NAR into a fresh directory, then dumping it back.
 //!
 //! Properties: `restore` succeeds exactly when `validate_and_hash` does (the file system under
-//! the fuzzer's temporary directory accepts every valid archive within the limits), and dumping
+//! the fuzzer's scratch directory accepts every valid archive within the limits), and dumping
 //! the restored tree with `dump_path` gives back exactly the archive's bytes.
 #![no_main]
 
@@ -15,14 +15,22 @@ use nix_formats::nar::{self, Limits};
 /// Tight limits; paths stay far below `PATH_MAX` even below the temporary directory.
 const LIMITS: Limits = Limits { max_depth: 12, max_name_len: 64, max_target_len: 256, max_path_len: 320 };
 
-/// A temporary directory for this fuzzing process, removed when it exits normally.
-fn base_dir() -> &'static tempfile::TempDir {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::Builder::new().prefix("nar-restore-fuzz").tempdir().expect("temporary directory"))
+/// A scratch directory for this fuzzing process under `fuzz/target` (libFuzzer ends the process
+/// with `exit`, so a temporary directory would never be removed). Each input is restored into
+/// `root` inside it, which is removed again before the next input.
+fn base_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/nar_restore-scratch")
+            .join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let dest: PathBuf = base_dir().path().join("root");
+    let dest: PathBuf = base_dir().join("root");
     let validated = nar::validate_and_hash(data, Algorithm::Sha256, &LIMITS);
     let restored = nar::restore(data, &dest, &LIMITS);
     match validated {
