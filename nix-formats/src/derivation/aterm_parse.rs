@@ -17,7 +17,10 @@
 //!
 //! Escapes are read as Nix reads them: `\n`, `\r` and `\t` are control characters, and a backslash
 //! before any other byte stands for that byte. Every string may hold any bytes; the ones that must
-//! be text (names, paths, hashes) must be UTF-8.
+//! be text (names, paths, hashes) must be UTF-8. The fields that Nix writes without escaping (all
+//! but the builder, arguments and environment) must not hold `"` or `\` once unescaped: such a
+//! value could not be written back (Nix would write it as it is, into a file that does not read
+//! back the same, in Nix either).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -102,6 +105,10 @@ pub enum AtermErrorKind {
     /// A string that must be text is not UTF-8.
     #[error("{0} is not valid UTF-8")]
     NotUtf8(&'static str),
+    /// A field that is written without escapes holds `"` or `\` (after unescaping), so it could
+    /// not be written back.
+    #[error("{0} contains '\"' or '\\', which cannot be written unescaped")]
+    QuoteOrBackslash(&'static str),
     /// Entries out of order or repeated.
     #[error("{0} are not in strictly ascending order")]
     NotAscending(&'static str),
@@ -238,7 +245,7 @@ impl<'a> Parser<'a> {
         drv.input_srcs = ascending_map(srcs, "input sources")?.into_keys().collect();
 
         self.expect(b",", "','")?;
-        drv.system = self.string()?.into_owned();
+        drv.system = self.unescaped_field("system")?.into_owned();
         self.expect(b",", "','")?;
         drv.builder = self.string()?.into_owned();
         self.expect(b",", "','")?;
@@ -396,11 +403,21 @@ impl<'a> Parser<'a> {
         self.store_dir.parse(&text).or_else(|e| err(at, AtermErrorKind::StorePath(e)))
     }
 
-    /// A string that must be UTF-8.
+    /// A string that must be UTF-8 (always a field that is written without escapes).
     fn text(&mut self, what: &'static str) -> Result<String, AtermError> {
         let at = self.pos;
-        let bytes = self.string()?.into_owned();
+        let bytes = self.unescaped_field(what)?.into_owned();
         String::from_utf8(bytes).or_else(|_| err(at, AtermErrorKind::NotUtf8(what)))
+    }
+
+    /// A string of a field that is written without escapes: it may not hold `"` or `\`.
+    fn unescaped_field(&mut self, what: &'static str) -> Result<Cow<'a, [u8]>, AtermError> {
+        let at = self.pos;
+        let s = self.string()?;
+        if s.iter().any(|&b| b == b'"' || b == b'\\') {
+            return err(at, AtermErrorKind::QuoteOrBackslash(what));
+        }
+        Ok(s)
     }
 
     /// A quoted string, unescaped as Nix does.
@@ -526,6 +543,27 @@ mod tests {
         assert_eq!((e.offset, e.kind), (27, AtermErrorKind::UnexpectedEnd("')'")));
         assert_eq!(parse("Derivex").unwrap_err().kind, AtermErrorKind::BadStart);
         assert_eq!(parse("").unwrap_err().kind, AtermErrorKind::BadStart);
+    }
+
+    /// Found by the `aterm_parser` fuzz target: `"x86_6\\linux"` read as `x86_6\linux`, which
+    /// printed unescaped read back as `x86_6linux`.
+    #[test]
+    fn unescaped_fields_cannot_hold_quotes_or_backslashes() {
+        let e = parse(r#"Derive([],[],[],"x86_6\\linux","",[],[])"#).unwrap_err();
+        assert_eq!((e.offset, e.kind), (16, AtermErrorKind::QuoteOrBackslash("system")));
+        let e = parse(r#"Derive([],[],[],"a\"b","",[],[])"#).unwrap_err();
+        assert_eq!(e.kind, AtermErrorKind::QuoteOrBackslash("system"));
+        let e = parse(r#"Derive([("o\"ut","","","")],[],[],"","",[],[])"#).unwrap_err();
+        assert_eq!((e.offset, e.kind), (9, AtermErrorKind::QuoteOrBackslash("output name")));
+        let p = "/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo.drv";
+        let e = parse(&format!(r#"Derive([],[("{p}",["a\\b"])],[],"","",[],[])"#)).unwrap_err();
+        assert_eq!(e.kind, AtermErrorKind::QuoteOrBackslash("output name"));
+        // An escape that unescapes to a plain byte is fine (and prints without the backslash),
+        // and the escaped fields may hold both.
+        let sd = StoreDir::default();
+        let d = parse(r#"Derive([],[],[],"x86_6\4-linux","a\"b\\",["\\"],[("\"","\\")])"#).unwrap();
+        assert_eq!(d.system, b"x86_64-linux");
+        assert_eq!(parse(std::str::from_utf8(&d.to_aterm(&sd).unwrap()).unwrap()).unwrap(), d);
     }
 
     #[test]
