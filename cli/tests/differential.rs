@@ -150,3 +150,63 @@ fn add_with_name_matches_nix_add_to_store() {
     let ours = run_ok(casnix().args(["store-path", "add", "--name", "other-name"]).arg(&moved_back));
     assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
 }
+
+/// The generated trees must contain everything the comparisons are meant to cover; otherwise a
+/// change to the generator could quietly weaken every test above.
+#[test]
+fn generated_trees_cover_every_feature() {
+    use std::os::unix::fs::PermissionsExt;
+    #[derive(Default, Debug)]
+    struct Seen {
+        executables: u32,
+        symlinks: u32,
+        empty_dirs: u32,
+        empty_files: u32,
+        non_utf8_names: u32,
+        unicode_names: u32,
+        max_depth: usize,
+        max_file: u64,
+    }
+    fn walk(p: &Path, depth: usize, seen: &mut Seen) {
+        let meta = std::fs::symlink_metadata(p).expect("stat");
+        seen.max_depth = seen.max_depth.max(depth);
+        if let Some(name) = p.file_name() {
+            match name.to_str() {
+                None => seen.non_utf8_names += 1,
+                Some(s) if !s.is_ascii() => seen.unicode_names += 1,
+                Some(_) => {}
+            }
+        }
+        if meta.file_type().is_symlink() {
+            seen.symlinks += 1;
+        } else if meta.is_dir() {
+            let entries: Vec<_> = std::fs::read_dir(p).expect("readdir").map(|e| e.expect("entry").path()).collect();
+            if entries.is_empty() {
+                seen.empty_dirs += 1;
+            }
+            for e in entries {
+                walk(&e, depth + 1, seen);
+            }
+        } else {
+            if meta.permissions().mode() & 0o100 != 0 {
+                seen.executables += 1;
+            }
+            if meta.len() == 0 {
+                seen.empty_files += 1;
+            }
+            seen.max_file = seen.max_file.max(meta.len());
+        }
+    }
+    let trees = tempfile::tempdir().expect("tempdir");
+    let mut seen = Seen::default();
+    for i in 0..200 {
+        walk(&make_tree(trees.path(), i), 0, &mut seen);
+    }
+    let s = &seen;
+    eprintln!("generated trees: {s:?}");
+    assert!(s.executables >= 50 && s.symlinks >= 50 && s.empty_dirs >= 20 && s.empty_files >= 20, "{s:?}");
+    assert!(s.non_utf8_names >= 5 && s.unicode_names >= 20, "{s:?}");
+    assert!(s.max_depth >= 50, "{s:?}");
+    assert!(s.max_file >= 1 << 20, "{s:?}");
+    // Files over 100 MiB are covered by `large_files`.
+}
