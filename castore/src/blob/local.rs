@@ -1,0 +1,516 @@
+//! [`LocalBlobService`]: blobs as immutable files in a local pool, ready to be hardlinked.
+//!
+//! Layout, under the pool directory:
+//!
+//! ```text
+//! ab/abcdef…        the blob with digest abcdef… (64 hex digits), mode 0444, mtime 1
+//! ab/abcdef….x      the same bytes as an executable inode, mode 0555, mtime 1
+//! tmp/              blobs being written or waiting for the next flush
+//! ```
+//!
+//! The 256 fan-out directories (`00` … `ff`, the first byte of the digest) are created when the
+//! pool is opened. A blob is stored if either variant exists: the first one is created by its
+//! writer ([`BlobService::writer`] or [`BlobService::executable_writer`]), the other one on demand
+//! by [`path_for_link`](BlobService::path_for_link), which copies the bytes (a reflink where the
+//! file system can). An inode's mode is shared by all its hardlinks, which is why executables
+//! need their own inode: materialised trees hardlink `abcdef…` for plain files and `abcdef….x`
+//! for executables, so every file in the store is one of these inodes and identical files are
+//! stored once.
+//!
+//! Writing: a writer hashes while it receives bytes, keeping up to 1 MiB in memory and spilling
+//! larger blobs to a temporary file in `tmp/`. On [`finish`](BlobWriter::finish), if the blob is
+//! already stored (or already waiting), nothing is written; otherwise the temporary file gets its
+//! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
+//! waiting blobs durable with one `syncfs`, renames them into place without replacing anything
+//! (`RENAME_NOREPLACE`; the loser of a race discards its copy), and syncs again so the names are
+//! durable. Until then a finished blob is not visible. So a crash never leaves a pool file whose
+//! bytes do not match its name, concurrent writers of the same bytes end with one file, and a
+//! batch of many small blobs costs two syncs instead of one per blob.
+//!
+//! Deleting: a pool file whose link count is 1 is used by no materialised tree;
+//! [`remove_if_unused`](LocalBlobService::remove_if_unused) and
+//! [`sweep_unused`](LocalBlobService::sweep_unused) delete such files. They must not run
+//! concurrently with materialisations that may link the same blobs (the store's GC lock orders
+//! them): a link made between the check and the unlink survives, but loses its pool entry.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+
+use super::{BlobError, BlobReader, BlobService, BlobWriter};
+use crate::canonical;
+use crate::digest::B3Digest;
+
+/// Blobs up to this size stay in memory until they are finished (and are never written if they
+/// are already stored).
+const MEMORY_LIMIT: usize = 1 << 20;
+
+/// Name of the directory of temporary files.
+const TEMP_DIR: &str = "tmp";
+
+/// Suffix of the executable variant of a blob.
+const EXECUTABLE_SUFFIX: &str = ".x";
+
+/// Temporary files older than this (by ctime) are left over from crashes; sweeps remove them.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// A pool of blobs in a local directory (see the [module documentation](self)).
+///
+/// Cloning is cheap and shares the pool and its pending blobs.
+#[derive(Clone, Debug)]
+pub struct LocalBlobService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    temp_dir: PathBuf,
+    /// Finished blobs waiting for the next flush: digest → (temporary file, executable).
+    staged: Mutex<HashMap<B3Digest, (PathBuf, bool)>>,
+    /// Serialises flushes, so a flush returns only after earlier flushes are complete.
+    flush_lock: Mutex<()>,
+    temp_counter: AtomicU64,
+}
+
+/// What [`LocalBlobService::sweep_unused`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Pool files removed (each variant counts).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Stale temporary files removed.
+    pub temporaries: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values stay consistent across panics (single inserts and swaps).
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether `path` exists (without following symlinks).
+fn exists(path: &Path) -> Result<bool, BlobError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(BlobError::io(path, e)),
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists; `Ok(false)` if it did (and `from` is left).
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::EXIST) => Ok(false),
+        // The file system cannot do it: link and unlink, which never replaces either.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+            match fs::hard_link(from, to) {
+                Ok(()) => {
+                    fs::remove_file(from)?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn sync_filesystem_of(path: &Path) -> Result<(), BlobError> {
+    let dir = File::open(path).map_err(|e| BlobError::io(path, e))?;
+    rustix::fs::syncfs(&dir).map_err(|e| BlobError::io(path, e.into()))
+}
+
+/// Gives a finished temporary file its final metadata.
+fn make_canonical(file: &File, path: &Path, executable: bool) -> Result<(), BlobError> {
+    file.set_permissions(fs::Permissions::from_mode(canonical::file_mode(executable)))
+        .and_then(|()| file.set_times(fs::FileTimes::new().set_modified(canonical::mtime())))
+        .map_err(|e| BlobError::io(path, e))
+}
+
+/// A temporary file that is deleted on drop unless [`keep`](Self::keep) is called.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    armed: bool,
+}
+
+impl TempFile {
+    /// Closes the file and keeps it: its path, for the caller to rename or delete.
+    fn keep(mut self) -> PathBuf {
+        self.armed = false;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Inner {
+    fn path(&self, digest: &B3Digest, executable: bool) -> PathBuf {
+        let hex = digest.to_hex();
+        let mut path = self.root.join(&hex[..2]);
+        if executable {
+            path.push(format!("{hex}{EXECUTABLE_SUFFIX}"));
+        } else {
+            path.push(hex);
+        }
+        path
+    }
+
+    fn create_temp(&self) -> Result<TempFile, BlobError> {
+        let pid = std::process::id();
+        loop {
+            let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+            let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+            let path = self.temp_dir.join(format!("{pid}-{n}-{nanos:08x}"));
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(file) => return Ok(TempFile { path, file, armed: true }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(BlobError::io(path, e)),
+            }
+        }
+    }
+
+    /// Whether the blob is stored, in either variant.
+    fn stored(&self, digest: &B3Digest) -> Result<bool, BlobError> {
+        Ok(exists(&self.path(digest, false))? || exists(&self.path(digest, true))?)
+    }
+
+    fn is_staged(&self, digest: &B3Digest) -> bool {
+        lock(&self.staged).contains_key(digest)
+    }
+
+    /// Queues a finished temporary file for the next flush, unless the blob is queued already.
+    fn stage(&self, digest: B3Digest, temp: TempFile, executable: bool) {
+        let mut staged = lock(&self.staged);
+        staged.entry(digest).or_insert_with(|| (temp.keep(), executable));
+        // If another writer got there first, dropping `temp` here deletes our copy.
+    }
+
+    /// Opens the stored blob in either variant.
+    fn open(&self, digest: &B3Digest) -> Result<Option<File>, BlobError> {
+        for executable in [false, true] {
+            let path = self.path(digest, executable);
+            match File::open(&path) {
+                Ok(file) => return Ok(Some(file)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::io(path, e)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn flush(&self) -> Result<(), BlobError> {
+        let _flushing = lock(&self.flush_lock);
+        let staged: Vec<(B3Digest, (PathBuf, bool))> = lock(&self.staged).drain().collect();
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let result = sync_filesystem_of(&self.temp_dir).map(|()| {
+            staged
+                .into_par_iter()
+                .filter_map(|(digest, (temp, executable))| {
+                    let target = self.path(&digest, executable);
+                    match rename_no_replace(&temp, &target) {
+                        Ok(true) => None,
+                        Ok(false) => {
+                            let _ = fs::remove_file(&temp);
+                            None
+                        }
+                        Err(e) => Some((digest, (temp, executable), BlobError::io(target, e))),
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        let failed = match result {
+            Ok(failed) => failed,
+            Err(e) => return Err(e),
+        };
+        let mut first_error = None;
+        if !failed.is_empty() {
+            let mut staged = lock(&self.staged);
+            for (digest, entry, error) in failed {
+                staged.insert(digest, entry);
+                first_error.get_or_insert(error);
+            }
+        }
+        sync_filesystem_of(&self.root)?;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl LocalBlobService {
+    /// Opens the pool at `root`, creating it (and its fan-out and temporary directories) if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        let temp_dir = root.join(TEMP_DIR);
+        fs::create_dir_all(&temp_dir).map_err(|e| BlobError::io(&temp_dir, e))?;
+        for byte in 0..=255u8 {
+            let dir = root.join(format!("{byte:02x}"));
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(BlobError::io(dir, e)),
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                temp_dir,
+                staged: Mutex::new(HashMap::new()),
+                flush_lock: Mutex::new(()),
+                temp_counter: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The pool directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Where the blob's variant lives (or would live) in the pool.
+    pub fn pool_path(&self, digest: &B3Digest, executable: bool) -> PathBuf {
+        self.inner.path(digest, executable)
+    }
+
+    fn new_writer(&self, executable: bool) -> LocalBlobWriter {
+        LocalBlobWriter {
+            inner: Arc::clone(&self.inner),
+            executable,
+            hasher: blake3::Hasher::new(),
+            size: 0,
+            memory: Vec::new(),
+            temp: None,
+        }
+    }
+
+    /// Deletes the blob's pool files whose link count is 1 (used by no materialised tree).
+    /// Returns whether the blob is gone (no variant left).
+    pub fn remove_if_unused(&self, digest: &B3Digest) -> Result<bool, BlobError> {
+        let mut gone = true;
+        for executable in [false, true] {
+            let path = self.inner.path(digest, executable);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.nlink() <= 1 => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(BlobError::io(path, e)),
+                },
+                Ok(_) => gone = false,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::io(path, e)),
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Deletes every pool file whose link count is 1, and temporary files left over from crashes
+    /// (changed more than a day ago). See the module documentation for when this is safe.
+    pub fn sweep_unused(&self) -> Result<SweepStats, BlobError> {
+        let root = &self.inner.root;
+        let dirs: Vec<PathBuf> = (0..=255u8).map(|b| root.join(format!("{b:02x}"))).collect();
+        let per_dir = dirs
+            .par_iter()
+            .map(|dir| {
+                let mut stats = SweepStats::default();
+                for entry in fs::read_dir(dir).map_err(|e| BlobError::io(dir, e))? {
+                    let path = entry.map_err(|e| BlobError::io(dir, e))?.path();
+                    let meta = match fs::symlink_metadata(&path) {
+                        Ok(meta) => meta,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(BlobError::io(path, e)),
+                    };
+                    if meta.nlink() <= 1 {
+                        match fs::remove_file(&path) {
+                            Ok(()) => {
+                                stats.files += 1;
+                                stats.bytes += meta.len();
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(BlobError::io(path, e)),
+                        }
+                    }
+                }
+                Ok(stats)
+            })
+            .collect::<Result<Vec<_>, BlobError>>()?;
+        let mut total = per_dir.into_iter().fold(SweepStats::default(), |a, b| SweepStats {
+            files: a.files + b.files,
+            bytes: a.bytes + b.bytes,
+            temporaries: 0,
+        });
+        let temp_dir = &self.inner.temp_dir;
+        let now = SystemTime::now();
+        for entry in fs::read_dir(temp_dir).map_err(|e| BlobError::io(temp_dir, e))? {
+            let path = entry.map_err(|e| BlobError::io(temp_dir, e))?.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let changed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.ctime()).unwrap_or(0));
+            if now.duration_since(changed).is_ok_and(|age| age > STALE_TEMP_AGE) && fs::remove_file(&path).is_ok() {
+                total.temporaries += 1;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Re-reads the stored blob and checks that its BLAKE3 digest matches; `Ok(false)` if a
+    /// variant holds other bytes, [`BlobError::NotFound`] if neither exists.
+    pub fn verify(&self, digest: &B3Digest) -> Result<bool, BlobError> {
+        let mut found = false;
+        for executable in [false, true] {
+            let path = self.inner.path(digest, executable);
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BlobError::io(path, e)),
+            };
+            found = true;
+            let mut hasher = blake3::Hasher::new();
+            io::copy(&mut file, &mut hasher).map_err(|e| BlobError::io(&path, e))?;
+            if B3Digest::from(hasher.finalize()) != *digest {
+                return Ok(false);
+            }
+        }
+        if found {
+            Ok(true)
+        } else {
+            Err(BlobError::NotFound(*digest))
+        }
+    }
+}
+
+impl BlobService for LocalBlobService {
+    fn has(&self, digest: &B3Digest) -> Result<bool, BlobError> {
+        self.inner.stored(digest)
+    }
+
+    fn size(&self, digest: &B3Digest) -> Result<Option<u64>, BlobError> {
+        for executable in [false, true] {
+            let path = self.inner.path(digest, executable);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) => return Ok(Some(meta.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BlobError::io(path, e)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn open_read(&self, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>, BlobError> {
+        Ok(self.inner.open(digest)?.map(|file| Box::new(file) as Box<dyn BlobReader>))
+    }
+
+    fn writer(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(self.new_writer(false)))
+    }
+
+    fn executable_writer(&self) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(self.new_writer(true)))
+    }
+
+    fn flush(&self) -> Result<(), BlobError> {
+        self.inner.flush()
+    }
+
+    fn path_for_link(&self, digest: &B3Digest, executable: bool) -> Result<Option<PathBuf>, BlobError> {
+        let inner = &self.inner;
+        let wanted = inner.path(digest, executable);
+        if exists(&wanted)? {
+            return Ok(Some(wanted));
+        }
+        let other = inner.path(digest, !executable);
+        let mut source = match File::open(&other) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::NotFound(*digest)),
+            Err(e) => return Err(BlobError::io(other, e)),
+        };
+        // The other variant exists: copy it into a new inode with the wanted mode.
+        let mut temp = inner.create_temp()?;
+        let temp_path = temp.path.clone();
+        io::copy(&mut source, &mut temp.file).map_err(|e| BlobError::io(&temp_path, e))?;
+        make_canonical(&temp.file, &temp_path, executable)?;
+        temp.file.sync_all().map_err(|e| BlobError::io(&temp_path, e))?;
+        let temp_path = temp.keep();
+        let placed = rename_no_replace(&temp_path, &wanted).map_err(|e| BlobError::io(&wanted, e));
+        if !matches!(placed, Ok(true)) {
+            let _ = fs::remove_file(&temp_path);
+        }
+        placed?;
+        if let Some(dir) = wanted.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| BlobError::io(dir, e))?;
+        }
+        Ok(Some(wanted))
+    }
+}
+
+/// The writer of [`LocalBlobService`] (see the module documentation).
+struct LocalBlobWriter {
+    inner: Arc<Inner>,
+    executable: bool,
+    hasher: blake3::Hasher,
+    size: u64,
+    /// The bytes so far, while they fit in [`MEMORY_LIMIT`] and `temp` is `None`.
+    memory: Vec<u8>,
+    temp: Option<TempFile>,
+}
+
+impl Write for LocalBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.temp.is_none() && self.memory.len() + buf.len() > MEMORY_LIMIT {
+            let mut temp = self.inner.create_temp().map_err(io::Error::other)?;
+            temp.file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.temp = Some(temp);
+        }
+        match &mut self.temp {
+            Some(temp) => temp.file.write_all(buf)?,
+            None => self.memory.extend_from_slice(buf),
+        }
+        self.hasher.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobWriter for LocalBlobWriter {
+    fn finish(self: Box<Self>) -> Result<(B3Digest, u64), BlobError> {
+        let LocalBlobWriter { inner, executable, hasher, size, memory, temp } = *self;
+        let digest = B3Digest::from(hasher.finalize());
+        if inner.stored(&digest)? || inner.is_staged(&digest) {
+            return Ok((digest, size)); // Dropping `temp` deletes it.
+        }
+        let temp = match temp {
+            Some(temp) => temp,
+            None => {
+                let mut temp = inner.create_temp()?;
+                let path = temp.path.clone();
+                temp.file.write_all(&memory).map_err(|e| BlobError::io(path, e))?;
+                temp
+            }
+        };
+        let path = temp.path.clone();
+        make_canonical(&temp.file, &path, executable)?;
+        inner.stage(digest, temp, executable);
+        Ok((digest, size))
+    }
+}

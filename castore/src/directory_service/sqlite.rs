@@ -1,0 +1,152 @@
+//! [`SqliteDirectoryService`]: directories in the castore's SQLite database.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{Closure, DirectoryService, DirectoryServiceError};
+use crate::database;
+use crate::digest::{B3Digest, DIGEST_LEN};
+use crate::directory::Directory;
+
+/// Directories in a SQLite table `directories(digest, size, encoding)` (see
+/// [`database`](crate::database)). Reads check that the stored bytes decode and hash to their
+/// digest; writes check that every subdirectory is stored with the claimed size.
+#[derive(Debug)]
+pub struct SqliteDirectoryService {
+    conn: Mutex<Connection>,
+}
+
+fn size_to_sql(size: u64) -> i64 {
+    // SQLite integers are signed; sizes above i64::MAX are stored as their two's complement.
+    size as i64
+}
+
+fn size_from_sql(size: i64) -> u64 {
+    size as u64
+}
+
+impl SqliteDirectoryService {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, DirectoryServiceError> {
+        Ok(Self { conn: Mutex::new(database::open(path)?) })
+    }
+
+    /// An in-memory database, for tests and scratch work.
+    pub fn in_memory() -> Result<Self, DirectoryServiceError> {
+        Self::open(Path::new(":memory:"))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A connection stays usable after a panic elsewhere: SQLite rolls back unfinished work.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_locked(conn: &Connection, digest: &B3Digest) -> Result<Option<Directory>, DirectoryServiceError> {
+        let mut statement = conn.prepare_cached("SELECT encoding FROM directories WHERE digest = ?1")?;
+        let encoding: Option<Vec<u8>> =
+            statement.query_row([digest.as_bytes().as_slice()], |row| row.get(0)).optional()?;
+        let Some(encoding) = encoding else { return Ok(None) };
+        if B3Digest::of(&encoding) != *digest {
+            return Err(DirectoryServiceError::DigestMismatch(*digest));
+        }
+        Directory::decode(&encoding)
+            .map(Some)
+            .map_err(|source| DirectoryServiceError::Corrupt { digest: *digest, source })
+    }
+
+    fn stored_size(conn: &Connection, digest: &B3Digest) -> Result<Option<u64>, DirectoryServiceError> {
+        let mut statement = conn.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?;
+        let size: Option<i64> = statement.query_row([digest.as_bytes().as_slice()], |row| row.get(0)).optional()?;
+        Ok(size.map(size_from_sql))
+    }
+
+    /// Number of stored directories.
+    pub fn count(&self) -> Result<u64, DirectoryServiceError> {
+        let n: i64 = self.lock().query_row("SELECT count(*) FROM directories", [], |row| row.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// All stored digests (for garbage collection and checks).
+    pub fn digests(&self) -> Result<Vec<B3Digest>, DirectoryServiceError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare("SELECT digest FROM directories")?;
+        let rows = statement.query_map([], |row| row.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let bytes = row?;
+            if let Ok(bytes) = <[u8; DIGEST_LEN]>::try_from(bytes.as_slice()) {
+                out.push(B3Digest::from_bytes(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes directories by digest, in one transaction. The caller (a garbage collector) must
+    /// delete only directories no stored directory names, or the closure invariant breaks.
+    pub fn delete(&self, digests: &[B3Digest]) -> Result<(), DirectoryServiceError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        {
+            let mut statement = tx.prepare_cached("DELETE FROM directories WHERE digest = ?1")?;
+            for digest in digests {
+                statement.execute([digest.as_bytes().as_slice()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl DirectoryService for SqliteDirectoryService {
+    fn get(&self, digest: &B3Digest) -> Result<Option<Directory>, DirectoryServiceError> {
+        Self::get_locked(&self.lock(), digest)
+    }
+
+    fn has(&self, digest: &B3Digest) -> Result<bool, DirectoryServiceError> {
+        Ok(Self::stored_size(&self.lock(), digest)?.is_some())
+    }
+
+    fn put_many(&self, directories: &[Directory]) -> Result<Vec<B3Digest>, DirectoryServiceError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let mut digests = Vec::with_capacity(directories.len());
+        {
+            // Sizes of the directories of this batch, for their parents' checks.
+            let mut batch: HashMap<B3Digest, u64> = HashMap::with_capacity(directories.len());
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO directories (digest, size, encoding) VALUES (?1, ?2, ?3)",
+            )?;
+            for directory in directories {
+                let encoding = directory.encode();
+                let digest = B3Digest::of(&encoding);
+                for (_, child, claimed) in directory.subdirectories() {
+                    let actual = match batch.get(&child) {
+                        Some(size) => *size,
+                        None => Self::stored_size(&tx, &child)?
+                            .ok_or(DirectoryServiceError::MissingChild { parent: digest, child })?,
+                    };
+                    if actual != claimed {
+                        return Err(DirectoryServiceError::SizeMismatch { digest: child, claimed, actual });
+                    }
+                }
+                insert.execute(rusqlite::params![
+                    digest.as_bytes().as_slice(),
+                    size_to_sql(directory.size()),
+                    encoding
+                ])?;
+                batch.insert(digest, directory.size());
+                digests.push(digest);
+            }
+        }
+        tx.commit()?;
+        Ok(digests)
+    }
+
+    fn closure(&self, root: &B3Digest, size: u64) -> Result<Closure, DirectoryServiceError> {
+        let conn = self.lock();
+        super::walk_closure(root, size, |digest| Self::get_locked(&conn, digest))
+    }
+}
