@@ -112,12 +112,13 @@ fn encode(chunks: &[Chunk]) -> Vec<u8> {
 }
 
 fn decode(blob: &B3Digest, bytes: &[u8]) -> Result<Vec<Chunk>, ChunkError> {
-    if bytes.len() % ENCODED_CHUNK_LEN != 0 {
+    let records = bytes.chunks_exact(ENCODED_CHUNK_LEN);
+    if !records.remainder().is_empty() {
         return Err(ChunkError::Corrupt(*blob));
     }
     let mut offset = 0u64;
-    let mut chunks = Vec::with_capacity(bytes.len() / ENCODED_CHUNK_LEN);
-    for record in bytes.chunks_exact(ENCODED_CHUNK_LEN) {
+    let mut chunks = Vec::with_capacity(records.len());
+    for record in records {
         let mut digest = [0u8; DIGEST_LEN];
         digest.copy_from_slice(&record[..DIGEST_LEN]);
         let mut length = [0u8; 4];

@@ -10,6 +10,7 @@ pub mod database;
 pub mod digest;
 pub mod directory;
 pub mod directory_service;
+pub mod durability;
 pub mod ingest;
 pub mod materialise;
 pub mod node;

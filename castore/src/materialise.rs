@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::blob::{BlobError, BlobService};
 use crate::canonical;
+use crate::durability;
 use crate::digest::B3Digest;
 use crate::directory_service::{Closure, DirectoryService, DirectoryServiceError};
 use crate::node::Node;
@@ -83,6 +84,16 @@ pub fn materialise(
     blobs: &dyn BlobService,
     directories: &dyn DirectoryService,
 ) -> Result<(), MaterialiseError> {
+    materialise_returning_directories(root, dest, blobs, directories).map(drop)
+}
+
+/// [`materialise`], returning the directories it created (for syncing).
+fn materialise_returning_directories(
+    root: &Node,
+    dest: &Path,
+    blobs: &dyn BlobService,
+    directories: &dyn DirectoryService,
+) -> Result<Vec<PathBuf>, MaterialiseError> {
     let closure = match root {
         Node::Directory { digest, size } => directories.closure(digest, *size)?,
         _ => Closure::default(),
@@ -112,7 +123,7 @@ pub fn materialise(
             .and_then(|handle| handle.set_times(fs::FileTimes::new().set_modified(canonical::mtime())))
             .map_err(|e| io_error(dir, e))
     })?;
-    Ok(())
+    Ok(plan.directories)
 }
 
 fn set_symlink_mtime(path: &Path) -> Result<(), MaterialiseError> {
@@ -162,8 +173,8 @@ fn copy_blob(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs:
 }
 
 /// Materialises `root` at `dest` atomically: the tree is built at `dest.tmp-…` beside it, made
-/// durable (one `syncfs` of the destination's file system: copied files and every new directory
-/// entry), then renamed to `dest` without replacing anything, and the parent directory is synced.
+/// durable (copied files are synced as they are written, then every new directory; linked files
+/// are durable in the pool already), then renamed to `dest` without replacing anything, and the parent directory is synced.
 /// After a crash, `dest` is either absent or complete. On error the temporary tree is removed;
 /// [`MaterialiseError::DestinationExists`] if `dest` exists (before or by a concurrent rename).
 pub fn materialise_atomically(
@@ -183,9 +194,9 @@ pub fn materialise_atomically(
     let mut temp_name = name.to_os_string();
     temp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let temp = parent.join(temp_name);
-    let result = materialise(root, &temp, blobs, directories).and_then(|()| {
+    let result = materialise_returning_directories(root, &temp, blobs, directories).and_then(|created| {
+        durability::sync_all(&created, parent).map_err(|(path, e)| io_error(&path, e))?;
         let parent_handle = File::open(parent).map_err(|e| io_error(parent, e))?;
-        rustix::fs::syncfs(&parent_handle).map_err(|e| io_error(parent, e.into()))?;
         match rustix::fs::renameat_with(rustix::fs::CWD, &temp, rustix::fs::CWD, dest, rustix::fs::RenameFlags::NOREPLACE) {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) => return Err(MaterialiseError::DestinationExists(dest.to_path_buf())),

@@ -1,5 +1,7 @@
 //! Ingest → render round trips: rendering an ingested tree gives exactly the NAR Nix would dump.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
 mod common;
 
 use castore::{Castore, Node};

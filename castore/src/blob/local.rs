@@ -8,8 +8,8 @@
 //! tmp/              blobs being written or waiting for the next flush
 //! ```
 //!
-//! The 256 fan-out directories (`00` … `ff`, the first byte of the digest) are created when the
-//! pool is opened. A blob is stored if either variant exists: the first one is created by its
+//! The fan-out directories (`00` … `ff`, the first byte of the digest; one level, so 2^20 blobs
+//! make 4096 files per directory) are created on first use. A blob is stored if either variant exists: the first one is created by its
 //! writer ([`BlobService::writer`] or [`BlobService::executable_writer`]), the other one on demand
 //! by [`path_for_link`](BlobService::path_for_link), which copies the bytes (a reflink where the
 //! file system can). An inode's mode is shared by all its hardlinks, which is why executables
@@ -21,11 +21,12 @@
 //! larger blobs to a temporary file in `tmp/`. On [`finish`](BlobWriter::finish), if the blob is
 //! already stored (or already waiting), nothing is written; otherwise the temporary file gets its
 //! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
-//! waiting blobs durable with one `syncfs`, renames them into place without replacing anything
-//! (`RENAME_NOREPLACE`; the loser of a race discards its copy), and syncs again so the names are
-//! durable. Until then a finished blob is not visible. So a crash never leaves a pool file whose
-//! bytes do not match its name, concurrent writers of the same bytes end with one file, and a
-//! batch of many small blobs costs two syncs instead of one per blob.
+//! waiting blobs durable (see [`durability`](crate::durability): parallel `fsync`s, or one
+//! `syncfs` for large batches), renames them into place without replacing anything
+//! (`RENAME_NOREPLACE`; the loser of a race discards its copy), and syncs the fan-out directories
+//! so the names are durable. Until then a finished blob is not visible. So a crash never leaves a
+//! pool file whose bytes do not match its name, concurrent writers of the same bytes end with one
+//! file, and a batch of many small blobs does not pay one journal commit per blob.
 //!
 //! Deleting: a pool file whose link count is 1 is used by no materialised tree;
 //! [`remove_if_unused`](LocalBlobService::remove_if_unused) and
@@ -46,6 +47,7 @@ use rayon::prelude::*;
 
 use super::{BlobError, BlobReader, BlobService, BlobWriter};
 use crate::canonical;
+use crate::durability;
 use crate::digest::B3Digest;
 
 /// Blobs up to this size stay in memory until they are finished (and are never written if they
@@ -124,11 +126,6 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn sync_filesystem_of(path: &Path) -> Result<(), BlobError> {
-    let dir = File::open(path).map_err(|e| BlobError::io(path, e))?;
-    rustix::fs::syncfs(&dir).map_err(|e| BlobError::io(path, e.into()))
 }
 
 /// Gives a finished temporary file its final metadata.
@@ -222,26 +219,47 @@ impl Inner {
         if staged.is_empty() {
             return Ok(());
         }
-        let result = sync_filesystem_of(&self.temp_dir).map(|()| {
-            staged
-                .into_par_iter()
-                .filter_map(|(digest, (temp, executable))| {
-                    let target = self.path(&digest, executable);
-                    match rename_no_replace(&temp, &target) {
-                        Ok(true) => None,
-                        Ok(false) => {
-                            let _ = fs::remove_file(&temp);
-                            None
-                        }
-                        Err(e) => Some((digest, (temp, executable), BlobError::io(target, e))),
+        let temps: Vec<PathBuf> = staged.iter().map(|(_, (temp, _))| temp.clone()).collect();
+        // The fan-out directories that get new names (at most 256), created on first use.
+        let mut dirs: Vec<PathBuf> = staged
+            .iter()
+            .map(|(digest, _)| digest.as_bytes()[0])
+            .collect::<std::collections::BTreeSet<u8>>()
+            .into_iter()
+            .map(|byte| self.root.join(format!("{byte:02x}")))
+            .collect();
+        let mut created = false;
+        for dir in &dirs {
+            match fs::create_dir(dir) {
+                Ok(()) => created = true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    lock(&self.staged).extend(staged);
+                    return Err(BlobError::io(dir, e));
+                }
+            }
+        }
+        if created {
+            dirs.push(self.root.clone());
+        }
+        if let Err((path, e)) = durability::sync_all(&temps, &self.temp_dir) {
+            lock(&self.staged).extend(staged);
+            return Err(BlobError::io(path, e));
+        }
+        let failed: Vec<_> = staged
+            .into_par_iter()
+            .filter_map(|(digest, (temp, executable))| {
+                let target = self.path(&digest, executable);
+                match rename_no_replace(&temp, &target) {
+                    Ok(true) => None,
+                    Ok(false) => {
+                        let _ = fs::remove_file(&temp);
+                        None
                     }
-                })
-                .collect::<Vec<_>>()
-        });
-        let failed = match result {
-            Ok(failed) => failed,
-            Err(e) => return Err(e),
-        };
+                    Err(e) => Some((digest, (temp, executable), BlobError::io(target, e))),
+                }
+            })
+            .collect();
         let mut first_error = None;
         if !failed.is_empty() {
             let mut staged = lock(&self.staged);
@@ -250,25 +268,17 @@ impl Inner {
                 first_error.get_or_insert(error);
             }
         }
-        sync_filesystem_of(&self.root)?;
+        durability::sync_all(&dirs, &self.root).map_err(|(path, e)| BlobError::io(path, e))?;
         first_error.map_or(Ok(()), Err)
     }
 }
 
 impl LocalBlobService {
-    /// Opens the pool at `root`, creating it (and its fan-out and temporary directories) if needed.
+    /// Opens the pool at `root`, creating it (and its temporary directory) if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
         let temp_dir = root.join(TEMP_DIR);
         fs::create_dir_all(&temp_dir).map_err(|e| BlobError::io(&temp_dir, e))?;
-        for byte in 0..=255u8 {
-            let dir = root.join(format!("{byte:02x}"));
-            match fs::create_dir(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(BlobError::io(dir, e)),
-            }
-        }
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -330,7 +340,12 @@ impl LocalBlobService {
             .par_iter()
             .map(|dir| {
                 let mut stats = SweepStats::default();
-                for entry in fs::read_dir(dir).map_err(|e| BlobError::io(dir, e))? {
+                let entries = match fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(stats),
+                    Err(e) => return Err(BlobError::io(dir, e)),
+                };
+                for entry in entries {
                     let path = entry.map_err(|e| BlobError::io(dir, e))?.path();
                     let meta = match fs::symlink_metadata(&path) {
                         Ok(meta) => meta,
