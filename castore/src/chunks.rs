@@ -222,6 +222,8 @@ impl ChunkIndex for SqliteChunkIndex {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     /// Deterministic pseudo-random bytes.

@@ -90,6 +90,8 @@ impl FromStr for B3Digest {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use proptest::prelude::*;
 

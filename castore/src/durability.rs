@@ -52,6 +52,8 @@ pub fn sync_all(paths: &[PathBuf], anchor: &Path) -> Result<(), (PathBuf, io::Er
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     #[test]

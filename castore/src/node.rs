@@ -93,6 +93,8 @@ impl fmt::Debug for SymlinkTarget {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     #[test]

@@ -147,6 +147,8 @@ pub fn decode(bytes: &[u8]) -> Result<Directory, DecodeError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use proptest::prelude::*;
 

@@ -152,6 +152,8 @@ impl Directory {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use crate::node::SymlinkTarget;
 

@@ -153,6 +153,8 @@ impl DirectoryService for SqliteDirectoryService {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use crate::node::{Node, SymlinkTarget};
 
