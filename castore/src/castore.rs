@@ -8,7 +8,8 @@ use nix_formats::hash::Hash;
 use crate::blob::{BlobError, LocalBlobService};
 use crate::chunks::{ChunkError, ChunkIndex, SqliteChunkIndex};
 use crate::directory_service::{DirectoryServiceError, SqliteDirectoryService};
-use crate::ingest::{self, IngestError, IngestLimits, NarIngest};
+use crate::durability::Durability;
+use crate::ingest::{self, IngestError, IngestLimits, Ingested};
 use crate::materialise::{self, MaterialiseError};
 use crate::node::Node;
 use crate::render::{self, RenderError};
@@ -32,12 +33,14 @@ pub struct CastoreConfig {
     /// read and hash of large files, and [`ChunkIndex::chunks`] computes and records them on
     /// first use anyway.
     pub index_chunks_on_ingest: bool,
+    /// Whether blobs, materialised trees and database commits are synced to stable storage.
+    pub durability: Durability,
 }
 
 impl CastoreConfig {
     /// The default configuration for the castore at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), limits: IngestLimits::default(), index_chunks_on_ingest: false }
+        Self { root: root.into(), limits: IngestLimits::default(), index_chunks_on_ingest: false, durability: Durability::Synced }
     }
 }
 
@@ -94,10 +97,10 @@ impl Castore {
     /// Opens (creating if needed) the castore that `config` describes.
     pub fn open_with(config: CastoreConfig) -> Result<Self, CastoreError> {
         std::fs::create_dir_all(&config.root).map_err(|source| CastoreError::Io { path: config.root.clone(), source })?;
-        let blobs = LocalBlobService::open(config.root.join(BLOBS_DIR))?;
+        let blobs = LocalBlobService::open_with(config.root.join(BLOBS_DIR), config.durability)?;
         let database = config.root.join(DATABASE_FILE);
-        let directories = SqliteDirectoryService::open(&database)?;
-        let chunks = SqliteChunkIndex::open(&database)?;
+        let directories = SqliteDirectoryService::open_with(&database, config.durability)?;
+        let chunks = SqliteChunkIndex::open_with(&database, config.durability)?;
         Ok(Self { config, blobs, directories, chunks })
     }
 
@@ -129,14 +132,14 @@ impl Castore {
     }
 
     /// Ingests the file system tree at `path` (see [`ingest::ingest_path`]).
-    pub fn ingest_path(&self, path: &Path) -> Result<Node, CastoreIngestError> {
-        let root = ingest::ingest_path(path, &self.config.limits, &self.blobs, &self.directories)?;
-        self.after_ingest(&root)?;
-        Ok(root)
+    pub fn ingest_path(&self, path: &Path) -> Result<Ingested, CastoreIngestError> {
+        let result = ingest::ingest_path(path, &self.config.limits, &self.blobs, &self.directories)?;
+        self.after_ingest(&result.root)?;
+        Ok(result)
     }
 
     /// Ingests the NAR at the start of `input` (see [`ingest::ingest_nar`]).
-    pub fn ingest_nar(&self, input: impl Read) -> Result<NarIngest, CastoreIngestError> {
+    pub fn ingest_nar(&self, input: impl Read) -> Result<Ingested, CastoreIngestError> {
         let result = ingest::ingest_nar(input, &self.config.limits, &self.blobs, &self.directories)?;
         self.after_ingest(&result.root)?;
         Ok(result)
@@ -159,6 +162,6 @@ impl Castore {
 
     /// Creates the tree at `dest` atomically (see [`materialise::materialise_atomically`]).
     pub fn materialise_atomically(&self, root: &Node, dest: &Path) -> Result<(), MaterialiseError> {
-        materialise::materialise_atomically(root, dest, &self.blobs, &self.directories)
+        materialise::materialise_atomically(root, dest, &self.blobs, &self.directories, self.config.durability)
     }
 }

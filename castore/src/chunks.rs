@@ -15,6 +15,7 @@ use fastcdc::v2020::FastCDC;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::blob::{BlobError, BlobService};
+use crate::durability::Durability;
 use crate::database::{self, DatabaseError};
 use crate::digest::{B3Digest, DIGEST_LEN};
 use crate::directory_service::{DirectoryService, DirectoryServiceError};
@@ -194,9 +195,14 @@ pub struct SqliteChunkIndex {
 }
 
 impl SqliteChunkIndex {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with synced commits.
     pub fn open(path: &Path) -> Result<Self, ChunkError> {
-        Ok(Self { conn: Mutex::new(database::open(path)?) })
+        Self::open_with(path, Durability::Synced)
+    }
+
+    /// Opens (creating if needed) the database at `path` with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, ChunkError> {
+        Ok(Self { conn: Mutex::new(database::open(path, durability)?) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {

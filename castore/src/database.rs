@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use crate::durability::Durability;
+
 /// The schema version this code writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -34,13 +36,18 @@ pub enum DatabaseError {
     },
 }
 
-/// Opens (creating if needed) the database at `path`: WAL journal, full sync on commit (a
-/// committed transaction survives power loss), a busy timeout for other processes.
-pub fn open(path: &Path) -> Result<Connection, DatabaseError> {
+/// Opens (creating if needed) the database at `path`: WAL journal, a busy timeout for other
+/// processes, and with [`Durability::Synced`] a full sync on commit (a committed transaction
+/// survives power loss; otherwise the database stays consistent but may lose its last commits).
+pub fn open(path: &Path, durability: Durability) -> Result<Connection, DatabaseError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(60))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous = match durability {
+        Durability::Synced => "FULL",
+        Durability::Unsynced => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(DatabaseError::UnknownSchema { found: version });

@@ -12,6 +12,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Whether writes are made durable before they count as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Blobs are on stable storage before they get their names, materialised trees before they
+    /// are renamed into place, and database commits are synced: after a crash, every name holds
+    /// complete, correct bytes. The default.
+    #[default]
+    Synced,
+    /// Nothing is synced (as Nix does unless told otherwise): faster, but after a power loss
+    /// pool files and materialised trees may hold truncated bytes under their names. For scratch
+    /// stores and tests.
+    Unsynced,
+}
+
 /// Batches of more paths than this are synced with one `syncfs`.
 pub const SYNCFS_THRESHOLD: usize = 256;
 

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::blob::{BlobError, BlobService};
 use crate::canonical;
-use crate::durability;
+use crate::durability::{self, Durability};
 use crate::digest::B3Digest;
 use crate::directory_service::{Closure, DirectoryService, DirectoryServiceError};
 use crate::node::Node;
@@ -87,13 +87,19 @@ pub fn materialise(
     materialise_returning_directories(root, dest, blobs, directories).map(drop)
 }
 
-/// [`materialise`], returning the directories it created (for syncing).
+/// What [`materialise`] created that is not durable yet: every directory, and the copied files.
+struct Created {
+    directories: Vec<PathBuf>,
+    copies: Vec<PathBuf>,
+}
+
+/// [`materialise`], returning what it created (for syncing).
 fn materialise_returning_directories(
     root: &Node,
     dest: &Path,
     blobs: &dyn BlobService,
     directories: &dyn DirectoryService,
-) -> Result<Vec<PathBuf>, MaterialiseError> {
+) -> Result<Created, MaterialiseError> {
     let closure = match root {
         Node::Directory { digest, size } => directories.closure(digest, *size)?,
         _ => Closure::default(),
@@ -109,9 +115,13 @@ fn materialise_returning_directories(
     for dir in &plan.directories {
         builder.create(dir).map_err(|e| io_error(dir, e))?;
     }
-    plan.files
+    let copied: Vec<bool> = plan
+        .files
         .par_iter()
-        .try_for_each(|(path, digest, size, executable)| place_file(path, digest, *size, *executable, blobs))?;
+        .map(|(path, digest, size, executable)| place_file(path, digest, *size, *executable, blobs))
+        .collect::<Result<_, MaterialiseError>>()?;
+    let copies =
+        plan.files.iter().zip(copied).filter(|(_, copied)| *copied).map(|((path, ..), _)| path.clone()).collect();
     for (path, target) in &plan.symlinks {
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).map_err(|e| io_error(path, e))?;
         set_symlink_mtime(path)?;
@@ -123,7 +133,7 @@ fn materialise_returning_directories(
             .and_then(|handle| handle.set_times(fs::FileTimes::new().set_modified(canonical::mtime())))
             .map_err(|e| io_error(dir, e))
     })?;
-    Ok(plan.directories)
+    Ok(Created { directories: plan.directories, copies })
 }
 
 fn set_symlink_mtime(path: &Path) -> Result<(), MaterialiseError> {
@@ -135,16 +145,18 @@ fn set_symlink_mtime(path: &Path) -> Result<(), MaterialiseError> {
     utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io_error(path, e.into()))
 }
 
-/// Hardlinks the blob's pool file to `path`, or copies it when linking is impossible.
-fn place_file(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs: &dyn BlobService) -> Result<(), MaterialiseError> {
+/// Hardlinks the blob's pool file to `path`, or copies it when linking is impossible; returns
+/// whether it copied.
+fn place_file(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
     if let Some(source) = blobs.path_for_link(digest, executable)? {
         match fs::hard_link(&source, path) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(false),
             Err(e) if is_link_impossible(&e) => {}
             Err(e) => return Err(io_error(path, e)),
         }
     }
-    copy_blob(path, digest, size, executable, blobs)
+    copy_blob(path, digest, size, executable, blobs)?;
+    Ok(true)
 }
 
 /// Errors after which a copy can stand in for a hardlink: other file system, link limit
@@ -168,13 +180,12 @@ fn copy_blob(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs:
     file.flush().map_err(|e| io_error(path, e))?;
     file.set_permissions(fs::Permissions::from_mode(canonical::file_mode(executable)))
         .and_then(|()| file.set_times(fs::FileTimes::new().set_modified(canonical::mtime())))
-        .and_then(|()| file.sync_all())
         .map_err(|e| io_error(path, e))
 }
 
 /// Materialises `root` at `dest` atomically: the tree is built at `dest.tmp-…` beside it, made
-/// durable (copied files are synced as they are written, then every new directory; linked files
-/// are durable in the pool already), then renamed to `dest` without replacing anything, and the parent directory is synced.
+/// durable with [`Durability::Synced`] (copied files and every new directory; linked files are
+/// durable in the pool already), then renamed to `dest` without replacing anything, and the parent directory is synced.
 /// After a crash, `dest` is either absent or complete. On error the temporary tree is removed;
 /// [`MaterialiseError::DestinationExists`] if `dest` exists (before or by a concurrent rename).
 pub fn materialise_atomically(
@@ -182,6 +193,7 @@ pub fn materialise_atomically(
     dest: &Path,
     blobs: &dyn BlobService,
     directories: &dyn DirectoryService,
+    durability: Durability,
 ) -> Result<(), MaterialiseError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
@@ -195,7 +207,11 @@ pub fn materialise_atomically(
     temp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let temp = parent.join(temp_name);
     let result = materialise_returning_directories(root, &temp, blobs, directories).and_then(|created| {
-        durability::sync_all(&created, parent).map_err(|(path, e)| io_error(&path, e))?;
+        if durability == Durability::Synced {
+            let mut to_sync = created.directories;
+            to_sync.extend(created.copies);
+            durability::sync_all(&to_sync, parent).map_err(|(path, e)| io_error(&path, e))?;
+        }
         let parent_handle = File::open(parent).map_err(|e| io_error(parent, e))?;
         match rustix::fs::renameat_with(rustix::fs::CWD, &temp, rustix::fs::CWD, dest, rustix::fs::RenameFlags::NOREPLACE) {
             Ok(()) => {}
@@ -210,7 +226,10 @@ pub fn materialise_atomically(
             }
             Err(e) => return Err(io_error(dest, e.into())),
         }
-        parent_handle.sync_all().map_err(|e| io_error(parent, e))
+        if durability == Durability::Synced {
+            parent_handle.sync_all().map_err(|e| io_error(parent, e))?;
+        }
+        Ok(())
     });
     if result.is_err() && fs::symlink_metadata(&temp).is_ok() {
         let _ = remove_tree(&temp);

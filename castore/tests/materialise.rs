@@ -51,7 +51,7 @@ fn materialised_trees_are_canonical_and_share_inodes_with_the_pool() {
     common::write(&sample(), &source);
     fs::set_permissions(source.join("setuid-ish"), fs::Permissions::from_mode(0o6755)).unwrap();
     let store = Castore::open(tmp.path().join("castore")).unwrap();
-    let root = store.ingest_path(&source).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
 
     let first = tmp.path().join("first");
     store.materialise_atomically(&root, &first).unwrap();
@@ -70,7 +70,7 @@ fn materialised_trees_are_canonical_and_share_inodes_with_the_pool() {
     // A second tree sharing a file shares the inode too; a third, materialised, as well.
     let other_source = tmp.path().join("other-src");
     common::write(&dir(vec![("copy.txt", file(b"same\n", false)), ("tool", file(b"#!/bin/sh\necho hi\n", true))]), &other_source);
-    let other = store.ingest_path(&other_source).unwrap();
+    let other = store.ingest_path(&other_source).unwrap().root;
     let second = tmp.path().join("second");
     store.materialise(&other, &second).unwrap();
     assert_canonical(&second);
@@ -94,7 +94,7 @@ fn existing_destinations_are_refused_and_nothing_is_left_behind() {
     let source = tmp.path().join("src");
     common::write(&sample(), &source);
     let store = Castore::open(tmp.path().join("castore")).unwrap();
-    let root = store.ingest_path(&source).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
     let dest = tmp.path().join("dest");
     fs::create_dir(&dest).unwrap();
     assert!(matches!(store.materialise_atomically(&root, &dest), Err(MaterialiseError::DestinationExists(_))));
@@ -124,7 +124,7 @@ fn other_file_systems_get_copies() {
     let source = tmp.path().join("src");
     common::write(&sample(), &source);
     let store = Castore::open(tmp.path().join("castore")).unwrap();
-    let root = store.ingest_path(&source).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
     let pool_dev = fs::metadata(tmp.path()).unwrap().dev();
     let Ok(target_parent) = tempfile::tempdir_in(shm) else { return };
     if fs::metadata(target_parent.path()).unwrap().dev() == pool_dev {
@@ -144,14 +144,14 @@ fn root_files_and_symlinks_materialise() {
     let store = Castore::open(tmp.path().join("castore")).unwrap();
     let file = tmp.path().join("f");
     fs::write(&file, b"contents").unwrap();
-    let root = store.ingest_path(&file).unwrap();
+    let root = store.ingest_path(&file).unwrap().root;
     let dest = tmp.path().join("g");
     store.materialise_atomically(&root, &dest).unwrap();
     assert_eq!(fs::read(&dest).unwrap(), b"contents");
     assert_canonical(&dest);
     let link = tmp.path().join("l");
     std::os::unix::fs::symlink("f", &link).unwrap();
-    let root = store.ingest_path(&link).unwrap();
+    let root = store.ingest_path(&link).unwrap().root;
     let dest = tmp.path().join("m");
     store.materialise_atomically(&root, &dest).unwrap();
     assert_eq!(fs::read_link(&dest).unwrap(), Path::new("f"));

@@ -33,7 +33,10 @@ fn check_against_nix(source: &Path, scratch: &Path, store: &Castore) {
     let nix_nar = nix("nix-store", &["--dump".as_ref(), source.as_os_str()], scratch);
     let nix_hash = String::from_utf8(nix("nix-hash", &["--type".as_ref(), "sha256".as_ref(), source.as_os_str()], scratch)).unwrap();
 
-    let root = store.ingest_path(source).unwrap();
+    let from_tree = store.ingest_path(source).unwrap();
+    assert_eq!(from_tree.nar_hash.to_base16(), nix_hash.trim());
+    assert_eq!(from_tree.nar_size, nix_nar.len() as u64);
+    let root = from_tree.root;
     let rendered = store.render_nar(&root, Vec::new()).unwrap();
     assert!(rendered == nix_nar, "rendered NAR differs from nix-store --dump for {}", source.display());
     let (hash, size) = store.nar_hash(&root).unwrap();

@@ -17,7 +17,10 @@ proptest! {
         common::write(&spec, &source);
         let expected = common::dump(&source);
         let store = Castore::open(dir.path().join("castore")).unwrap();
-        let root = store.ingest_path(&source).unwrap();
+        let ingested = store.ingest_path(&source).unwrap();
+        let root = ingested.root.clone();
+        prop_assert_eq!(ingested.nar_size, expected.len() as u64);
+        prop_assert_eq!(&ingested.nar_hash, &nix_formats::hash::Hash::of(nix_formats::hash::Algorithm::Sha256, &expected));
         let rendered = store.render_nar(&root, Vec::new()).unwrap();
         prop_assert!(rendered == expected, "rendered NAR differs from dump_path");
         let (hash, size) = store.nar_hash(&root).unwrap();
@@ -54,7 +57,7 @@ fn large_files_and_many_small_ones() {
         std::fs::write(source.join(format!("small-{i}")), common::noise(i * 37, i as u64)).unwrap();
     }
     let store = Castore::open(dir.path().join("castore")).unwrap();
-    let root = store.ingest_path(&source).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
     assert!(matches!(root, Node::Directory { size: 302, .. }));
     let expected = common::dump(&source);
     assert!(store.render_nar(&root, Vec::new()).unwrap() == expected);
@@ -68,12 +71,12 @@ fn root_file_and_root_symlink() {
     let store = Castore::open(dir.path().join("castore")).unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, b"hello").unwrap();
-    let root = store.ingest_path(&file).unwrap();
+    let root = store.ingest_path(&file).unwrap().root;
     assert!(matches!(root, Node::File { size: 5, executable: false, .. }));
     assert_eq!(store.render_nar(&root, Vec::new()).unwrap(), common::dump(&file));
     let link = dir.path().join("l");
     std::os::unix::fs::symlink("/nowhere/at all", &link).unwrap();
-    let root = store.ingest_path(&link).unwrap();
+    let root = store.ingest_path(&link).unwrap().root;
     assert!(matches!(&root, Node::Symlink { target } if target.as_bytes() == b"/nowhere/at all"));
     assert_eq!(store.render_nar(&root, Vec::new()).unwrap(), common::dump(&link));
 }

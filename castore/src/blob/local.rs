@@ -47,7 +47,7 @@ use rayon::prelude::*;
 
 use super::{BlobError, BlobReader, BlobService, BlobWriter};
 use crate::canonical;
-use crate::durability;
+use crate::durability::{self, Durability};
 use crate::digest::B3Digest;
 
 /// Blobs up to this size stay in memory until they are finished (and are never written if they
@@ -74,6 +74,7 @@ pub struct LocalBlobService {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
+    durability: Durability,
     temp_dir: PathBuf,
     /// Finished blobs waiting for the next flush: digest → (temporary file, executable).
     staged: Mutex<HashMap<B3Digest, (PathBuf, bool)>>,
@@ -242,7 +243,11 @@ impl Inner {
         if created {
             dirs.push(self.root.clone());
         }
-        if let Err((path, e)) = durability::sync_all(&temps, &self.temp_dir) {
+        let synced = match self.durability {
+            Durability::Synced => durability::sync_all(&temps, &self.temp_dir),
+            Durability::Unsynced => Ok(()),
+        };
+        if let Err((path, e)) = synced {
             lock(&self.staged).extend(staged);
             return Err(BlobError::io(path, e));
         }
@@ -268,20 +273,29 @@ impl Inner {
                 first_error.get_or_insert(error);
             }
         }
-        durability::sync_all(&dirs, &self.root).map_err(|(path, e)| BlobError::io(path, e))?;
+        if self.durability == Durability::Synced {
+            durability::sync_all(&dirs, &self.root).map_err(|(path, e)| BlobError::io(path, e))?;
+        }
         first_error.map_or(Ok(()), Err)
     }
 }
 
 impl LocalBlobService {
-    /// Opens the pool at `root`, creating it (and its temporary directory) if needed.
+    /// Opens the pool at `root`, creating it (and its temporary directory) if needed, with
+    /// synced writes.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        Self::open_with(root, Durability::Synced)
+    }
+
+    /// Opens the pool at `root` with the given durability.
+    pub fn open_with(root: impl Into<PathBuf>, durability: Durability) -> Result<Self, BlobError> {
         let root = root.into();
         let temp_dir = root.join(TEMP_DIR);
         fs::create_dir_all(&temp_dir).map_err(|e| BlobError::io(&temp_dir, e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
+                durability,
                 temp_dir,
                 staged: Mutex::new(HashMap::new()),
                 flush_lock: Mutex::new(()),
@@ -460,14 +474,16 @@ impl BlobService for LocalBlobService {
         let temp_path = temp.path.clone();
         io::copy(&mut source, &mut temp.file).map_err(|e| BlobError::io(&temp_path, e))?;
         make_canonical(&temp.file, &temp_path, executable)?;
-        temp.file.sync_all().map_err(|e| BlobError::io(&temp_path, e))?;
+        if inner.durability == Durability::Synced {
+            temp.file.sync_all().map_err(|e| BlobError::io(&temp_path, e))?;
+        }
         let temp_path = temp.keep();
         let placed = rename_no_replace(&temp_path, &wanted).map_err(|e| BlobError::io(&wanted, e));
         if !matches!(placed, Ok(true)) {
             let _ = fs::remove_file(&temp_path);
         }
         placed?;
-        if let Some(dir) = wanted.parent() {
+        if let (Some(dir), Durability::Synced) = (wanted.parent(), inner.durability) {
             File::open(dir).and_then(|d| d.sync_all()).map_err(|e| BlobError::io(dir, e))?;
         }
         Ok(Some(wanted))

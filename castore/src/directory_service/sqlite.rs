@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{Closure, DirectoryService, DirectoryServiceError};
+use crate::durability::Durability;
 use crate::database;
 use crate::digest::{B3Digest, DIGEST_LEN};
 use crate::directory::Directory;
@@ -29,9 +30,14 @@ fn size_from_sql(size: i64) -> u64 {
 }
 
 impl SqliteDirectoryService {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, with synced commits.
     pub fn open(path: &Path) -> Result<Self, DirectoryServiceError> {
-        Ok(Self { conn: Mutex::new(database::open(path)?) })
+        Self::open_with(path, Durability::Synced)
+    }
+
+    /// Opens (creating if needed) the database at `path` with the given durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, DirectoryServiceError> {
+        Ok(Self { conn: Mutex::new(database::open(path, durability)?) })
     }
 
     /// An in-memory database, for tests and scratch work.

@@ -1,12 +1,15 @@
 //! Ingest: turning a file system tree or a NAR into blobs and directories, and a root [`Node`].
 //!
-//! Both ingests record the tree's shape first and build its directories bottom-up once the file
-//! digests are known; blobs are flushed (durable) before the directories are stored, in one
-//! transaction. A failed ingest stores no directory; the blobs it wrote stay in the pool, unused
+//! Both ingests read the tree once, in NAR order, on the calling thread, which also computes the
+//! NAR's SHA-256; worker threads hash the file contents with BLAKE3 and write them to the blob
+//! service meanwhile (see `pipeline`). The tree's shape is recorded as it is read, and its
+//! directories are built bottom-up once the file digests are known; blobs are flushed (durable)
+//! before the directories are stored, in one transaction. A failed ingest stores no directory; the blobs it wrote stay in the pool, unused
 //! (harmless, and collectable).
 
 mod fs;
 mod nar;
+mod pipeline;
 mod tree;
 
 use std::io;
@@ -18,7 +21,23 @@ use crate::directory_service::DirectoryServiceError;
 use crate::node::InvalidSymlinkTarget;
 
 pub use fs::ingest_path;
-pub use nar::{ingest_nar, NarIngest};
+pub use nar::ingest_nar;
+
+use nix_formats::hash::Hash;
+
+use crate::node::Node;
+
+/// What an ingest produced: the tree's root node, and the SHA-256 and size of the tree's NAR
+/// (Nix's "NAR hash" and "NAR size"), computed on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The tree's root node.
+    pub root: Node,
+    /// The SHA-256 of the tree's NAR.
+    pub nar_hash: Hash,
+    /// The NAR's size in bytes.
+    pub nar_size: u64,
+}
 
 /// Bounds on what one ingest accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +110,9 @@ pub enum IngestError {
     /// The NAR is malformed, truncated, or could not be read.
     #[error(transparent)]
     Nar(#[from] nix_formats::nar::ReadError),
+    /// The tree cannot be serialised as a NAR (computing its hash failed).
+    #[error(transparent)]
+    NarWrite(#[from] nix_formats::nar::WriteError),
     /// Storing a blob failed.
     #[error(transparent)]
     Blob(#[from] BlobError),

@@ -1,30 +1,17 @@
 //! Ingest from a NAR stream, in one pass: blobs are written while the archive is read, and the
 //! archive's SHA-256 and size are computed on the way.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
-use nix_formats::hash::{Algorithm, Hash, Hasher};
-use nix_formats::nar::{Event, Reader};
+use nix_formats::hash::{Algorithm, Hasher};
+use nix_formats::nar::{Event, ReadError, Reader};
 
-use super::tree::{FileResult, Pending, PendingTree};
-use super::{IngestError, IngestLimits};
-use crate::blob::{BlobError, BlobService};
+use super::pipeline::{self, Pipeline, CHUNK_SIZE, WHOLE_LIMIT};
+use super::tree::{Pending, PendingTree};
+use super::{IngestError, IngestLimits, Ingested};
+use crate::blob::BlobService;
 use crate::directory_service::DirectoryService;
-use crate::node::{Node, SymlinkTarget};
-
-/// Size of the buffer that carries file contents from the archive to the blob writer.
-const COPY_BUFFER_SIZE: usize = 1 << 20;
-
-/// The result of [`ingest_nar`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NarIngest {
-    /// The tree's root node.
-    pub root: Node,
-    /// The SHA-256 of the archive's bytes (Nix's "NAR hash").
-    pub nar_hash: Hash,
-    /// The archive's size in bytes.
-    pub nar_size: u64,
-}
+use crate::node::SymlinkTarget;
 
 /// Hashes and counts what is read through it.
 struct HashingReader<R> {
@@ -42,29 +29,43 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Ingests the NAR at the start of `input` and returns its root node, SHA-256 and size.
+/// Ingests the NAR at the start of `input`; returns its root node, SHA-256 and size.
 ///
 /// Reads exactly the archive's bytes and nothing after it (so `input` can be a protocol stream;
 /// wrap an unbuffered one in a [`std::io::BufReader`] first, and keep it to read what follows).
-/// Malformed or truncated archives are refused with the reader's errors ([`IngestError::Nar`]);
-/// then no directory has been stored, only unreferenced blobs may have been.
+/// The calling thread parses and hashes; worker threads store the contents meanwhile. Malformed
+/// or truncated archives are refused with the reader's errors ([`IngestError::Nar`]); then no
+/// directory has been stored, only unreferenced blobs may have been.
 pub fn ingest_nar<R: Read>(
     input: R,
     limits: &IngestLimits,
     blobs: &dyn BlobService,
     directories: &dyn DirectoryService,
-) -> Result<NarIngest, IngestError> {
+) -> Result<Ingested, IngestError> {
     let hashing = HashingReader { inner: input, hasher: Hasher::new(Algorithm::Sha256), count: 0 };
     let mut reader = Reader::new(hashing, limits.nar);
     let mut tree = PendingTree::new(limits.max_nodes);
-    let mut files: Vec<FileResult> = Vec::new();
-    let mut buffer = Vec::new();
+    let ((), files) = pipeline::run(blobs, |pipeline| {
+        parse(&mut reader, &mut tree, pipeline)?;
+        Ok(((), tree.file_count()))
+    })?;
+    let HashingReader { hasher, count, .. } = reader.into_inner();
+    blobs.flush()?;
+    let (root, dirs) = tree.finish(&files)?;
+    if !dirs.is_empty() {
+        directories.put_many(&dirs)?;
+    }
+    Ok(Ingested { root, nar_hash: hasher.finish(), nar_size: count })
+}
+
+/// Reads the archive's events into `tree`, handing file contents to the pipeline.
+fn parse<R: Read>(reader: &mut Reader<R>, tree: &mut PendingTree, pipeline: &Pipeline<'_>) -> Result<(), IngestError> {
     // Open directories (node indices), innermost last, and the name of the entry being read.
     let mut open: Vec<usize> = Vec::new();
     let mut entry_name: Option<Vec<u8>> = None;
     loop {
         let (index, is_directory) = match reader.next()? {
-            None => break,
+            None => return Ok(()),
             Some(Event::Entry { name }) => {
                 entry_name = Some(name.to_vec());
                 continue;
@@ -81,22 +82,9 @@ pub fn ingest_nar<R: Read>(
                 })?;
                 (tree.push(Pending::Symlink(target))?, false)
             }
-            Some(Event::Regular { executable, size: _ }) => {
+            Some(Event::Regular { executable, size }) => {
                 let (index, slot) = tree.push_file()?;
-                debug_assert_eq!(slot, files.len());
-                let mut writer = if executable { blobs.executable_writer()? } else { blobs.writer()? };
-                if buffer.is_empty() {
-                    buffer.resize(COPY_BUFFER_SIZE, 0);
-                }
-                loop {
-                    let n = reader.read_contents(&mut buffer)?;
-                    if n == 0 {
-                        break;
-                    }
-                    writer.write_all(&buffer[..n]).map_err(|e| BlobError::io("<blob writer>", e))?;
-                }
-                let (digest, size) = writer.finish()?;
-                files.push(FileResult { digest, size, executable });
+                read_contents(reader, slot, executable, size, pipeline)?;
                 (index, false)
             }
         };
@@ -109,11 +97,41 @@ pub fn ingest_nar<R: Read>(
             open.push(index);
         }
     }
-    let HashingReader { hasher, count, .. } = reader.into_inner();
-    blobs.flush()?;
-    let (root, dirs) = tree.finish(&files)?;
-    if !dirs.is_empty() {
-        directories.put_many(&dirs)?;
+}
+
+/// Fills `buffer` (already sized) from the current file's contents.
+fn fill<R: Read>(reader: &mut Reader<R>, buffer: &mut [u8]) -> Result<(), ReadError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read_contents(&mut buffer[filled..])? {
+            0 => return Err(ReadError::Truncated),
+            n => filled += n,
+        }
     }
-    Ok(NarIngest { root, nar_hash: hasher.finish(), nar_size: count })
+    Ok(())
+}
+
+fn read_contents<R: Read>(
+    reader: &mut Reader<R>,
+    slot: usize,
+    executable: bool,
+    size: u64,
+    pipeline: &Pipeline<'_>,
+) -> Result<(), IngestError> {
+    if size <= WHOLE_LIMIT {
+        let mut data = pipeline.buffer();
+        data.resize(size as usize, 0);
+        fill(reader, &mut data)?;
+        return pipeline.whole(slot, executable, data);
+    }
+    let stream = pipeline.stream(slot, executable)?;
+    let mut remaining = size;
+    while remaining > 0 {
+        let mut data = pipeline.buffer();
+        data.resize(remaining.min(CHUNK_SIZE as u64) as usize, 0);
+        fill(reader, &mut data)?;
+        remaining -= data.len() as u64;
+        stream.send(data)?;
+    }
+    stream.end()
 }

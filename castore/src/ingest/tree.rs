@@ -55,6 +55,16 @@ impl PendingTree {
         Ok((index, slot))
     }
 
+    /// The node at `index`.
+    pub fn get(&self, index: usize) -> Option<&Pending> {
+        self.nodes.get(index)
+    }
+
+    /// Number of file slots handed out.
+    pub fn file_count(&self) -> usize {
+        self.files
+    }
+
     /// Adds `child` under the directory node `parent` (names must come in increasing order;
     /// [`finish`](Self::finish) checks).
     pub fn add_entry(&mut self, parent: usize, name: Vec<u8>, child: usize) {
