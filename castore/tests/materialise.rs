@@ -157,3 +157,48 @@ fn root_files_and_symlinks_materialise() {
     assert_eq!(fs::read_link(&dest).unwrap(), Path::new("f"));
     assert_eq!(fs::symlink_metadata(&dest).unwrap().mtime(), 1);
 }
+
+#[test]
+fn versions_of_a_tree_share_everything_but_their_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let files = 100;
+    let mut roots = Vec::new();
+    for version in 0..10u64 {
+        let source = tmp.path().join(format!("v{version}"));
+        fs::create_dir(&source).unwrap();
+        for i in 0..files {
+            // File `version - 1` changes in each version (1% of the files).
+            let seed = if i + 1 == version as usize { 1000 + version } else { i as u64 };
+            fs::write(source.join(format!("f{i}")), common::noise(20_000, seed)).unwrap();
+        }
+        let root = store.ingest_path(&source).unwrap().root;
+        store.materialise_atomically(&root, &tmp.path().join(format!("store-v{version}"))).unwrap();
+        roots.push(root);
+        castore::remove_tree(&source).unwrap();
+    }
+    // 100 blobs for the first version, one more for each later one.
+    let mut pool_bytes = 0;
+    let mut pool_files = 0;
+    for fan_out in fs::read_dir(tmp.path().join("castore/blobs")).unwrap() {
+        let fan_out = fan_out.unwrap().path();
+        if fan_out.ends_with("tmp") {
+            continue;
+        }
+        for blob in fs::read_dir(fan_out).unwrap() {
+            pool_files += 1;
+            pool_bytes += blob.unwrap().metadata().unwrap().len();
+        }
+    }
+    assert_eq!(pool_files, files + 9);
+    assert_eq!(pool_bytes, (files as u64 + 9) * 20_000);
+    // Every materialised file is one of the pool's inodes.
+    let inodes: std::collections::HashSet<u64> = (0..10)
+        .flat_map(|v| {
+            let dir = tmp.path().join(format!("store-v{v}"));
+            (0..files).map(move |i| fs::metadata(dir.join(format!("f{i}"))).unwrap().ino())
+        })
+        .collect();
+    assert_eq!(inodes.len(), files + 9);
+    assert_eq!(roots.iter().collect::<std::collections::HashSet<_>>().len(), 10);
+}

@@ -21,7 +21,7 @@
 //! larger blobs to a temporary file in `tmp/`. On [`finish`](BlobWriter::finish), if the blob is
 //! already stored (or already waiting), nothing is written; otherwise the temporary file gets its
 //! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
-//! waiting blobs durable (see [`durability`](crate::durability): parallel `fsync`s, or one
+//! waiting blobs durable (see [`durability`]: parallel `fsync`s, or one
 //! `syncfs` for large batches), renames them into place without replacing anything
 //! (`RENAME_NOREPLACE`; the loser of a race discards its copy), and syncs the fan-out directories
 //! so the names are durable. Until then a finished blob is not visible. So a crash never leaves a
@@ -457,6 +457,13 @@ impl BlobService for LocalBlobService {
         self.inner.flush()
     }
 
+    fn write_bytes(&self, data: &[u8], executable: bool) -> Result<(B3Digest, u64), BlobError> {
+        // Hashed and written straight from `data`, without a writer's buffer.
+        let digest = B3Digest::of(data);
+        self.inner.finish(digest, Contents::Memory(data), executable)?;
+        Ok((digest, data.len() as u64))
+    }
+
     fn path_for_link(&self, digest: &B3Digest, executable: bool) -> Result<Option<PathBuf>, BlobError> {
         let inner = &self.inner;
         let wanted = inner.path(digest, executable);
@@ -527,21 +534,39 @@ impl BlobWriter for LocalBlobWriter {
     fn finish(self: Box<Self>) -> Result<(B3Digest, u64), BlobError> {
         let LocalBlobWriter { inner, executable, hasher, size, memory, temp } = *self;
         let digest = B3Digest::from(hasher.finalize());
-        if inner.stored(&digest)? || inner.is_staged(&digest) {
-            return Ok((digest, size)); // Dropping `temp` deletes it.
+        let contents = match temp {
+            Some(temp) => Contents::Written(temp),
+            None => Contents::Memory(&memory),
+        };
+        inner.finish(digest, contents, executable)?;
+        Ok((digest, size))
+    }
+}
+
+/// A finished blob's bytes: already in a temporary file, or still in memory.
+enum Contents<'a> {
+    Written(TempFile),
+    Memory(&'a [u8]),
+}
+
+impl Inner {
+    /// Stages a finished blob, unless it is stored or staged already (then its bytes are dropped).
+    fn finish(&self, digest: B3Digest, contents: Contents<'_>, executable: bool) -> Result<(), BlobError> {
+        if self.stored(&digest)? || self.is_staged(&digest) {
+            return Ok(()); // Dropping a temporary file deletes it.
         }
-        let temp = match temp {
-            Some(temp) => temp,
-            None => {
-                let mut temp = inner.create_temp()?;
+        let temp = match contents {
+            Contents::Written(temp) => temp,
+            Contents::Memory(bytes) => {
+                let mut temp = self.create_temp()?;
                 let path = temp.path.clone();
-                temp.file.write_all(&memory).map_err(|e| BlobError::io(path, e))?;
+                temp.file.write_all(bytes).map_err(|e| BlobError::io(path, e))?;
                 temp
             }
         };
         let path = temp.path.clone();
         make_canonical(&temp.file, &path, executable)?;
-        inner.stage(digest, temp, executable);
-        Ok((digest, size))
+        self.stage(digest, temp, executable);
+        Ok(())
     }
 }

@@ -92,6 +92,15 @@ pub trait BlobService: Send + Sync {
         Ok(None)
     }
 
+    /// Stores `data` as a blob, like a writer that receives it all at once (the blob is visible
+    /// after the next [`flush`](Self::flush)); returns its digest and size. `executable` is the
+    /// hint of [`executable_writer`](Self::executable_writer).
+    fn write_bytes(&self, data: &[u8], executable: bool) -> Result<(B3Digest, u64), BlobError> {
+        let mut writer = if executable { self.executable_writer()? } else { self.writer()? };
+        writer.write_all(data).map_err(|e| BlobError::io("<blob writer>", e))?;
+        writer.finish()
+    }
+
     /// Stores `data` as a blob, flushed, and returns its digest.
     fn put(&self, data: &[u8]) -> Result<B3Digest, BlobError> {
         let mut writer = self.writer()?;

@@ -13,7 +13,7 @@ use crate::digest::{B3Digest, DIGEST_LEN};
 use crate::directory::Directory;
 
 /// Directories in a SQLite table `directories(digest, size, encoding)` (see
-/// [`database`](crate::database)). Reads check that the stored bytes decode and hash to their
+/// [`database`]). Reads check that the stored bytes decode and hash to their
 /// digest; writes check that every subdirectory is stored with the claimed size.
 #[derive(Debug)]
 pub struct SqliteDirectoryService {

@@ -181,26 +181,26 @@ fn write(writer: &mut Box<dyn BlobWriter>, data: &[u8]) -> Result<(), IngestErro
 }
 
 fn process(job: Job, blobs: &dyn BlobService, spare: &Sender<Vec<u8>>) -> Result<Option<(usize, FileResult)>, IngestError> {
-    let (slot, executable) = match &job {
-        Job::Whole { slot, executable, .. } | Job::Stream { slot, executable, .. } => (*slot, *executable),
-    };
-    let mut writer = if executable { blobs.executable_writer()? } else { blobs.writer()? };
     match job {
-        Job::Whole { data, .. } => {
-            write(&mut writer, &data)?;
+        Job::Whole { slot, executable, data } => {
+            let (digest, size) = blobs.write_bytes(&data, executable)?;
             let _ = spare.send(data);
+            Ok(Some((slot, FileResult { digest, size, executable })))
         }
-        Job::Stream { chunks, .. } => loop {
-            match chunks.recv() {
-                Ok(StreamMessage::Data(data)) => {
-                    write(&mut writer, &data)?;
-                    let _ = spare.send(data);
+        Job::Stream { slot, executable, chunks } => {
+            let mut writer = if executable { blobs.executable_writer()? } else { blobs.writer()? };
+            loop {
+                match chunks.recv() {
+                    Ok(StreamMessage::Data(data)) => {
+                        write(&mut writer, &data)?;
+                        let _ = spare.send(data);
+                    }
+                    Ok(StreamMessage::End) => break,
+                    Err(_) => return Ok(None),
                 }
-                Ok(StreamMessage::End) => break,
-                Err(_) => return Ok(None),
             }
-        },
+            let (digest, size) = writer.finish()?;
+            Ok(Some((slot, FileResult { digest, size, executable })))
+        }
     }
-    let (digest, size) = writer.finish()?;
-    Ok(Some((slot, FileResult { digest, size, executable })))
 }
