@@ -5,7 +5,8 @@
 //! ```text
 //! ab/abcdef…        the blob with digest abcdef… (64 hex digits), mode 0444, mtime 1
 //! ab/abcdef….x      the same bytes as an executable inode, mode 0555, mtime 1
-//! tmp/              blobs being written or waiting for the next flush
+//! ab/.tmp-…         a blob with a known digest waiting for the next flush
+//! tmp/.tmp-…        a blob being streamed (digest not known yet) or waiting for the flush
 //! ```
 //!
 //! The fan-out directories (`00` … `ff`, the first byte of the digest; one level, so 2^20 blobs
@@ -18,7 +19,9 @@
 //! stored once.
 //!
 //! Writing: a writer hashes while it receives bytes, keeping up to 1 MiB in memory and spilling
-//! larger blobs to a temporary file in `tmp/`. On [`finish`](BlobWriter::finish), if the blob is
+//! larger blobs to a temporary file in `tmp/`; a blob held in memory (or given whole to
+//! [`write_bytes`](BlobService::write_bytes)) is written to a temporary file in its fan-out
+//! directory, which spreads file creation over 256 directories. On [`finish`](BlobWriter::finish), if the blob is
 //! already stored (or already waiting), nothing is written; otherwise the temporary file gets its
 //! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
 //! waiting blobs durable (see [`durability`]: parallel `fsync`s, or one
@@ -37,9 +40,10 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -54,8 +58,12 @@ use crate::digest::B3Digest;
 /// are already stored).
 const MEMORY_LIMIT: usize = 1 << 20;
 
-/// Name of the directory of temporary files.
+/// Name of the directory of temporary files whose digest is not known yet.
 const TEMP_DIR: &str = "tmp";
+
+/// Prefix of temporary files (in `tmp/`, and in fan-out directories for blobs whose digest is
+/// known before they are written).
+const TEMP_PREFIX: &str = ".tmp-";
 
 /// Suffix of the executable variant of a blob.
 const EXECUTABLE_SUFFIX: &str = ".x";
@@ -78,6 +86,10 @@ struct Inner {
     temp_dir: PathBuf,
     /// Finished blobs waiting for the next flush: digest → (temporary file, executable).
     staged: Mutex<HashMap<B3Digest, (PathBuf, bool)>>,
+    /// This process's id, part of temporary file names.
+    pid: u32,
+    /// A fan-out directory was created since the last flush (the root needs a sync).
+    root_changed: AtomicBool,
     /// Serialises flushes, so a flush returns only after earlier flushes are complete.
     flush_lock: Mutex<()>,
     temp_counter: AtomicU64,
@@ -129,6 +141,12 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether a temporary file was last changed so long ago that its writer must have died.
+fn is_stale(meta: &fs::Metadata, now: SystemTime) -> bool {
+    let changed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.ctime()).unwrap_or(0));
+    now.duration_since(changed).is_ok_and(|age| age > STALE_TEMP_AGE)
+}
+
 /// Gives a finished temporary file its final metadata.
 fn make_canonical(file: &File, path: &Path, executable: bool) -> Result<(), BlobError> {
     file.set_permissions(fs::Permissions::from_mode(canonical::file_mode(executable)))
@@ -171,18 +189,34 @@ impl Inner {
         path
     }
 
+    /// A new temporary file in `tmp/`, for a blob whose digest is not known yet.
     fn create_temp(&self) -> Result<TempFile, BlobError> {
-        let pid = std::process::id();
+        self.create_temp_in(&self.temp_dir)
+    }
+
+    /// A new temporary file `.tmp-…` in `dir` (created if missing).
+    fn create_temp_in(&self, dir: &Path) -> Result<TempFile, BlobError> {
+        let pid = self.pid;
         loop {
             let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-            let path = self.temp_dir.join(format!("{pid}-{n}-{nanos:08x}"));
+            let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}-{nanos:08x}"));
             match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
                 Ok(file) => return Ok(TempFile { path, file, armed: true }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => match fs::create_dir(dir) {
+                    Ok(()) => self.root_changed.store(true, Ordering::Relaxed),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(BlobError::io(dir, e)),
+                },
                 Err(e) => return Err(BlobError::io(path, e)),
             }
         }
+    }
+
+    /// The fan-out directory of a digest.
+    fn fan_out(&self, digest: &B3Digest) -> PathBuf {
+        self.root.join(format!("{:02x}", digest.as_bytes()[0]))
     }
 
     /// Whether the blob is stored, in either variant.
@@ -229,7 +263,7 @@ impl Inner {
             .into_iter()
             .map(|byte| self.root.join(format!("{byte:02x}")))
             .collect();
-        let mut created = false;
+        let mut created = self.root_changed.swap(false, Ordering::Relaxed);
         for dir in &dirs {
             match fs::create_dir(dir) {
                 Ok(()) => created = true,
@@ -298,6 +332,8 @@ impl LocalBlobService {
                 durability,
                 temp_dir,
                 staged: Mutex::new(HashMap::new()),
+                pid: std::process::id(),
+                root_changed: AtomicBool::new(false),
                 flush_lock: Mutex::new(()),
                 temp_counter: AtomicU64::new(0),
             }),
@@ -349,6 +385,7 @@ impl LocalBlobService {
     /// (changed more than a day ago). See the module documentation for when this is safe.
     pub fn sweep_unused(&self) -> Result<SweepStats, BlobError> {
         let root = &self.inner.root;
+        let now = SystemTime::now();
         let dirs: Vec<PathBuf> = (0..=255u8).map(|b| root.join(format!("{b:02x}"))).collect();
         let per_dir = dirs
             .par_iter()
@@ -360,13 +397,18 @@ impl LocalBlobService {
                     Err(e) => return Err(BlobError::io(dir, e)),
                 };
                 for entry in entries {
-                    let path = entry.map_err(|e| BlobError::io(dir, e))?.path();
+                    let entry = entry.map_err(|e| BlobError::io(dir, e))?;
+                    let path = entry.path();
                     let meta = match fs::symlink_metadata(&path) {
                         Ok(meta) => meta,
                         Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                         Err(e) => return Err(BlobError::io(path, e)),
                     };
-                    if meta.nlink() <= 1 {
+                    if entry.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                        if is_stale(&meta, now) && fs::remove_file(&path).is_ok() {
+                            stats.temporaries += 1;
+                        }
+                    } else if meta.nlink() <= 1 {
                         match fs::remove_file(&path) {
                             Ok(()) => {
                                 stats.files += 1;
@@ -383,15 +425,13 @@ impl LocalBlobService {
         let mut total = per_dir.into_iter().fold(SweepStats::default(), |a, b| SweepStats {
             files: a.files + b.files,
             bytes: a.bytes + b.bytes,
-            temporaries: 0,
+            temporaries: a.temporaries + b.temporaries,
         });
         let temp_dir = &self.inner.temp_dir;
-        let now = SystemTime::now();
         for entry in fs::read_dir(temp_dir).map_err(|e| BlobError::io(temp_dir, e))? {
             let path = entry.map_err(|e| BlobError::io(temp_dir, e))?.path();
             let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-            let changed = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(meta.ctime()).unwrap_or(0));
-            if now.duration_since(changed).is_ok_and(|age| age > STALE_TEMP_AGE) && fs::remove_file(&path).is_ok() {
+            if is_stale(&meta, now) && fs::remove_file(&path).is_ok() {
                 total.temporaries += 1;
             }
         }
@@ -558,7 +598,9 @@ impl Inner {
         let temp = match contents {
             Contents::Written(temp) => temp,
             Contents::Memory(bytes) => {
-                let mut temp = self.create_temp()?;
+                // The digest is known: write beside the final name, which spreads the files over
+                // the fan-out directories (and their inode groups) and keeps the rename local.
+                let mut temp = self.create_temp_in(&self.fan_out(&digest))?;
                 let path = temp.path.clone();
                 temp.file.write_all(bytes).map_err(|e| BlobError::io(path, e))?;
                 temp

@@ -1,11 +1,13 @@
 //! The blob pipeline: the ingesting thread reads contents in NAR order (and hashes the NAR);
 //! worker threads hash the contents with BLAKE3 and write them to the blob service.
 //!
-//! Files up to [`WHOLE_LIMIT`] bytes travel as one buffer; larger ones as a stream of
-//! [`CHUNK_SIZE`] buffers that one worker consumes in order. Buffers are recycled, and the
-//! channels are bounded, so at most about `(JOB_QUEUE + STREAM_QUEUE + 2 × workers)` MiB are
-//! in flight.
+//! Files up to [`WHOLE_LIMIT`] bytes travel as one buffer each, gathered into batches of up to
+//! [`BATCH_BYTES`] or [`BATCH_FILES`] files (so many small files cost few thread hand-offs);
+//! larger files as a stream of [`CHUNK_SIZE`] buffers that one worker consumes in order. Buffers
+//! are recycled and the channels are bounded: at most about `JOB_QUEUE × BATCH_BYTES` plus a few
+//! MiB per worker are in flight.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -22,7 +24,13 @@ pub(crate) const WHOLE_LIMIT: u64 = 1 << 20;
 pub(crate) const CHUNK_SIZE: usize = 1 << 20;
 
 /// Jobs waiting for a worker.
-const JOB_QUEUE: usize = 16;
+const JOB_QUEUE: usize = 8;
+
+/// A batch of whole files is sent once it holds this many bytes…
+const BATCH_BYTES: usize = 2 << 20;
+
+/// …or this many files.
+const BATCH_FILES: usize = 128;
 
 /// Buffers of a streamed file waiting for its worker.
 const STREAM_QUEUE: usize = 4;
@@ -37,9 +45,18 @@ enum StreamMessage {
     End,
 }
 
-/// Work for a worker: one file.
+/// A whole file: its slot, executable bit and bytes.
+struct WholeFile {
+    slot: usize,
+    executable: bool,
+    data: Vec<u8>,
+}
+
+/// Work for a worker.
 enum Job {
-    Whole { slot: usize, executable: bool, data: Vec<u8> },
+    /// Whole files.
+    Batch(Vec<WholeFile>),
+    /// One streamed file.
     Stream { slot: usize, executable: bool, chunks: Receiver<StreamMessage> },
 }
 
@@ -52,6 +69,8 @@ pub(crate) struct Pipeline<'a> {
     jobs: SyncSender<Job>,
     spare: Receiver<Vec<u8>>,
     failed: &'a AtomicBool,
+    /// Whole files not sent yet, and their bytes.
+    batch: RefCell<(Vec<WholeFile>, usize)>,
 }
 
 /// The sending side of one streamed file.
@@ -91,25 +110,48 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Hands a whole file to the workers.
-    pub fn whole(&self, slot: usize, executable: bool, data: Vec<u8>) -> Result<(), IngestError> {
+    fn send(&self, job: Job) -> Result<(), IngestError> {
+        self.jobs.send(job).map_err(|_| IngestError::Internal("blob workers stopped"))
+    }
+
+    /// Sends the batch of whole files gathered so far.
+    fn send_batch(&self) -> Result<(), IngestError> {
+        let files = std::mem::take(&mut self.batch.borrow_mut().0);
+        self.batch.borrow_mut().1 = 0;
+        if files.is_empty() {
+            return Ok(());
+        }
         self.check()?;
-        self.jobs.send(Job::Whole { slot, executable, data }).map_err(|_| IngestError::Internal("blob workers stopped"))
+        self.send(Job::Batch(files))
+    }
+
+    /// Hands a whole file to the workers (in the next batch).
+    pub fn whole(&self, slot: usize, executable: bool, data: Vec<u8>) -> Result<(), IngestError> {
+        let full = {
+            let mut batch = self.batch.borrow_mut();
+            batch.1 += data.len();
+            batch.0.push(WholeFile { slot, executable, data });
+            batch.0.len() >= BATCH_FILES || batch.1 >= BATCH_BYTES
+        };
+        if full {
+            self.send_batch()?;
+        }
+        Ok(())
     }
 
     /// Starts a streamed file; its pieces follow through the returned [`Stream`].
     pub fn stream(&self, slot: usize, executable: bool) -> Result<Stream, IngestError> {
-        self.check()?;
+        self.send_batch()?;
         let (chunks_tx, chunks_rx) = mpsc::sync_channel(STREAM_QUEUE);
-        self.jobs
-            .send(Job::Stream { slot, executable, chunks: chunks_rx })
-            .map_err(|_| IngestError::Internal("blob workers stopped"))?;
+        self.send(Job::Stream { slot, executable, chunks: chunks_rx })?;
         Ok(Stream { chunks: chunks_tx })
     }
 }
 
+/// One worker per core: storing a blob (creating, writing, renaming a file) costs more than
+/// reading and hashing it, so the reading thread shares a core.
 fn worker_count() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_sub(1).clamp(1, MAX_WORKERS)
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, MAX_WORKERS)
 }
 
 /// Runs `body` with a pipeline whose workers write into `blobs`. `body` returns its value and
@@ -133,8 +175,12 @@ pub(crate) fn run<T>(
             scope.spawn(move || worker(jobs, blobs, results, failure, failed, spare));
         }
         drop(spare_tx);
-        let pipeline = Pipeline { jobs: jobs_tx, spare: spare_rx, failed: &failed };
-        body(&pipeline)
+        let pipeline = Pipeline { jobs: jobs_tx, spare: spare_rx, failed: &failed, batch: RefCell::new((Vec::new(), 0)) };
+        let outcome = body(&pipeline);
+        match outcome {
+            Ok(value) => pipeline.send_batch().map(|()| value),
+            Err(e) => Err(e),
+        }
         // `pipeline` is dropped here: the job channel closes and the workers finish.
     });
     if let Some(error) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
@@ -166,8 +212,7 @@ fn worker(
             continue; // Dropping the job closes a stream, which stops the reader.
         }
         match process(job, blobs, &spare) {
-            Ok(Some((slot, result))) => lock(results).push((slot, result)),
-            Ok(None) => {} // An abandoned stream: the reader failed and reports why.
+            Ok(done) => lock(results).extend(done),
             Err(e) => {
                 failed.store(true, Ordering::Relaxed);
                 lock(failure).get_or_insert(e);
@@ -180,12 +225,18 @@ fn write(writer: &mut Box<dyn BlobWriter>, data: &[u8]) -> Result<(), IngestErro
     writer.write_all(data).map_err(|e| IngestError::Blob(BlobError::io("<blob writer>", e)))
 }
 
-fn process(job: Job, blobs: &dyn BlobService, spare: &Sender<Vec<u8>>) -> Result<Option<(usize, FileResult)>, IngestError> {
+/// Stores a job's files; returns their results (none for a stream the reader abandoned: it
+/// reports why).
+fn process(job: Job, blobs: &dyn BlobService, spare: &Sender<Vec<u8>>) -> Result<Vec<(usize, FileResult)>, IngestError> {
     match job {
-        Job::Whole { slot, executable, data } => {
-            let (digest, size) = blobs.write_bytes(&data, executable)?;
-            let _ = spare.send(data);
-            Ok(Some((slot, FileResult { digest, size, executable })))
+        Job::Batch(files) => {
+            let mut done = Vec::with_capacity(files.len());
+            for WholeFile { slot, executable, data } in files {
+                let (digest, size) = blobs.write_bytes(&data, executable)?;
+                let _ = spare.send(data);
+                done.push((slot, FileResult { digest, size, executable }));
+            }
+            Ok(done)
         }
         Job::Stream { slot, executable, chunks } => {
             let mut writer = if executable { blobs.executable_writer()? } else { blobs.writer()? };
@@ -196,11 +247,11 @@ fn process(job: Job, blobs: &dyn BlobService, spare: &Sender<Vec<u8>>) -> Result
                         let _ = spare.send(data);
                     }
                     Ok(StreamMessage::End) => break,
-                    Err(_) => return Ok(None),
+                    Err(_) => return Ok(Vec::new()),
                 }
             }
             let (digest, size) = writer.finish()?;
-            Ok(Some((slot, FileResult { digest, size, executable })))
+            Ok(vec![(slot, FileResult { digest, size, executable })])
         }
     }
 }
