@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, FileType};
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix_formats::hash::{Algorithm, HashingWriter};
@@ -142,7 +142,16 @@ fn emit(tree: &PendingTree, index: usize, files: &[PathBuf], nar: &mut NarHasher
 
 /// Reads one file: into the NAR hash, and to the workers.
 fn read_file(path: &Path, slot: usize, nar: &mut NarHasher, pipeline: &Pipeline<'_>) -> Result<(), IngestError> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    // Not following symlinks: a file replaced by a symlink since the walk is an error, not a
+    // way to read another file.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => IngestError::FileChanged { path: path.to_path_buf() },
+            _ => io_error(path, e),
+        })?;
     // Mode and size come from the open file, so they describe the bytes we read.
     let meta = file.metadata().map_err(|e| io_error(path, e))?;
     if !meta.is_file() {
