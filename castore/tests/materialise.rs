@@ -1,0 +1,204 @@
+//! Materialisation: canonical metadata, hardlinks into the pool, sharing, copies across file
+//! systems, atomicity.
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use castore::{Castore, MaterialiseError, Node};
+use common::Spec;
+
+fn file(contents: &[u8], executable: bool) -> Spec {
+    Spec::File { contents: contents.to_vec(), executable }
+}
+
+fn dir(entries: Vec<(&str, Spec)>) -> Spec {
+    Spec::Dir(entries.into_iter().map(|(n, s)| (n.as_bytes().to_vec(), s)).collect::<BTreeMap<_, _>>())
+}
+
+fn sample() -> Spec {
+    dir(vec![
+        ("bin", dir(vec![("tool", file(b"#!/bin/sh\necho hi\n", true))])),
+        ("share", dir(vec![("a.txt", file(b"same\n", false)), ("b.txt", file(b"same\n", false)), ("empty", dir(vec![]))])),
+        ("link", Spec::Symlink(b"share/a.txt".to_vec())),
+        ("setuid-ish", file(b"mode bits beyond 0755 are dropped\n", true)),
+    ])
+}
+
+/// Checks canonical metadata of everything under `path`.
+fn assert_canonical(path: &Path) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    assert_eq!(meta.mtime(), 1, "{}", path.display());
+    let mode = meta.mode() & 0o7777;
+    if meta.is_dir() {
+        assert_eq!(mode, 0o555, "{}", path.display());
+        for entry in fs::read_dir(path).unwrap() {
+            assert_canonical(&entry.unwrap().path());
+        }
+    } else if meta.is_file() {
+        assert!(mode == 0o444 || mode == 0o555, "{} has mode {mode:o}", path.display());
+    }
+}
+
+#[test]
+fn materialised_trees_are_canonical_and_share_inodes_with_the_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("src");
+    common::write(&sample(), &source);
+    fs::set_permissions(source.join("setuid-ish"), fs::Permissions::from_mode(0o6755)).unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
+
+    let first = tmp.path().join("first");
+    store.materialise_atomically(&root, &first).unwrap();
+    assert_canonical(&first);
+    assert_eq!(common::dump(&first), common::dump(&source));
+    assert_eq!(fs::symlink_metadata(first.join("setuid-ish")).unwrap().mode() & 0o7777, 0o555);
+    assert_eq!(fs::read_link(first.join("link")).unwrap(), Path::new("share/a.txt"));
+
+    // Identical files share the pool's inode: a.txt, b.txt and the pool entry.
+    let a = fs::metadata(first.join("share/a.txt")).unwrap();
+    let b = fs::metadata(first.join("share/b.txt")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(a.nlink(), 3);
+    let Node::Directory { .. } = root else { panic!("root is not a directory") };
+
+    // A second tree sharing a file shares the inode too; a third, materialised, as well.
+    let other_source = tmp.path().join("other-src");
+    common::write(&dir(vec![("copy.txt", file(b"same\n", false)), ("tool", file(b"#!/bin/sh\necho hi\n", true))]), &other_source);
+    let other = store.ingest_path(&other_source).unwrap().root;
+    let second = tmp.path().join("second");
+    store.materialise(&other, &second).unwrap();
+    assert_canonical(&second);
+    assert_eq!(fs::metadata(second.join("copy.txt")).unwrap().ino(), a.ino());
+    assert_eq!(fs::metadata(first.join("share/a.txt")).unwrap().nlink(), 4);
+    let tool = fs::metadata(second.join("tool")).unwrap();
+    assert_eq!(tool.ino(), fs::metadata(first.join("bin/tool")).unwrap().ino());
+    assert_eq!(tool.mode() & 0o7777, 0o555);
+
+    // Deleting the trees frees the blobs.
+    castore::remove_tree(&first).unwrap();
+    castore::remove_tree(&second).unwrap();
+    assert!(!first.exists() && !second.exists());
+    let stats = store.blobs().sweep_unused().unwrap();
+    assert_eq!(stats.files, 3);
+}
+
+#[test]
+fn existing_destinations_are_refused_and_nothing_is_left_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("src");
+    common::write(&sample(), &source);
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    assert!(matches!(store.materialise_atomically(&root, &dest), Err(MaterialiseError::DestinationExists(_))));
+    assert!(matches!(store.materialise(&root, &dest), Err(MaterialiseError::DestinationExists(_))));
+    fs::remove_dir(&dest).unwrap();
+
+    // A missing blob fails the materialisation, and the temporary tree is removed.
+    let Node::Directory { digest, size } = root else { panic!("root is not a directory") };
+    let closure = castore::DirectoryService::closure(store.directories(), &digest, size).unwrap();
+    assert!(closure.len() >= 4);
+    for (_, directory) in closure.iter() {
+        for (_, node) in directory.entries() {
+            if let Node::File { digest, .. } = node {
+                store.blobs().remove_if_unused(digest).unwrap();
+            }
+        }
+    }
+    assert!(store.materialise_atomically(&root, &dest).is_err());
+    let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}"); // src and castore only
+}
+
+#[test]
+fn other_file_systems_get_copies() {
+    let shm = Path::new("/dev/shm");
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("src");
+    common::write(&sample(), &source);
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let root = store.ingest_path(&source).unwrap().root;
+    let pool_dev = fs::metadata(tmp.path()).unwrap().dev();
+    let Ok(target_parent) = tempfile::tempdir_in(shm) else { return };
+    if fs::metadata(target_parent.path()).unwrap().dev() == pool_dev {
+        return; // Same file system here: nothing to test.
+    }
+    let dest = target_parent.path().join("tree");
+    store.materialise_atomically(&root, &dest).unwrap();
+    assert_canonical(&dest);
+    assert_eq!(common::dump(&dest), common::dump(&source));
+    assert_eq!(fs::metadata(dest.join("share/a.txt")).unwrap().nlink(), 1);
+    castore::remove_tree(&dest).unwrap();
+}
+
+#[test]
+fn root_files_and_symlinks_materialise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let file = tmp.path().join("f");
+    fs::write(&file, b"contents").unwrap();
+    let root = store.ingest_path(&file).unwrap().root;
+    let dest = tmp.path().join("g");
+    store.materialise_atomically(&root, &dest).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), b"contents");
+    assert_canonical(&dest);
+    let link = tmp.path().join("l");
+    std::os::unix::fs::symlink("f", &link).unwrap();
+    let root = store.ingest_path(&link).unwrap().root;
+    let dest = tmp.path().join("m");
+    store.materialise_atomically(&root, &dest).unwrap();
+    assert_eq!(fs::read_link(&dest).unwrap(), Path::new("f"));
+    assert_eq!(fs::symlink_metadata(&dest).unwrap().mtime(), 1);
+}
+
+#[test]
+fn versions_of_a_tree_share_everything_but_their_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let files = 100;
+    let mut roots = Vec::new();
+    for version in 0..10u64 {
+        let source = tmp.path().join(format!("v{version}"));
+        fs::create_dir(&source).unwrap();
+        for i in 0..files {
+            // File `version - 1` changes in each version (1% of the files).
+            let seed = if i + 1 == version as usize { 1000 + version } else { i as u64 };
+            fs::write(source.join(format!("f{i}")), common::noise(20_000, seed)).unwrap();
+        }
+        let root = store.ingest_path(&source).unwrap().root;
+        store.materialise_atomically(&root, &tmp.path().join(format!("store-v{version}"))).unwrap();
+        roots.push(root);
+        castore::remove_tree(&source).unwrap();
+    }
+    // 100 blobs for the first version, one more for each later one.
+    let mut pool_bytes = 0;
+    let mut pool_files = 0;
+    for fan_out in fs::read_dir(tmp.path().join("castore/blobs")).unwrap() {
+        let fan_out = fan_out.unwrap().path();
+        if fan_out.ends_with("tmp") {
+            continue;
+        }
+        for blob in fs::read_dir(fan_out).unwrap() {
+            pool_files += 1;
+            pool_bytes += blob.unwrap().metadata().unwrap().len();
+        }
+    }
+    assert_eq!(pool_files, files + 9);
+    assert_eq!(pool_bytes, (files as u64 + 9) * 20_000);
+    // Every materialised file is one of the pool's inodes.
+    let inodes: std::collections::HashSet<u64> = (0..10)
+        .flat_map(|v| {
+            let dir = tmp.path().join(format!("store-v{v}"));
+            (0..files).map(move |i| fs::metadata(dir.join(format!("f{i}"))).unwrap().ino())
+        })
+        .collect();
+    assert_eq!(inodes.len(), files + 9);
+    assert_eq!(roots.iter().collect::<std::collections::HashSet<_>>().len(), 10);
+}
