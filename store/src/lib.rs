@@ -1,7 +1,11 @@
-//! casnix's store. So far: the path-info database ([`db`]), kept in Nix's own SQLite schema so
-//! that Nix and casnix can take turns on the same `/nix`.
+//! casnix's store: the local Nix store on castore ([`local`]), and the path-info database
+//! ([`db`]), kept in Nix's own SQLite schema so that Nix and casnix can take turns on the same
+//! `/nix`.
 
 // Tests fail loudly by design.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod db;
+pub mod local;
+
+pub use local::{Store, StoreConfig, StoreError};

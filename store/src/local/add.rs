@@ -1,0 +1,192 @@
+//! Adding paths from NARs whose path info is known (Nix's `addToStore(info, source)`), one or
+//! many at once, and the steps every add shares: verification, materialisation, registration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use castore::{BlobService, Node};
+use nix_formats::content_address::{ContentAddress, Method};
+use nix_formats::derivation::Derivation;
+use nix_formats::hash::{Algorithm, Hash};
+use nix_formats::path_info::ValidPathInfo;
+use nix_formats::store_path::StorePath;
+
+use super::error::StoreError;
+use super::hashing_reader::HashingReader;
+use super::path_lock::PathLock;
+use super::root_encoding::encode_root;
+use super::Store;
+use crate::db::CastoreRoot;
+
+/// The largest `.drv` file read for registration.
+const MAX_DERIVATION_SIZE: u64 = 64 << 20;
+
+/// One path of a batch for [`Store::add_nars`]: its claimed info and its NAR.
+#[derive(Debug)]
+pub struct NarToAdd<R> {
+    /// The path info; `nar_hash` and `nar_size` (when not 0) are checked against the NAR, and
+    /// `ca`, when present, against the contents and the path.
+    pub info: ValidPathInfo,
+    /// The NAR, read to its end (and not beyond).
+    pub nar: R,
+}
+
+/// A path ingested and verified, ready to be materialised and registered.
+pub(crate) struct Ready {
+    pub info: ValidPathInfo,
+    pub root: Node,
+    pub derivation: Option<Derivation>,
+}
+
+impl Store {
+    /// Adds the path `info` describes from its NAR (Nix's `addToStore(info, source)`). The NAR is
+    /// checked against `info.nar_hash` and `info.nar_size` ([`StoreError::HashMismatch`],
+    /// [`StoreError::SizeMismatch`]) and, if `info.ca` is set, against the content address and
+    /// the path. References must be valid or the path itself. Returns `false` without reading
+    /// the NAR when the path is valid already and `repair` is off; with `repair`, the path's
+    /// contents are replaced by the NAR's.
+    pub fn add_nar(&self, info: ValidPathInfo, nar: impl Read, repair: bool) -> Result<bool, StoreError> {
+        Ok(!self.add_nars(vec![NarToAdd { info, nar }], repair)?.is_empty())
+    }
+
+    /// Adds several paths at once: each is locked, ingested and verified, materialised, and then
+    /// all are registered in one transaction, so references between them are fine. Paths valid
+    /// already are skipped (their NARs not read) unless `repair`. Returns the paths added.
+    pub fn add_nars<R: Read>(&self, batch: Vec<NarToAdd<R>>, repair: bool) -> Result<Vec<StorePath>, StoreError> {
+        let mut seen = BTreeSet::new();
+        for item in &batch {
+            if !seen.insert(item.info.path.clone()) {
+                return Err(StoreError::DuplicatePath(self.print(&item.info.path)));
+            }
+        }
+        let real_paths: Vec<_> = batch.iter().map(|item| self.real_path(&item.info.path)).collect();
+        let _pool = self.pool_lock(false)?;
+        let _locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
+        let mut ready = Vec::new();
+        for NarToAdd { info, nar } in batch {
+            if !repair && self.db.is_valid(&info.path)? {
+                continue;
+            }
+            let root = self.ingest_checked(&info, nar)?;
+            let derivation = self.derivation_of(&info.path, &root)?;
+            ready.push(Ready { info, root, derivation });
+        }
+        self.install_and_register(&ready)?;
+        Ok(ready.into_iter().map(|r| r.info.path).collect())
+    }
+
+    /// Ingests `nar` and checks it against `info`; returns the root node.
+    fn ingest_checked(&self, info: &ValidPathInfo, nar: impl Read) -> Result<Node, StoreError> {
+        let extra_algo = match &info.ca {
+            Some(ca) if ca.method == Method::Nar && ca.hash.algorithm() != Algorithm::Sha256 => {
+                Some(ca.hash.algorithm())
+            }
+            _ => None,
+        };
+        let mut reader = HashingReader::new(nar, extra_algo);
+        let ingested = self.castore.ingest_nar(&mut reader)?;
+        let printed = self.print(&info.path);
+        if ingested.nar_hash != info.nar_hash {
+            return Err(StoreError::HashMismatch { path: printed, expected: info.nar_hash.clone(), got: ingested.nar_hash });
+        }
+        if info.nar_size != 0 && ingested.nar_size != info.nar_size {
+            return Err(StoreError::SizeMismatch { path: printed, expected: info.nar_size, got: ingested.nar_size });
+        }
+        if let Some(ca) = &info.ca {
+            let got = match ca.method {
+                Method::Nar => reader.finish().unwrap_or_else(|| ingested.nar_hash.clone()),
+                Method::Flat | Method::Text => self.flat_hash(&printed, ca, &ingested.root)?,
+            };
+            if got != ca.hash {
+                return Err(StoreError::CaHashMismatch { path: printed, expected: ca.hash.clone(), got });
+            }
+            self.check_ca_path(info, ca)?;
+        }
+        Ok(ingested.root)
+    }
+
+    /// The hash of a flat or text object's single file, with the address's algorithm.
+    fn flat_hash(&self, printed: &str, ca: &ContentAddress, root: &Node) -> Result<Hash, StoreError> {
+        let Node::File { digest, executable: false, .. } = root else {
+            return Err(StoreError::NotAFlatFile { path: printed.to_owned(), method: ca.method.name() });
+        };
+        let mut reader = self
+            .castore
+            .blobs()
+            .open_read(digest)?
+            .ok_or_else(|| StoreError::CorruptCastoreRoot(printed.to_owned()))?;
+        let mut hashing = HashingReader::new(&mut reader, Some(ca.hash.algorithm()));
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(StoreError::io("reading blob for", printed))?;
+        Ok(hashing.finish().unwrap_or_else(|| Hash::zero(ca.hash.algorithm())))
+    }
+
+    /// Checks that the content address, name and references give the path claimed.
+    pub(crate) fn check_ca_path(&self, info: &ValidPathInfo, ca: &ContentAddress) -> Result<(), StoreError> {
+        let self_ref = info.references.contains(&info.path);
+        let others = info.references.iter().filter(|r| **r != info.path);
+        let computed = ca.store_path(&self.store_dir, info.path.name(), others, self_ref)?;
+        if computed != info.path {
+            return Err(StoreError::CaPathMismatch {
+                path: self.print(&info.path),
+                ca: ca.to_string(),
+                computed: self.print(&computed),
+            });
+        }
+        Ok(())
+    }
+
+    /// For a `.drv` path, its parsed derivation (the database needs its outputs).
+    pub(crate) fn derivation_of(&self, path: &StorePath, root: &Node) -> Result<Option<Derivation>, StoreError> {
+        if !path.is_derivation() {
+            return Ok(None);
+        }
+        let printed = self.print(path);
+        let Node::File { digest, size, .. } = root else {
+            return Err(StoreError::DerivationNotAFile(printed));
+        };
+        if *size > MAX_DERIVATION_SIZE {
+            return Err(StoreError::DerivationNotAFile(printed));
+        }
+        let reader =
+            self.castore.blobs().open_read(digest)?.ok_or_else(|| StoreError::CorruptCastoreRoot(printed.clone()))?;
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_DERIVATION_SIZE)
+            .read_to_end(&mut bytes)
+            .map_err(StoreError::io("reading derivation", &printed))?;
+        let name = path.name().strip_suffix(".drv").unwrap_or(path.name());
+        Derivation::parse_aterm(&bytes, name, &self.store_dir)
+            .map(Some)
+            .map_err(|source| StoreError::Derivation { path: printed, source })
+    }
+
+    /// With the paths' locks held: materialises every path (replacing leftovers), records the
+    /// castore roots, then registers all paths in one transaction.
+    pub(crate) fn install_and_register(&self, ready: &[Ready]) -> Result<(), StoreError> {
+        if ready.is_empty() {
+            return Ok(());
+        }
+        for r in ready {
+            self.install(&r.info.path, &r.root)?;
+        }
+        let roots: Vec<CastoreRoot> = ready
+            .iter()
+            .map(|r| CastoreRoot { path: r.info.path.clone(), nar_hash: r.info.nar_hash.clone(), root: encode_root(&r.root) })
+            .collect();
+        self.db.set_castore_roots(&roots)?;
+        let infos: Vec<ValidPathInfo> = ready.iter().map(|r| r.info.clone()).collect();
+        let derivations: BTreeMap<StorePath, Derivation> =
+            ready.iter().filter_map(|r| Some((r.info.path.clone(), r.derivation.clone()?))).collect();
+        self.db.register_valid_paths(&infos, &derivations)?;
+        Ok(())
+    }
+
+    /// Materialises `root` at `path`'s place, first removing whatever is there (the remains of
+    /// an add that did not finish, or the contents being repaired).
+    pub(crate) fn install(&self, path: &StorePath, root: &Node) -> Result<(), StoreError> {
+        let real = self.real_path(path);
+        castore::remove_tree(&real).map_err(StoreError::io("removing stale path", &real))?;
+        self.castore.materialise_atomically(root, &real)?;
+        Ok(())
+    }
+}

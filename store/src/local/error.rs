@@ -1,0 +1,125 @@
+//! The local store's typed errors.
+
+use std::path::PathBuf;
+
+use nix_formats::hash::Hash;
+
+use crate::db::DbError;
+
+/// Everything that can go wrong in [`Store`](super::Store) operations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The path-info database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The castore could not be opened.
+    #[error(transparent)]
+    CastoreOpen(#[from] castore::CastoreError),
+    /// Ingesting contents into the castore failed (malformed NAR, I/O, limits).
+    #[error(transparent)]
+    Ingest(#[from] castore::CastoreIngestError),
+    /// Writing a path into the store directory failed.
+    #[error(transparent)]
+    Materialise(#[from] castore::MaterialiseError),
+    /// Rendering a NAR from the castore failed.
+    #[error(transparent)]
+    Render(#[from] castore::RenderError),
+    /// Reading a blob failed.
+    #[error(transparent)]
+    Blob(#[from] castore::BlobError),
+    /// Reading a castore directory failed.
+    #[error(transparent)]
+    Directory(#[from] castore::DirectoryServiceError),
+    /// Dumping a path from disk failed.
+    #[error(transparent)]
+    Nar(#[from] nix_formats::nar::WriteError),
+    /// A store path could not be computed or parsed.
+    #[error(transparent)]
+    StorePath(#[from] nix_formats::store_path::StorePathError),
+    /// A file-system operation failed.
+    #[error("{context} '{}': {source}", path.display())]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The NAR's SHA-256 is not the one the path info claims (Nix's words).
+    #[error("hash mismatch importing path '{path}';\n  specified: {}\n  got:       {}", expected.encode(nix_formats::hash::Encoding::Nix32, true), got.encode(nix_formats::hash::Encoding::Nix32, true))]
+    HashMismatch {
+        /// The store path.
+        path: String,
+        /// The NAR hash claimed.
+        expected: Hash,
+        /// The NAR hash received.
+        got: Hash,
+    },
+    /// The NAR's size is not the one the path info claims (Nix's words).
+    #[error("size mismatch importing path '{path}';\n  specified: {expected}\n  got:       {got}")]
+    SizeMismatch {
+        /// The store path.
+        path: String,
+        /// The size claimed.
+        expected: u64,
+        /// The size received.
+        got: u64,
+    },
+    /// The contents do not hash to the content address claimed (Nix's words).
+    #[error("ca hash mismatch importing path '{path}';\n  specified: {}\n  got:       {}", expected.encode(nix_formats::hash::Encoding::Nix32, true), got.encode(nix_formats::hash::Encoding::Nix32, true))]
+    CaHashMismatch {
+        /// The store path.
+        path: String,
+        /// The hash in the content address.
+        expected: Hash,
+        /// The hash of the contents.
+        got: Hash,
+    },
+    /// The content address, name and references give another store path than the one claimed.
+    #[error("path '{path}' claims content address '{ca}', which gives '{computed}'")]
+    CaPathMismatch {
+        /// The store path claimed.
+        path: String,
+        /// The content address.
+        ca: String,
+        /// The path the address gives.
+        computed: String,
+    },
+    /// Flat and text content addresses need a single regular, non-executable file.
+    #[error("path '{path}' has a {method} content address but is not a regular non-executable file")]
+    NotAFlatFile {
+        /// The store path.
+        path: String,
+        /// The method claimed.
+        method: &'static str,
+    },
+    /// A path that must be valid is not.
+    #[error("path '{0}' is not valid")]
+    InvalidPath(String),
+    /// The recorded castore root of a path could not be decoded.
+    #[error("the castore root recorded for '{0}' is corrupt")]
+    CorruptCastoreRoot(String),
+    /// A `.drv` path's contents are not a derivation that parses.
+    #[error("derivation '{path}': {source}")]
+    Derivation {
+        /// The store path.
+        path: String,
+        /// The parse error.
+        source: nix_formats::derivation::AtermError,
+    },
+    /// A `.drv` path's contents are not a regular file of sane size.
+    #[error("derivation '{0}' is not a regular file of at most 64 MiB")]
+    DerivationNotAFile(String),
+    /// The same path appears twice in one batch.
+    #[error("path '{0}' appears twice in one batch")]
+    DuplicatePath(String),
+}
+
+impl StoreError {
+    /// A closure turning an I/O error into [`StoreError::Io`].
+    pub(crate) fn io(context: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { context, path, source }
+    }
+}
