@@ -1,0 +1,112 @@
+//! The local store against the real Nix 2.8 on one isolated root: paths that casnix adds are
+//! seen and verified by Nix, and a store that Nix filled is read and verified by casnix.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::NixStore;
+use nix_formats::content_address::Method;
+use nix_formats::hash::Algorithm;
+use store::{Store, StoreConfig};
+
+fn open(nix: &NixStore) -> Store {
+    Store::open(&StoreConfig::new(nix.store_path_dir().to_str().unwrap(), nix.state_dir())).unwrap()
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (name, contents) in files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+}
+
+#[test]
+fn nix_sees_and_verifies_what_casnix_adds() {
+    let nix = NixStore::new("");
+    let work = nix.root.path().join("work");
+    let (dep, mid, top) = {
+        let store = open(&nix);
+        let dep = store.add_text("dep.txt", b"a dependency\n", &BTreeSet::new()).unwrap().path;
+        let mid_src = work.join("mid");
+        write_tree(&mid_src, &[("bin/tool", "#!/bin/sh\n"), ("share/ref", &store.print(&dep))]);
+        let mut nar = Vec::new();
+        nix_formats::nar::dump_path(&mid_src, &mut nar).unwrap();
+        let mid = store.add_to_store("mid", Method::Nar, Algorithm::Sha256, &[dep.clone()].into(), &nar[..]).unwrap().path;
+        let top = store
+            .add_text("top", format!("{} {}", store.print(&mid), store.print(&dep)).as_bytes(), &[mid.clone(), dep.clone()].into())
+            .unwrap()
+            .path;
+        (store.print(&dep), store.print(&mid), store.print(&top))
+    };
+    assert_eq!(nix.query("--references", &top), [mid.clone(), dep.clone()].into());
+    assert_eq!(nix.query("--references", &mid), [dep.clone()].into());
+    assert_eq!(nix.query("--requisites", &top), [top.clone(), mid.clone(), dep.clone()].into());
+    assert_eq!(nix.query("--referrers", &dep), [mid.clone(), top.clone()].into());
+    let verify = nix.output("nix-store", &["--verify", "--check-contents"]);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(!stderr.contains("modified") && !stderr.contains("disappeared"), "{stderr}");
+
+    // Nix's path-info agrees with ours, field by field.
+    let store = open(&nix);
+    let infos = nix.nix_path_infos();
+    assert_eq!(infos.len(), 3);
+    for (path, nix_info) in infos {
+        let ours = store.query_path_info(&path).unwrap().unwrap();
+        assert_eq!(ours.nar_hash, nix_info.nar_hash);
+        assert_eq!(ours.nar_size, nix_info.nar_size);
+        assert_eq!(ours.references, nix_info.references);
+        assert_eq!(ours.ca, nix_info.ca);
+        // And the NAR Nix dumps from the store directory is the one we render from castore.
+        let dumped = nix.output("nix-store", &["--dump", &store.print(&path)]).stdout;
+        assert!(store.castore_root(&path).unwrap().is_some());
+        assert_eq!(store.nar_from_path(&path, Vec::new()).unwrap(), dumped);
+    }
+    // Nix can add on top of casnix's paths, and delete them.
+    drop(store);
+    nix.run("nix-store", &["--delete", &top]);
+    let store = open(&nix);
+    assert_eq!(store.query_all_valid_paths().unwrap().len(), 2);
+    assert!(store.verify_store(true, false).unwrap().problems.is_empty());
+}
+
+#[test]
+fn casnix_reads_and_verifies_a_store_nix_filled() {
+    let nix = NixStore::new("");
+    let work = nix.root.path().join("work");
+    write_tree(&work, &[("plain.txt", "hello\n"), ("dir/sub/x", "x"), ("flat.txt", "flat\n")]);
+    let w = |name: &str| work.join(name).to_str().unwrap().to_owned();
+    let added: Vec<String> = nix.run("nix-store", &["--add", &w("plain.txt"), &w("dir")]).lines().map(str::to_owned).collect();
+    let flat = nix.run("nix-store", &["--add-fixed", "sha256", &w("flat.txt")]).trim().to_owned();
+    let drv = nix
+        .run("nix-instantiate", &["--expr", "derivation { name = \"d\"; system = \"x\"; builder = \"/bin/sh\"; src = builtins.toFile \"s\" \"s\"; }"])
+        .trim()
+        .to_owned();
+
+    let store = open(&nix);
+    let sd = store.store_dir().clone();
+    let all = store.query_all_valid_paths().unwrap();
+    assert_eq!(all.len(), 5, "{all:?}");
+    for path in &all {
+        let printed = sd.print(path);
+        let dumped = nix.output("nix-store", &["--dump", &printed]).stdout;
+        assert_eq!(store.castore_root(path).unwrap(), None, "Nix's paths have no castore root");
+        assert_eq!(store.nar_from_path(path, Vec::new()).unwrap(), dumped, "{printed}");
+        assert_eq!(store.verify_path(path, true).unwrap(), None);
+    }
+    let drv_path = sd.parse(&drv).unwrap();
+    assert_eq!(store.query_derivation_outputs(&drv_path).unwrap().len(), 1);
+    assert_eq!(store.query_references(&drv_path).unwrap().len(), 1);
+    assert!(store.verify_store(true, false).unwrap().problems.is_empty());
+
+    // Adding the same contents through casnix finds Nix's paths valid.
+    let again = store.add_path(&work.join("dir"), "dir", Method::Nar, Algorithm::Sha256).unwrap();
+    assert_eq!(sd.print(&again.path), added[1]);
+    let again = store.add_path(&work.join("flat.txt"), "flat.txt", Method::Flat, Algorithm::Sha256).unwrap();
+    assert_eq!(sd.print(&again.path), flat);
+    assert_eq!(store.query_all_valid_paths().unwrap().len(), 5);
+}
