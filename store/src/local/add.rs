@@ -11,7 +11,7 @@ use nix_formats::hash::{Algorithm, Hash};
 use nix_formats::path_info::ValidPathInfo;
 use nix_formats::store_path::StorePath;
 
-use super::error::StoreError;
+use super::error::{Mismatch, StoreError};
 use super::hashing_reader::HashingReader;
 use super::path_lock::PathLock;
 use super::root_encoding::encode_root;
@@ -87,7 +87,11 @@ impl Store {
         let ingested = self.castore.ingest_nar(&mut reader)?;
         let printed = self.print(&info.path);
         if ingested.nar_hash != info.nar_hash {
-            return Err(StoreError::HashMismatch { path: printed, expected: info.nar_hash.clone(), got: ingested.nar_hash });
+            return Err(StoreError::HashMismatch(Box::new(Mismatch {
+                path: printed,
+                expected: info.nar_hash.clone(),
+                got: ingested.nar_hash,
+            })));
         }
         if info.nar_size != 0 && ingested.nar_size != info.nar_size {
             return Err(StoreError::SizeMismatch { path: printed, expected: info.nar_size, got: ingested.nar_size });
@@ -98,7 +102,7 @@ impl Store {
                 Method::Flat | Method::Text => self.flat_hash(&printed, ca, &ingested.root)?,
             };
             if got != ca.hash {
-                return Err(StoreError::CaHashMismatch { path: printed, expected: ca.hash.clone(), got });
+                return Err(StoreError::CaHashMismatch(Box::new(Mismatch { path: printed, expected: ca.hash.clone(), got })));
             }
             self.check_ca_path(info, ca)?;
         }

@@ -47,15 +47,8 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The NAR's SHA-256 is not the one the path info claims (Nix's words).
-    #[error("hash mismatch importing path '{path}';\n  specified: {}\n  got:       {}", expected.encode(nix_formats::hash::Encoding::Nix32, true), got.encode(nix_formats::hash::Encoding::Nix32, true))]
-    HashMismatch {
-        /// The store path.
-        path: String,
-        /// The NAR hash claimed.
-        expected: Hash,
-        /// The NAR hash received.
-        got: Hash,
-    },
+    #[error("hash mismatch importing path '{}';\n  specified: {}\n  got:       {}", .0.path, .0.expected_text(), .0.got_text())]
+    HashMismatch(Box<Mismatch>),
     /// The NAR's size is not the one the path info claims (Nix's words).
     #[error("size mismatch importing path '{path}';\n  specified: {expected}\n  got:       {got}")]
     SizeMismatch {
@@ -67,15 +60,14 @@ pub enum StoreError {
         got: u64,
     },
     /// The contents do not hash to the content address claimed (Nix's words).
-    #[error("ca hash mismatch importing path '{path}';\n  specified: {}\n  got:       {}", expected.encode(nix_formats::hash::Encoding::Nix32, true), got.encode(nix_formats::hash::Encoding::Nix32, true))]
-    CaHashMismatch {
-        /// The store path.
-        path: String,
-        /// The hash in the content address.
-        expected: Hash,
-        /// The hash of the contents.
-        got: Hash,
-    },
+    #[error("ca hash mismatch importing path '{}';\n  specified: {}\n  got:       {}", .0.path, .0.expected_text(), .0.got_text())]
+    CaHashMismatch(Box<Mismatch>),
+    /// A path's contents no longer hash to the recorded NAR hash (Nix's words).
+    #[error("hash of path '{}' has changed from '{}' to '{}'!", .0.path, .0.expected_text(), .0.got_text())]
+    ContentsChanged(Box<Mismatch>),
+    /// An export stream is malformed.
+    #[error(transparent)]
+    Export(#[from] super::export_format::ExportFormatError),
     /// The content address, name and references give another store path than the one claimed.
     #[error("path '{path}' claims content address '{ca}', which gives '{computed}'")]
     CaPathMismatch {
@@ -114,6 +106,27 @@ pub enum StoreError {
     /// The same path appears twice in one batch.
     #[error("path '{0}' appears twice in one batch")]
     DuplicatePath(String),
+}
+
+/// A hash that differs from the one claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The store path.
+    pub path: String,
+    /// The hash claimed.
+    pub expected: Hash,
+    /// The hash of what was received.
+    pub got: Hash,
+}
+
+impl Mismatch {
+    fn expected_text(&self) -> String {
+        self.expected.encode(nix_formats::hash::Encoding::Nix32, true)
+    }
+
+    fn got_text(&self) -> String {
+        self.got.encode(nix_formats::hash::Encoding::Nix32, true)
+    }
 }
 
 impl StoreError {

@@ -24,12 +24,15 @@
 //! 4. record the castore root, then register the path (and its references) in one transaction.
 //!
 //! Submodules: [`error`], [`path_lock`], `add` (adding), `read` (queries and NARs), `verify`
-//! (verification, repair, deletion), `layout` (creating directories).
+//! (verification, repair, deletion), `export` and [`export_format`] (Nix's export format),
+//! `layout` (creating directories).
 
 mod add;
 mod add_ca;
 mod hashing_reader;
 pub mod error;
+mod export;
+pub mod export_format;
 mod layout;
 pub mod path_lock;
 mod read;
@@ -44,7 +47,7 @@ use nix_formats::store_path::{StoreDir, StorePath};
 use crate::db::{Db, OpenMode};
 
 pub use add::NarToAdd;
-pub use error::StoreError;
+pub use error::{Mismatch, StoreError};
 pub use path_lock::{PathLock, PoolLock};
 pub use verify::{PathProblem, VerifyReport};
 

@@ -101,6 +101,7 @@ impl Store {
     /// Rewrites a valid path from its castore root if it has one whose NAR hash is the recorded
     /// one; returns whether it did.
     pub fn repair_from_castore(&self, path: &StorePath) -> Result<bool, StoreError> {
+        let _pool = self.pool_lock(false)?;
         let Some(root) = self.castore_root(path)? else {
             return Ok(false);
         };
