@@ -272,3 +272,33 @@ fn derivations_register_their_outputs() {
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs["out"].name(), "d");
 }
+
+#[test]
+fn build_outputs_are_canonicalised_and_registered_together() {
+    let (dir, store) = setup();
+    let sd = store.store_dir().clone();
+    let dep = store.add_text("dep", b"d", &BTreeSet::new()).unwrap().path;
+    let out = sd.make_output_path("out", &Hash::of(Algorithm::Sha256, b"drv"), "built").unwrap();
+    let dev = sd.make_output_path("dev", &Hash::of(Algorithm::Sha256, b"drv"), "built").unwrap();
+    // `out` built in place in the store directory, writable and with odd modes; `dev` elsewhere.
+    let out_real = store.real_path(&out);
+    tree(&out_real, &[("bin/run", "#!/bin/sh\n"), ("ref", &store.print(&dep))]);
+    std::fs::set_permissions(out_real.join("bin/run"), std::fs::Permissions::from_mode(0o6775)).unwrap();
+    let dev_src = dir.path().join("dev-build");
+    tree(&dev_src, &[("include/h", &store.print(&out))]);
+    let outputs = [
+        store::local::BuiltOutput { path: out.clone(), source: out_real.clone(), references: [dep.clone()].into(), deriver: None, ca: None },
+        store::local::BuiltOutput { path: dev.clone(), source: dev_src.clone(), references: [out.clone()].into(), deriver: None, ca: None },
+    ];
+    let infos = store.register_outputs(&outputs).unwrap();
+    assert_eq!(infos.len(), 2);
+    assert!(infos.iter().all(|i| i.ultimate));
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&out_real.join("bin/run")), 0o555);
+    assert_eq!(mode(&out_real.join("bin")), 0o555);
+    assert_eq!(std::fs::symlink_metadata(out_real.join("ref")).unwrap().mtime(), 1);
+    assert_eq!(store.query_references(&dev).unwrap(), [out.clone()].into());
+    assert!(store.verify_store(true, false).unwrap().problems.is_empty());
+    // Registering again leaves valid outputs alone.
+    assert!(store.register_outputs(&outputs).unwrap().is_empty());
+}

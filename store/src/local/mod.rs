@@ -36,6 +36,7 @@ pub mod export_format;
 mod layout;
 pub mod path_lock;
 mod read;
+mod register_outputs;
 mod root_encoding;
 mod verify;
 
@@ -49,6 +50,7 @@ use crate::db::{Db, OpenMode};
 pub use add::NarToAdd;
 pub use error::{Mismatch, StoreError};
 pub use path_lock::{PathLock, PoolLock};
+pub use register_outputs::BuiltOutput;
 pub use verify::{PathProblem, VerifyReport};
 
 /// Where a [`Store`] lives.
