@@ -302,3 +302,23 @@ fn build_outputs_are_canonicalised_and_registered_together() {
     // Registering again leaves valid outputs alone.
     assert!(store.register_outputs(&outputs).unwrap().is_empty());
 }
+
+#[test]
+fn unsigned_paths_are_refused_when_signatures_are_required() {
+    let (dir, store) = setup();
+    let src = dir.path().join("u");
+    tree(&src, &[("f", "unsigned")]);
+    let nar = nar_of(&src);
+    let mut info = info_for(&store, "u", &nar, BTreeSet::new());
+    info.ca = None;
+    info.path = store.store_dir().make_output_path("out", &Hash::of(Algorithm::Sha256, b"u"), "u").unwrap();
+    let key = nix_formats::signature::SecretKey::from_seed("test-1", &[7; 32]).unwrap();
+    let mut keys = nix_formats::signature::TrustedKeys::new();
+    keys.insert(key.public());
+    let batch = |info: &ValidPathInfo| vec![NarToAdd { info: info.clone(), nar: &nar[..] }];
+    let refused = store.add_nars_checked(batch(&info), false, Some(&keys));
+    assert!(matches!(refused, Err(StoreError::Untrusted(_))), "{refused:?}");
+    assert!(!store.is_valid(&info.path).unwrap());
+    info.sign(store.store_dir(), &key).unwrap();
+    assert_eq!(store.add_nars_checked(batch(&info), false, Some(&keys)).unwrap(), vec![info.path.clone()]);
+}

@@ -9,6 +9,7 @@ use nix_formats::content_address::{ContentAddress, Method};
 use nix_formats::derivation::Derivation;
 use nix_formats::hash::{Algorithm, Hash};
 use nix_formats::path_info::ValidPathInfo;
+use nix_formats::signature::TrustedKeys;
 use nix_formats::store_path::StorePath;
 
 use super::error::{Mismatch, StoreError};
@@ -53,10 +54,28 @@ impl Store {
     /// all are registered in one transaction, so references between them are fine. Paths valid
     /// already are skipped (their NARs not read) unless `repair`. Returns the paths added.
     pub fn add_nars<R: Read>(&self, batch: Vec<NarToAdd<R>>, repair: bool) -> Result<Vec<StorePath>, StoreError> {
+        self.add_nars_checked(batch, repair, None)
+    }
+
+    /// [`Store::add_nars`] with Nix's signature rule (`require-sigs`) when `trusted` is given:
+    /// each path must be ultimately trusted, content-addressed, or signed by one of the keys,
+    /// else [`StoreError::Untrusted`] before any NAR is read.
+    pub fn add_nars_checked<R: Read>(
+        &self,
+        batch: Vec<NarToAdd<R>>,
+        repair: bool,
+        trusted: Option<&TrustedKeys>,
+    ) -> Result<Vec<StorePath>, StoreError> {
         let mut seen = BTreeSet::new();
         for item in &batch {
             if !seen.insert(item.info.path.clone()) {
                 return Err(StoreError::DuplicatePath(self.print(&item.info.path)));
+            }
+            if let Some(keys) = trusted {
+                let signed = item.info.ultimate || item.info.check_signatures(&self.store_dir, keys).map(|n| n > 0).unwrap_or(false);
+                if !signed {
+                    return Err(StoreError::Untrusted(self.print(&item.info.path)));
+                }
             }
         }
         let real_paths: Vec<_> = batch.iter().map(|item| self.real_path(&item.info.path)).collect();

@@ -86,6 +86,9 @@ pub enum StoreError {
         /// The method claimed.
         method: &'static str,
     },
+    /// A path is neither trusted, content-addressed, nor signed by a trusted key (Nix's words).
+    #[error("cannot add path '{0}' because it lacks a signature by a trusted key")]
+    Untrusted(String),
     /// A path that must be valid is not.
     #[error("path '{0}' is not valid")]
     InvalidPath(String),
