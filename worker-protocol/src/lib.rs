@@ -39,6 +39,7 @@ pub mod framed;
 pub mod handshake;
 pub mod limits;
 pub mod logger;
+pub mod nar_stream;
 pub mod ops;
 pub mod ser;
 pub mod stderr;
