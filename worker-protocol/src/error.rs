@@ -173,6 +173,10 @@ pub enum ProtocolError {
     /// connection itself is in step unless [`ProtocolError::ConnectionBroken`] follows.
     #[error("cannot read the data to send: {0}")]
     Source(#[source] io::Error),
+    /// Writing data received from the peer (a NAR, an export) to its local destination failed.
+    /// The connection itself is in step unless [`ProtocolError::ConnectionBroken`] follows.
+    #[error("cannot write the received data: {0}")]
+    Sink(#[source] io::Error),
     /// An earlier error, or an operation abandoned half-way, has left the connection out of step:
     /// it cannot be used any more.
     #[error("the connection is unusable after an earlier error")]

@@ -34,6 +34,7 @@
 //! # Ok::<(), worker_protocol::ProtocolError>(())
 //! ```
 
+pub mod connection;
 pub mod error;
 pub mod framed;
 pub mod handshake;
