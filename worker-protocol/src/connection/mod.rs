@@ -52,7 +52,7 @@ use crate::handshake::WorkerConfig;
 use crate::types::ClientHandshakeInfo;
 
 /// How a [`ServerConnection`] introduces itself and what it accepts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Versions, features and limits for the handshake and everything after it.
     pub worker: WorkerConfig,
@@ -64,6 +64,23 @@ pub struct ServerConfig {
     pub store_dir: StoreDir,
     /// The bounds on NARs that arrive inline.
     pub nar_limits: nix_formats::nar::Limits,
+}
+
+impl Default for ServerConfig {
+    /// The default handshake settings, the version string `casnix <version>` (clients from 1.33
+    /// require one), trust unknown, no startup messages, `/nix/store`, default NAR limits.
+    fn default() -> Self {
+        Self {
+            worker: WorkerConfig::default(),
+            info: ClientHandshakeInfo {
+                daemon_nix_version: Some(concat!("casnix ", env!("CARGO_PKG_VERSION")).to_owned()),
+                remote_trusts_us: None,
+            },
+            startup_messages: Vec::new(),
+            store_dir: StoreDir::default(),
+            nar_limits: nix_formats::nar::Limits::default(),
+        }
+    }
 }
 
 /// What a [`ClientConnection`] offers and accepts.
