@@ -21,7 +21,7 @@ use crate::error::ProtocolError;
 use crate::framed::FramedWriter;
 use crate::handshake::{client_handshake, ClientHandshake};
 use crate::logger::{process_stderr, LogMessage, LogSink};
-use crate::ops::{ClientOptions, Opcode, Request, Response};
+use crate::ops::{ClientOptions, Content, Opcode, Payload, Request, Response};
 use crate::ser::WireCtx;
 use crate::types::TrustedFlag;
 use crate::version::ProtocolVersion;
@@ -209,6 +209,34 @@ where
     /// Sends `SetOptions` (Nix's clients send it first on every connection).
     pub async fn set_options(&mut self, options: &ClientOptions) -> Result<(), ProtocolError> {
         reply!(self.call(Request::SetOptions(options.clone())), Response::SetOptions => ())
+    }
+
+    /// Sends any request, with its payload (if it has one) read from `payload` and sent in the
+    /// form [`Request::payload`] gives for the negotiated version, and returns the daemon's typed
+    /// reply: the generic form of the other methods, for proxies. The request must be in the
+    /// version's form (`AddToStore`'s changes at 1.25). `NarFromPath` and `ExportPath`, whose
+    /// replies carry data, are refused with [`ProtocolError::OutOfTurn`] (see
+    /// [`Self::nar_from_path`], [`Self::export_path`]), as is a payload-bearing request without
+    /// `payload`.
+    pub async fn request(
+        &mut self,
+        request: Request,
+        payload: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+    ) -> Result<Response, ProtocolError> {
+        if request.opcode().reply_data() != crate::ops::ReplyData::None {
+            return Err(ProtocolError::OutOfTurn("replies that carry data need their own methods"));
+        }
+        let kind = request.payload(self.ctx.version);
+        if kind == Payload::None {
+            return self.call(request).await;
+        }
+        let source = payload.ok_or(ProtocolError::OutOfTurn("this request needs a payload"))?;
+        match kind {
+            Payload::Framed(Content::Nar) => self.call_framed(request, Upload::Nar(source)).await,
+            Payload::Framed(_) => self.call_framed(request, Upload::Raw(source)).await,
+            Payload::InlineNar => self.call_inline(request, Upload::Nar(source)).await,
+            Payload::StderrReadPulled(_) | Payload::None => self.call_pulled(request, source).await,
+        }
     }
 
     /// Writes the request (nothing is sent if it cannot be encoded) and marks the operation as
