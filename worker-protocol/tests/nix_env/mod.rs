@@ -10,7 +10,6 @@ use std::time::Duration;
 use nix_formats::path_info::{JsonOptions, ValidPathInfo};
 use nix_formats::store_path::{StoreDir, StorePath};
 use serde_json::Value;
-use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 use worker_protocol::connection::{ClientConfig, ClientConnection, UnixClientConnection};
 use worker_protocol::handshake::WorkerConfig;
@@ -100,9 +99,11 @@ impl NixDaemon {
         out.stdout
     }
 
+    /// Waits until a whole client session works: the first connection also creates the store's
+    /// database, and connections racing with that can be dropped.
     async fn wait_for_socket(&mut self) {
         for _ in 0..400 {
-            if UnixStream::connect(self.socket()).await.is_ok() {
+            if self.socket().exists() && self.nix("nix", &["store", "ping"]).await.status.success() {
                 return;
             }
             if let Ok(Some(status)) = self.daemon.try_wait() {
