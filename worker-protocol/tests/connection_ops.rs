@@ -173,8 +173,8 @@ async fn builds_and_gc() {
         answer(SyncWithGC {}, Response::SyncWithGC),
     ];
     let (mut c, server) = start(V38, table).await;
-    c.build_paths(&[built.clone()], BuildMode::Check).await.unwrap();
-    assert_eq!(c.build_paths_with_results(&[built], BuildMode::Normal).await.unwrap(), [keyed.clone()]);
+    c.build_paths(std::slice::from_ref(&built), BuildMode::Check).await.unwrap();
+    assert_eq!(c.build_paths_with_results(&[built], BuildMode::Normal).await.unwrap(), std::slice::from_ref(&keyed));
     assert_eq!(c.build_derivation(&sp("x.drv"), &drv, BuildMode::Repair).await.unwrap(), keyed.result);
     c.ensure_path(&sp("a")).await.unwrap();
     c.add_temp_root(&sp("a")).await.unwrap();

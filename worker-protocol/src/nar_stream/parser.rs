@@ -75,7 +75,7 @@ struct Frame {
     previous_name: Vec<u8>,
 }
 
-/// Follows one NAR as its bytes are fed in. See [the module documentation](self).
+/// Follows one NAR as its bytes are fed in. See [the module documentation](crate::nar_stream).
 #[derive(Debug)]
 pub struct NarParser {
     limits: Limits,
