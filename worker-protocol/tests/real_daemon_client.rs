@@ -13,11 +13,12 @@ use nix_formats::derivation::{fill_output_paths, Derivation, DerivationOutput, D
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 use nix_formats::hash::{Algorithm, Hash};
 use nix_formats::path_info::ValidPathInfo;
+use nix_formats::realisation::{DrvOutput, Realisation};
 use nix_formats::store_path::{StoreDir, StorePath};
 use worker_protocol::logger::LogCollector;
 use worker_protocol::ops::request::add::{CaMethodAlgo, IngestionMethod};
 use worker_protocol::ops::request::gc::{CollectGarbage, GcAction};
-use worker_protocol::ops::ClientOptions;
+use worker_protocol::ops::{BasicDerivation, ClientOptions};
 use worker_protocol::types::BuildMode;
 use worker_protocol::{ProtocolError, ProtocolVersion};
 
@@ -263,12 +264,46 @@ async fn build_a_trivial_derivation() {
     assert_eq!(results[0].path, target);
     assert!(results[0].result.status.is_success(), "{:?}", results[0].result);
 
+    // BuildDerivation: a derivation sent whole, never added to the store.
+    let direct = trivial_derivation(&store, "direct");
+    let direct_path = direct.drv_path(&store).unwrap();
+    let direct_out = direct.output_paths(&store).unwrap()["out"].clone().unwrap();
+    let result = c.build_derivation(&direct_path, &BasicDerivation::from(direct.clone()), BuildMode::Normal).await.unwrap();
+    assert!(result.status.is_success(), "{result:?}");
+    assert!(!c.is_valid_path(&direct_path).await.unwrap());
+    assert_eq!(nix.nix_bytes("nix-store", &["--dump", &nix.print(&direct_out)]).await, nar_of(b"hi\n"));
+
+    // No substituters: nothing to substitute.
+    let outs = BTreeSet::from([out_path.clone(), direct_out.clone()]);
+    assert!(c.query_substitutable_paths(&outs).await.unwrap().is_empty());
+    let with_ca = outs.iter().map(|p| (p.clone(), None)).collect();
+    assert!(c.query_substitutable_path_infos(&with_ca).await.unwrap().is_empty());
+
     // A build log for a derivation that has none yet, stored and read back by the CLI.
     let other = trivial_derivation(&store, "other");
     let other_path = c.add_text_to_store("other.drv", &other.to_aterm(&store).unwrap(), &BTreeSet::new()).await.unwrap();
     c.add_build_log(&other_path, &mut &b"a log line\n"[..]).await.unwrap();
     let log = nix.nix_ok("nix-store", &["--read-log", &nix.print(&other_path)]).await;
     assert_eq!(log, "a log line\n");
+}
+
+/// Realisations need `ca-derivations` (Nix 2.8's daemon crashes on them otherwise).
+#[tokio::test]
+async fn realisations() {
+    let nix = NixDaemon::start_with("experimental-features = nix-command ca-derivations\n").await;
+    let mut c = nix.connect().await;
+    let path = c.add_text_to_store("realised", b"realised\n", &BTreeSet::new()).await.unwrap();
+    let id = DrvOutput { drv_hash: Hash::of(Algorithm::Sha256, b"some derivation"), output_name: "out".into() };
+    assert_eq!(c.query_realisation(&id).await.unwrap(), None);
+    let mut realisation = Realisation::new(id.clone(), path);
+    realisation.signatures.insert("test-1:c2lnbmF0dXJl".into());
+    c.register_drv_output(&realisation).await.unwrap();
+    assert_eq!(c.query_realisation(&id).await.unwrap(), Some(realisation.clone()));
+    // At 1.30 the daemon sends only the output path.
+    let mut old = nix.connect_at(ProtocolVersion::new(1, 30)).await;
+    let got = old.query_realisation(&id).await.unwrap().unwrap();
+    assert_eq!((&got.id, &got.out_path), (&realisation.id, &realisation.out_path));
+    assert!(got.signatures.is_empty());
 }
 
 #[tokio::test]

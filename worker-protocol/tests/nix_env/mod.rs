@@ -37,6 +37,11 @@ impl NixDaemon {
     /// Creates the environment and starts the daemon (with `NIX_REMOTE=local`, so it serves its
     /// own store rather than connecting to its socket).
     pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// [`Self::start`] with `extra` appended to `nix.conf`.
+    pub async fn start_with(extra: &str) -> Self {
         require("nix-daemon");
         let dir = tempfile::Builder::new().prefix("casnix-daemon-").tempdir_in("/tmp").unwrap();
         for sub in ["store", "state", "log", "conf", "home"] {
@@ -44,7 +49,7 @@ impl NixDaemon {
         }
         std::fs::write(
             dir.path().join("conf/nix.conf"),
-            "substituters =\nsandbox = false\nbuild-users-group =\nexperimental-features = nix-command\n",
+            format!("substituters =\nsandbox = false\nbuild-users-group =\nexperimental-features = nix-command\n{extra}"),
         )
         .unwrap();
         let daemon = command_in(dir.path(), "nix-daemon", "local").spawn().unwrap();
