@@ -1,29 +1,42 @@
 //! Both connection types between real Nix 2.8 programs: the real clients (`nix-store`, `nix`,
 //! `nix-instantiate`) talk to a relay built from a `ServerConnection`, which passes every
 //! request through a `ClientConnection` to the real `nix-daemon`. Whatever the clients print
-//! must equal what they print talking to the daemon directly. These tests need Nix installed
-//! (`scripts/test-all.sh` installs it) and fail without it.
+//! must equal what they print talking to the daemon directly. The relay offers 1.34, 1.24 and
+//! 1.21, so the real clients send framed payloads, NARs inline and data pulled with `STDERR_READ`.
+//! These tests need Nix installed (`scripts/test-all.sh` installs it) and fail without it.
 
 mod nix_env;
 
 use std::path::Path;
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 
 use nix_env::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 use worker_protocol::connection::{ClientConnection, ServerConfig, ServerConnection};
 use worker_protocol::logger::{LogCollector, LogMessage, RemoteError};
-use worker_protocol::ops::{Request, Response};
+use worker_protocol::ops::{Content, Payload, Request, Response};
 use worker_protocol::types::ClientHandshakeInfo;
-use worker_protocol::ProtocolError;
+use worker_protocol::handshake::WorkerConfig;
+use worker_protocol::{ProtocolError, ProtocolVersion};
+
+/// The payload forms the relay has seen.
+type Seen = Arc<Mutex<Vec<Payload>>>;
 
 /// Serves one real client: every request goes to the daemon, every reply and log message back.
-async fn relay_one(stream: tokio::net::UnixStream, nix_socket: &Path, cfg: ServerConfig, client_cfg: worker_protocol::connection::ClientConfig) -> Result<(), ProtocolError> {
+async fn relay_one(
+    stream: tokio::net::UnixStream,
+    nix_socket: &Path,
+    cfg: ServerConfig,
+    client_cfg: worker_protocol::connection::ClientConfig,
+    seen: Seen,
+) -> Result<(), ProtocolError> {
     let (r, w) = stream.into_split();
     let mut server = ServerConnection::handshake(r, w, &cfg).await?;
     let mut client = ClientConnection::connect_unix(nix_socket, &client_cfg).await?.with_sink(LogCollector::new(64 << 20));
     while let Some(request) = server.next_request().await? {
+        seen.lock().unwrap().push(request.payload(server.version()));
         let result = match &request {
             Request::NarFromPath(r) => {
                 let mut nar = Vec::new();
@@ -85,22 +98,24 @@ where
     Ok(())
 }
 
-/// Starts the relay on `socket` for the daemon of `nix`.
-fn start_relay(nix: &NixDaemon, socket: &Path) -> tokio::task::JoinHandle<()> {
+/// Starts the relay on `socket` for the daemon of `nix`, speaking at most `version` on both
+/// sides (so requests pass through in the form they came in).
+fn start_relay(nix: &NixDaemon, socket: &Path, version: ProtocolVersion, seen: Seen) -> tokio::task::JoinHandle<()> {
     let listener = UnixListener::bind(socket).unwrap();
     let daemon_socket = nix.socket();
     let cfg = ServerConfig {
+        worker: WorkerConfig { version, min_version: ProtocolVersion::new(1, 10), ..WorkerConfig::default() },
         info: ClientHandshakeInfo { daemon_nix_version: Some("2.8.0".into()), remote_trusts_us: None },
         store_dir: nix.store_dir(),
         ..ServerConfig::default()
     };
-    let client_cfg = nix.client_config(worker_protocol::version::WORKER_PROTOCOL_VERSION);
+    let client_cfg = nix.client_config(version);
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let (daemon_socket, cfg, client_cfg) = (daemon_socket.clone(), cfg.clone(), client_cfg.clone());
+            let (daemon_socket, cfg, client_cfg, seen) = (daemon_socket.clone(), cfg.clone(), client_cfg.clone(), seen.clone());
             tokio::spawn(async move {
-                if let Err(e) = relay_one(stream, &daemon_socket, cfg, client_cfg).await {
+                if let Err(e) = relay_one(stream, &daemon_socket, cfg, client_cfg, seen).await {
                     panic!("relay: {e}");
                 }
             });
@@ -137,11 +152,33 @@ const EXPR: &str = r#"derivation {
 }
 "#;
 
+/// At the clients' own version (1.34): framed payloads.
 #[tokio::test]
 async fn real_clients_through_our_server_and_client() {
+    let seen = through_the_relay(ProtocolVersion::new(1, 34)).await;
+    assert!(seen.contains(&Payload::Framed(Content::Nar)), "{seen:?}");
+}
+
+/// At 1.24: `AddToStore` with a NAR inline, which the server finds the end of by parsing it.
+#[tokio::test]
+async fn real_clients_at_1_24() {
+    let seen = through_the_relay(ProtocolVersion::new(1, 24)).await;
+    assert!(seen.contains(&Payload::InlineNar), "{seen:?}");
+}
+
+/// At 1.21: `AddToStoreNar` data pulled from the client with `STDERR_READ`.
+#[tokio::test]
+async fn real_clients_at_1_21() {
+    let seen = through_the_relay(ProtocolVersion::new(1, 21)).await;
+    assert!(seen.contains(&Payload::StderrReadPulled(Content::Nar)), "{seen:?}");
+}
+
+/// Runs the real clients through the relay at `version`; returns the payload forms it relayed.
+async fn through_the_relay(version: ProtocolVersion) -> Vec<Payload> {
     let nix = NixDaemon::start().await;
     let relay = nix.path("relay.sock");
-    let relay_task = start_relay(&nix, &relay);
+    let seen = Seen::default();
+    let relay_task = start_relay(&nix, &relay, version, seen.clone());
 
     // Adding, dumping, querying.
     let tree = nix.path("home/tree");
@@ -200,4 +237,6 @@ async fn real_clients_through_our_server_and_client() {
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stderr).contains("bogus"), "{}", String::from_utf8_lossy(&failed.stderr));
     relay_task.abort();
+    let seen = seen.lock().unwrap().clone();
+    seen
 }
