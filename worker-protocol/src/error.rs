@@ -8,6 +8,7 @@ use nix_formats::hash::HashError;
 use nix_formats::realisation::RealisationError;
 use nix_formats::store_path::StorePathError;
 
+use crate::ops::Opcode;
 use crate::version::ProtocolVersion;
 
 /// An error while encoding, decoding or exchanging protocol messages.
@@ -165,6 +166,32 @@ pub enum ProtocolError {
         /// The exit status it carries (1 when not given).
         status: u64,
     },
+    /// A NAR on the connection, or one given to be sent, is malformed.
+    #[error(transparent)]
+    BadNar(#[from] nix_formats::nar::ReadError),
+    /// Reading the data to be sent (a file, a NAR, a log) failed. The error is local; the
+    /// connection itself is in step unless [`ProtocolError::ConnectionBroken`] follows.
+    #[error("cannot read the data to send: {0}")]
+    Source(#[source] io::Error),
+    /// Writing data received from the peer (a NAR, an export) to its local destination failed.
+    /// The connection itself is in step unless [`ProtocolError::ConnectionBroken`] follows.
+    #[error("cannot write the received data: {0}")]
+    Sink(#[source] io::Error),
+    /// An earlier error, or an operation abandoned half-way, has left the connection out of step:
+    /// it cannot be used any more.
+    #[error("the connection is unusable after an earlier error")]
+    ConnectionBroken,
+    /// A server tried to answer a request with the reply to another operation.
+    #[error("cannot answer {request} with the reply to {response}")]
+    ResponseMismatch {
+        /// The operation being served.
+        request: Opcode,
+        /// The operation the reply belongs to.
+        response: Opcode,
+    },
+    /// A connection method was called at the wrong point (a reply with no request pending, say).
+    #[error("{0}")]
+    OutOfTurn(&'static str),
     /// Reading or writing the connection failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),

@@ -14,6 +14,10 @@
 //!   pushed to the client) on both sides, by version and verbosity.
 //! - [`ops`]: the operations: [`ops::Opcode`], each operation's [`ops::Request`] and
 //!   [`ops::Response`] at every version, and the [`ops::Payload`] that follows some requests.
+//! - [`nar_stream`]: reading exactly one NAR off a stream (for NARs sent without a length).
+//! - [`connection`]: both sides of a connection over any `AsyncRead + AsyncWrite`:
+//!   [`connection::ServerConnection`] (typed requests in, replies and log messages out) and
+//!   [`connection::ClientConnection`] (a method per operation).
 //!
 //! Nothing here touches a store: values come from and go to `nix-formats` types. Every decoder
 //! enforces [`Limits`] and fails with a typed [`ProtocolError`]; none panics on hostile input.
@@ -34,11 +38,13 @@
 //! # Ok::<(), worker_protocol::ProtocolError>(())
 //! ```
 
+pub mod connection;
 pub mod error;
 pub mod framed;
 pub mod handshake;
 pub mod limits;
 pub mod logger;
+pub mod nar_stream;
 pub mod ops;
 pub mod ser;
 pub mod stderr;

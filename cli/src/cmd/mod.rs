@@ -5,6 +5,7 @@ mod hash;
 mod key;
 mod nar;
 mod narinfo;
+mod store;
 mod store_path;
 
 use clap::Subcommand;
@@ -30,6 +31,8 @@ pub enum Command {
     /// Sign and verify `.narinfo` files.
     #[command(subcommand)]
     Narinfo(narinfo::NarInfoCommand),
+    /// Talk to a store daemon (like `nix store`, `nix path-info`, `nix-store --gc`).
+    Store(store::StoreArgs),
 }
 
 /// Runs one subcommand.
@@ -41,5 +44,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Derivation(c) => derivation::run(c),
         Command::Key(c) => key::run(c),
         Command::Narinfo(c) => narinfo::run(c),
+        Command::Store(c) => store::run(c),
     }
 }

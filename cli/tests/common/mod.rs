@@ -244,3 +244,5 @@ pub fn assert_bytes_eq(ours: &[u8], theirs: &[u8], what: &str) {
         panic!("{what}: outputs differ (ours {} bytes, Nix {} bytes, first difference at byte {first})", ours.len(), theirs.len());
     }
 }
+
+pub mod daemon;

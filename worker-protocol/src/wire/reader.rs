@@ -24,7 +24,9 @@ const MIN_READ: usize = 16 << 10;
 /// expects very large collections should read them element by element.
 ///
 /// `WireReader` is itself an `AsyncRead` that hands out buffered bytes first, so raw reads
-/// (framed streams, NARs) can follow typed values on the same connection.
+/// (framed streams, NARs) can follow typed values on the same connection. Small raw reads (under
+/// 4 KiB) fill the buffer rather than reading just what they ask for, so once raw reads have begun
+/// the inner reader may be ahead of them: keep reading through the `WireReader`.
 #[derive(Debug)]
 pub struct WireReader<R> {
     inner: R,
@@ -83,6 +85,18 @@ impl<R: AsyncRead + Unpin> WireReader<R> {
         }
     }
 
+    /// Whether the stream has ended here: nothing is buffered and the inner reader gives no more
+    /// bytes. Otherwise some bytes are buffered afterwards. A server asks this between requests,
+    /// to tell a client that closed the connection from one that broke off inside a message.
+    pub async fn at_eof(&mut self) -> Result<bool, ProtocolError> {
+        if !self.buf.is_empty() {
+            return Ok(false);
+        }
+        self.buf.reserve(MIN_READ);
+        let n = (&mut self.inner).take(MIN_READ as u64).read_buf(&mut self.buf).await.map_err(ProtocolError::from_io)?;
+        Ok(n == 0)
+    }
+
     /// Reads until at least `needed` more bytes are buffered.
     async fn fill(&mut self, needed: usize, max_message_len: usize) -> Result<(), ProtocolError> {
         let target = self.buf.len().saturating_add(needed);
@@ -101,8 +115,22 @@ impl<R: AsyncRead + Unpin> WireReader<R> {
     }
 }
 
+/// Reads of fewer bytes than this through [`WireReader`]'s `AsyncRead` fill its buffer instead
+/// (so the small tokens of a NAR do not each cost a system call); larger reads go straight through.
+const SMALL_READ: usize = 4 << 10;
+
 impl<R: AsyncRead + Unpin> AsyncRead for WireReader<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if self.buf.is_empty() && out.remaining() < SMALL_READ {
+            let this = &mut *self;
+            let n = std::task::ready!(poll_fill_buf(Pin::new(&mut this.inner), cx, &mut this.buf))?;
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+        }
         if !self.buf.is_empty() {
             let n = self.buf.len().min(out.remaining());
             out.put_slice(&self.buf[..n]);
@@ -111,6 +139,18 @@ impl<R: AsyncRead + Unpin> AsyncRead for WireReader<R> {
         }
         Pin::new(&mut self.inner).poll_read(cx, out)
     }
+}
+
+/// Appends at most [`MIN_READ`] bytes read from `reader` to `buf` and returns how many came.
+fn poll_fill_buf<R: AsyncRead>(reader: Pin<&mut R>, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+    let start = buf.len();
+    buf.resize(start + MIN_READ, 0);
+    let mut rb = ReadBuf::new(&mut buf[start..]);
+    let polled = reader.poll_read(cx, &mut rb);
+    let n = rb.filled().len();
+    buf.truncate(start + n);
+    std::task::ready!(polled)?;
+    Poll::Ready(Ok(n))
 }
 
 #[cfg(test)]
