@@ -302,8 +302,8 @@ fn errors_are_one_line() {
     let missing = nix.path("no-such-socket");
     let out = output(&mut nix.casnix(), &["ping", "--store", &format!("unix://{}", missing.display())]);
     assert_one_line_error(&out, &format!("cannot connect to the daemon at '{}'", missing.display()));
-    let out = output(&mut nix.casnix(), &["ping", "--store", "local"]);
-    assert_one_line_error(&out, "unsupported store 'local'");
+    let out = output(&mut nix.casnix(), &["ping", "--store", "s3://bucket"]);
+    assert_one_line_error(&out, "unsupported store 's3://bucket'");
     let out = output(&mut nix.casnix(), &["ping", "--store", "unix:///x?y=z"]);
     assert_one_line_error(&out, "store URL parameters are not supported");
     let out = output(&mut nix.casnix(), &["path-info", "/not/in/the/store"]);

@@ -15,7 +15,7 @@ use super::paths::absolute;
 
 /// How the data is hashed.
 #[derive(Clone, Copy, ValueEnum)]
-enum Mode {
+pub(super) enum Mode {
     /// The NAR serialisation of any file system object (`nix-store --add`).
     Nar,
     /// The contents of a single regular file (`nix-store --add-fixed`).
@@ -28,16 +28,16 @@ enum Mode {
 #[derive(Args)]
 pub struct AddArgs {
     /// The file or directory to add.
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// The name of the store path (default: the file's name).
     #[arg(long, short = 'n')]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// How to hash the data.
     #[arg(long, value_enum, default_value = "nar")]
-    mode: Mode,
+    pub(super) mode: Mode,
     /// The hash algorithm (`text` takes `sha256` only).
     #[arg(long, default_value = "sha256")]
-    hash_algo: String,
+    pub(super) hash_algo: String,
 }
 
 /// Adds the path and prints the new store path.

@@ -34,7 +34,7 @@ pub struct GcArgs {
 pub struct DeleteArgs {
     /// The store paths to delete (each must be dead).
     #[arg(required = true)]
-    paths: Vec<String>,
+    pub(super) paths: Vec<String>,
 }
 
 /// Options of `casnix store verify`.
@@ -42,10 +42,10 @@ pub struct DeleteArgs {
 pub struct VerifyArgs {
     /// Check that the contents of every path match their NAR hashes.
     #[arg(long)]
-    check_contents: bool,
+    pub(super) check_contents: bool,
     /// Repair what is broken (the daemon allows it for trusted clients only).
     #[arg(long)]
-    repair: bool,
+    pub(super) repair: bool,
 }
 
 /// A byte count as Nix reads one: digits and an optional K, M, G or T (powers of 1024).
@@ -73,7 +73,7 @@ fn freed_text(result: &GcResult) -> String {
     format!("{} store paths deleted, {mib:.2} MiB freed", result.paths.len())
 }
 
-fn print_freed(result: &GcResult) -> Result<()> {
+pub(super) fn print_freed(result: &GcResult) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{}", freed_text(result))?;
     Ok(())
 }

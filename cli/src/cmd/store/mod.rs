@@ -1,8 +1,9 @@
 //! `casnix store ...`: commands that talk to a store daemon over the worker protocol (Nix's
 //! own `nix-daemon` or casnix's), each a thin layer over `worker_protocol`'s `ClientConnection`.
 //!
-//! The store is chosen by `--store` (`daemon`, `unix://PATH`), else by `NIX_REMOTE`, else the
-//! default socket (see [`connect`]). Each command runs on a current-thread tokio runtime of its
+//! The store is chosen by `--store` (`daemon`, `unix://PATH`, `local`), else by `NIX_REMOTE`,
+//! else the default socket (see [`connect`]); `local` opens casnix's own store in this process
+//! (see [`local`]). Each command runs on a current-thread tokio runtime of its
 //! own.
 
 mod add;
@@ -10,6 +11,7 @@ mod bridge;
 mod connect;
 mod gc;
 mod info;
+mod local;
 mod nar;
 mod path_info;
 mod paths;
@@ -20,7 +22,8 @@ use clap::{Args, Subcommand};
 /// The store subcommands with their common options.
 #[derive(Args)]
 pub struct StoreArgs {
-    /// The store to talk to: `daemon` (the default socket) or `unix://PATH`. Defaults to
+    /// The store to talk to: `daemon` (the default socket), `unix://PATH`, or `local` (casnix's
+    /// own store in `NIX_STORE_DIR`/`NIX_STATE_DIR`, opened in this process). Defaults to
     /// `NIX_REMOTE`, then to the default socket (`NIX_DAEMON_SOCKET_PATH`, else
     /// `$NIX_STATE_DIR/daemon-socket/socket`, else `/nix/var/nix/daemon-socket/socket`).
     #[arg(long, global = true, value_name = "URL")]
@@ -31,7 +34,7 @@ pub struct StoreArgs {
 
 /// The store subcommands.
 #[derive(Subcommand)]
-enum StoreCommand {
+pub(super) enum StoreCommand {
     /// Check that the store can be reached and show its version and trust (like `nix store info`).
     #[command(alias = "info")]
     Ping(info::PingArgs),
@@ -54,6 +57,9 @@ enum StoreCommand {
 
 /// Runs a store subcommand.
 pub fn run(args: StoreArgs) -> Result<()> {
+    if local::is_local(args.store.as_deref()) {
+        return local::run(args.command);
+    }
     let location = connect::StoreLocation::resolve(args.store.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
     runtime.block_on(async move {

@@ -16,14 +16,14 @@ use super::paths::{parse_in_store, parse_store_path, require_valid};
 #[derive(Args)]
 pub struct DumpArgs {
     /// The store path (or a symlink to it).
-    path: String,
+    pub(super) path: String,
 }
 
 /// Options of `casnix store cat`.
 #[derive(Args)]
 pub struct CatArgs {
     /// A file inside a store path, such as `/nix/store/…-hello/bin/hello`.
-    path: String,
+    pub(super) path: String,
 }
 
 /// Writes the NAR of the path to stdout (`nix-store --dump`, `nix store dump-path`).
@@ -38,7 +38,7 @@ pub async fn dump(location: &StoreLocation, args: DumpArgs) -> Result<()> {
 }
 
 /// The components of a path inside a store path (`/a//b/./c/../d` is `a/b/d`).
-fn components(rest: &str) -> Vec<&str> {
+pub(super) fn components(rest: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for part in rest.split('/') {
         match part {
@@ -54,7 +54,7 @@ fn components(rest: &str) -> Vec<&str> {
 
 /// Writes the contents of the regular file at `wanted` inside the NAR read from `source` to
 /// stdout. `shown` names it in errors.
-fn extract(source: impl Read, wanted: &[u8], shown: &str) -> Result<()> {
+pub(super) fn extract(source: impl Read, wanted: &[u8], shown: &str) -> Result<()> {
     let mut reader = Reader::new(BufReader::with_capacity(64 << 10, source), Limits::default());
     loop {
         // What the event says, kept apart from the borrow of the reader.

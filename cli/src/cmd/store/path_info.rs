@@ -18,25 +18,25 @@ use super::paths::{parse_store_path, require_valid};
 #[derive(Args)]
 pub struct PathInfoArgs {
     /// The store paths (or symlinks to them, such as `result`).
-    paths: Vec<String>,
+    pub(super) paths: Vec<String>,
     /// Every valid path in the store.
     #[arg(long)]
-    all: bool,
+    pub(super) all: bool,
     /// The closures of the paths.
     #[arg(short = 'r', long)]
-    recursive: bool,
+    pub(super) recursive: bool,
     /// Print a JSON object keyed by path.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Print the NAR size of each path.
     #[arg(short = 's', long)]
-    size: bool,
+    pub(super) size: bool,
     /// Print the total NAR size of each path's closure.
     #[arg(short = 'S', long)]
-    closure_size: bool,
+    pub(super) closure_size: bool,
     /// Print the signatures (and `ultimate`, `ca:...`).
     #[arg(long)]
-    sigs: bool,
+    pub(super) sigs: bool,
 }
 
 /// The infos of the paths in play, queried once each.

@@ -1,0 +1,164 @@
+//! `--store local` (or `NIX_REMOTE=local`): the commands run on casnix's own local store
+//! ([`store::Store`]) in this process, with no daemon: the store directory is `NIX_STORE_DIR`
+//! (default `/nix/store`), the state directory `NIX_STATE_DIR` (default `/nix/var/nix`).
+//! `add`, `path-info` (paths and `--size`), `dump`, `cat`, `delete` and `verify` work on it;
+//! `gc` needs roots, which the local store does not have yet, and is refused.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use nix_formats::content_address::Method;
+use nix_formats::hash::Algorithm;
+use store::db::ClosureOptions;
+use store::local::PathProblem;
+use store::{Store, StoreConfig};
+use worker_protocol::ops::response::GcResult;
+
+use super::add::{AddArgs, Mode};
+use super::gc::{print_freed, DeleteArgs, VerifyArgs};
+use super::nar::{components, extract, CatArgs, DumpArgs};
+use super::path_info::PathInfoArgs;
+use super::paths::{absolute, parse_in_store, parse_store_path};
+use super::StoreCommand;
+
+/// Whether `spec` (from `--store`, else `NIX_REMOTE`) names the local store.
+pub fn is_local(spec: Option<&str>) -> bool {
+    let spec = match spec {
+        Some(s) => s.to_owned(),
+        None => std::env::var("NIX_REMOTE").unwrap_or_default(),
+    };
+    spec == "local"
+}
+
+/// Opens the local store the environment names.
+fn open() -> Result<Store> {
+    let non_empty = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let store_dir = non_empty("NIX_STORE_DIR").unwrap_or_else(|| "/nix/store".to_owned());
+    let state_dir = non_empty("NIX_STATE_DIR").map_or_else(|| PathBuf::from("/nix/var/nix"), PathBuf::from);
+    Store::open(&StoreConfig::new(store_dir, state_dir)).context("cannot open the local store")
+}
+
+/// Runs one command on the local store.
+pub fn run(command: StoreCommand) -> Result<()> {
+    let store = open()?;
+    match command {
+        StoreCommand::Ping(_) => {
+            println!("Store URL: local");
+            Ok(())
+        }
+        StoreCommand::Add(a) => add(&store, a),
+        StoreCommand::PathInfo(a) => path_info(&store, a),
+        StoreCommand::Cat(a) => cat(&store, a),
+        StoreCommand::Dump(a) => dump(&store, a),
+        StoreCommand::Gc(_) => bail!("'gc' is not available with --store local yet (the local store has no roots)"),
+        StoreCommand::Delete(a) => delete(&store, a),
+        StoreCommand::Verify(a) => verify(&store, a),
+    }
+}
+
+fn add(store: &Store, args: AddArgs) -> Result<()> {
+    let algo: Algorithm = args.hash_algo.parse().with_context(|| format!("unknown hash algorithm '{}'", args.hash_algo))?;
+    let method = match args.mode {
+        Mode::Nar => Method::Nar,
+        Mode::Flat => Method::Flat,
+        Mode::Text => Method::Text,
+    };
+    let name = match args.name {
+        Some(name) => name,
+        None => match args.path.file_name().and_then(|n| n.to_str()) {
+            Some(name) => name.to_owned(),
+            None => bail!("cannot take a store path name from '{}'; give one with --name", args.path.display()),
+        },
+    };
+    let path = absolute(&args.path);
+    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+    if method != Method::Nar && !meta.is_file() {
+        bail!("'{}' is not a regular file", path.display());
+    }
+    let info = store.add_path(&path, &name, method, algo)?;
+    println!("{}", store.print(&info.path));
+    Ok(())
+}
+
+fn path_info(store: &Store, args: PathInfoArgs) -> Result<()> {
+    if args.json || args.closure_size || args.sigs {
+        bail!("'path-info' with --json, --closure-size or --sigs is not available with --store local yet");
+    }
+    let mut paths = BTreeSet::new();
+    if args.all {
+        paths = store.query_all_valid_paths()?;
+    }
+    for arg in &args.paths {
+        let path = parse_store_path(store.store_dir(), arg)?;
+        if !store.is_valid(&path)? {
+            bail!("path '{}' is not valid", store.print(&path));
+        }
+        paths.insert(path);
+    }
+    if args.recursive {
+        paths = store.closure(paths.iter(), ClosureOptions::default())?;
+    }
+    let mut out = std::io::stdout().lock();
+    for path in &paths {
+        let printed = store.print(path);
+        if args.size {
+            let size = store.query_path_info(path)?.map(|i| i.nar_size).unwrap_or(0);
+            writeln!(out, "{printed}\t{size}")?;
+        } else {
+            writeln!(out, "{printed}")?;
+        }
+    }
+    Ok(())
+}
+
+fn dump(store: &Store, args: DumpArgs) -> Result<()> {
+    let path = parse_store_path(store.store_dir(), &args.path)?;
+    let stdout = std::io::stdout();
+    let mut out = store.nar_from_path(&path, std::io::BufWriter::new(stdout.lock()))?;
+    out.flush()?;
+    Ok(())
+}
+
+fn cat(store: &Store, args: CatArgs) -> Result<()> {
+    let (path, rest) = parse_in_store(store.store_dir(), &args.path)?;
+    let nar = store.nar_from_path(&path, Vec::new())?;
+    extract(&nar[..], components(&rest).join("/").as_bytes(), &args.path)
+}
+
+fn delete(store: &Store, args: DeleteArgs) -> Result<()> {
+    let mut paths = BTreeSet::new();
+    for arg in &args.paths {
+        paths.insert(parse_store_path(store.store_dir(), arg)?);
+    }
+    let mut bytes = 0;
+    for path in &paths {
+        bytes += store.query_path_info(path)?.map(|i| i.nar_size).unwrap_or(0);
+    }
+    let deleted = store.delete_paths(paths.iter())?;
+    let result = GcResult { paths: deleted.iter().map(|p| store.print(p)).collect(), bytes_freed: bytes };
+    print_freed(&result)
+}
+
+fn verify(store: &Store, args: VerifyArgs) -> Result<()> {
+    let report = store.verify_store(args.check_contents, args.repair)?;
+    for (path, problem) in &report.problems {
+        let printed = store.print(path);
+        match problem {
+            PathProblem::Missing => eprintln!("path '{printed}' disappeared"),
+            PathProblem::HashMismatch { expected, got } => eprintln!(
+                "path '{printed}' was modified! expected hash '{}', got '{}'",
+                expected.encode(nix_formats::hash::Encoding::Nix32, true),
+                got.encode(nix_formats::hash::Encoding::Nix32, true)
+            ),
+            PathProblem::SizeMismatch { expected, got } => {
+                eprintln!("path '{printed}' was modified! expected size {expected}, got {got}")
+            }
+        }
+    }
+    if !report.is_ok() {
+        bail!("not all store errors were fixed");
+    }
+    Ok(())
+}
