@@ -322,3 +322,29 @@ fn unsigned_paths_are_refused_when_signatures_are_required() {
     info.sign(store.store_dir(), &key).unwrap();
     assert_eq!(store.add_nars_checked(batch(&info), false, Some(&keys)).unwrap(), vec![info.path.clone()]);
 }
+
+#[test]
+fn leftovers_are_removed_unless_locked_or_valid() {
+    let (_dir, store) = setup();
+    let valid = store.add_text("keep.tmp-1", b"a valid path with an odd name", &BTreeSet::new()).unwrap().path;
+    let sd = store.store_dir().clone();
+    let ghost = sd.make_text_path("ghost", &Hash::of(Algorithm::Sha256, b"g"), []).unwrap();
+    let busy = sd.make_text_path("busy", &Hash::of(Algorithm::Sha256, b"b"), []).unwrap();
+    let root = store.real_store_dir().to_path_buf();
+    std::fs::write(root.join(ghost.to_string()), "renamed in, never registered").unwrap();
+    std::fs::create_dir(root.join(format!("{ghost}.tmp-1-0"))).unwrap();
+    std::fs::write(root.join(format!("{ghost}.lock")), "").unwrap();
+    std::fs::write(root.join(format!("{busy}.tmp-2-0")), "being written").unwrap();
+    std::fs::write(root.join("not-a-store-path"), "left alone").unwrap();
+    let held = store::local::PathLock::acquire(&store.real_path(&busy)).unwrap();
+    let removed = store.remove_leftovers().unwrap();
+    assert_eq!(removed, [ghost.to_string(), format!("{ghost}.tmp-1-0"), format!("{ghost}.lock")].into());
+    let mut left: Vec<String> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    let mut expected = vec![valid.to_string(), format!("{busy}.tmp-2-0"), format!("{busy}.lock"), "not-a-store-path".to_owned()];
+    expected.sort();
+    assert_eq!(left, expected);
+    drop(held);
+    assert!(store.verify_store(true, false).unwrap().problems.is_empty());
+}

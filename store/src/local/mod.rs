@@ -34,6 +34,7 @@ pub mod error;
 mod export;
 pub mod export_format;
 mod layout;
+mod leftovers;
 pub mod path_lock;
 mod read;
 mod register_outputs;

@@ -25,6 +25,20 @@ pub struct PathLock {
 impl PathLock {
     /// Waits for the exclusive lock on `real_path` (the file `real_path.lock`).
     pub fn acquire(real_path: &Path) -> Result<Self, StoreError> {
+        // A waiting lock never gives `None`; the loop only spells that out without a panic.
+        loop {
+            if let Some(lock) = Self::lock(real_path, true)? {
+                return Ok(lock);
+            }
+        }
+    }
+
+    /// Takes the lock on `real_path` if no one holds it; `None` if someone does.
+    pub fn try_acquire(real_path: &Path) -> Result<Option<Self>, StoreError> {
+        Self::lock(real_path, false)
+    }
+
+    fn lock(real_path: &Path, wait: bool) -> Result<Option<Self>, StoreError> {
         let mut lock_path = real_path.as_os_str().to_os_string();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
@@ -37,16 +51,18 @@ impl PathLock {
                 .mode(0o600)
                 .open(&lock_path)
                 .map_err(StoreError::io("opening lock file", &lock_path))?;
+            let op = if wait { FlockOperation::LockExclusive } else { FlockOperation::NonBlockingLockExclusive };
             loop {
-                match flock(&file, FlockOperation::LockExclusive) {
+                match flock(&file, op) {
                     Ok(()) => break,
                     Err(rustix::io::Errno::INTR) => continue,
+                    Err(rustix::io::Errno::WOULDBLOCK) if !wait => return Ok(None),
                     Err(e) => return Err(StoreError::io("locking", &lock_path)(e.into())),
                 }
             }
             let meta = file.metadata().map_err(StoreError::io("checking lock file", &lock_path))?;
             if meta.len() == 0 {
-                return Ok(Self { file, lock_path });
+                return Ok(Some(Self { file, lock_path }));
             }
             // The previous holder deleted this file after we opened it: take a fresh one.
         }

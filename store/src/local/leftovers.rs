@@ -1,0 +1,86 @@
+//! Removing what interrupted adds leave in the store directory: temporary trees
+//! (`<path>.tmp-…`), trees renamed into place but never registered, and stale lock files.
+
+use std::collections::BTreeSet;
+
+use nix_formats::store_path::StorePath;
+
+use super::error::StoreError;
+use super::path_lock::PathLock;
+use super::Store;
+
+/// The store path an entry of the store directory belongs to: the entry itself, or the path
+/// whose lock file or temporary tree it is. `None` for names that are none of these (left alone).
+fn owner(name: &str) -> Option<StorePath> {
+    let base = if let Some(base) = name.strip_suffix(".lock") {
+        base
+    } else if let Some(at) = name.find(".tmp-") {
+        &name[..at]
+    } else {
+        name
+    };
+    StorePath::from_base_name(base).ok()
+}
+
+impl Store {
+    /// Deletes the entries of the store directory that belong to a path that is not valid and
+    /// that no one is adding (its lock is free): the remains of interrupted adds, whether by
+    /// casnix or Nix. Entries of valid paths, of paths being added, and names that are not store
+    /// paths are left alone. Returns the names removed.
+    pub fn remove_leftovers(&self) -> Result<BTreeSet<String>, StoreError> {
+        let dir = &self.real_store_dir;
+        let mut by_owner: std::collections::BTreeMap<StorePath, Vec<String>> = Default::default();
+        for entry in std::fs::read_dir(dir).map_err(StoreError::io("reading", dir))? {
+            let entry = entry.map_err(StoreError::io("reading", dir))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            // A valid path is never a leftover, whatever its name looks like.
+            if let Ok(itself) = StorePath::from_base_name(&name) {
+                if self.db.is_valid(&itself)? {
+                    continue;
+                }
+            }
+            if let Some(path) = owner(&name) {
+                by_owner.entry(path).or_default().push(name);
+            }
+        }
+        let mut removed = BTreeSet::new();
+        for (path, names) in by_owner {
+            let real = self.real_path(&path);
+            let Some(_lock) = PathLock::try_acquire(&real)? else {
+                continue;
+            };
+            let valid = self.db.is_valid(&path)?;
+            for name in names {
+                if name.ends_with(".lock") {
+                    // Removed when `_lock` is released.
+                    removed.insert(name);
+                    continue;
+                }
+                if valid && name == path.to_string() {
+                    continue;
+                }
+                let target = dir.join(&name);
+                castore::remove_tree(&target).map_err(StoreError::io("removing", &target))?;
+                removed.insert(name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_of_entries() {
+        let p = "00bgd045z0d4icpbc2yyz4gx48ak44la-hello";
+        assert_eq!(owner(p).unwrap().to_string(), p);
+        assert_eq!(owner(&format!("{p}.lock")).unwrap().to_string(), p);
+        assert_eq!(owner(&format!("{p}.tmp-12-3")).unwrap().to_string(), p);
+        assert_eq!(owner(".links"), None);
+        assert_eq!(owner("junk"), None);
+    }
+}
