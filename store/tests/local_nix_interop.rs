@@ -109,6 +109,20 @@ fn casnix_reads_and_verifies_a_store_nix_filled() {
     let again = store.add_path(&work.join("flat.txt"), "flat.txt", Method::Flat, Algorithm::Sha256).unwrap();
     assert_eq!(sd.print(&again.path), flat);
     assert_eq!(store.query_all_valid_paths().unwrap().len(), 5);
+
+    // Adopting Nix's paths gives them castore roots and pool-backed files, contents unchanged.
+    let mine = store.add_text("mine", b"x", &BTreeSet::new()).unwrap().path;
+    let x_path = sd.parse(&added[1]).unwrap();
+    assert!(store.adopt_path(&x_path).unwrap());
+    assert!(!store.adopt_path(&x_path).unwrap());
+    assert!(!store.adopt_path(&mine).unwrap(), "casnix's own paths have roots already");
+    use std::os::unix::fs::MetadataExt;
+    let ino = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(ino(store.real_path(&x_path).join("sub/x")), ino(store.real_path(&mine)), "same bytes, one inode");
+    assert!(store.castore_root(&x_path).unwrap().is_some());
+    assert_eq!(store.nar_from_path(&x_path, Vec::new()).unwrap(), nix.output("nix-store", &["--dump", &added[1]]).stdout);
+    drop(store);
+    nix.run("nix-store", &["--verify", "--check-contents"]);
 }
 
 #[test]

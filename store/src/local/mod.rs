@@ -29,6 +29,7 @@
 
 mod add;
 mod add_ca;
+mod adopt;
 mod hashing_reader;
 pub mod error;
 mod export;
