@@ -161,3 +161,26 @@ fn export_and_import_match_nix() {
     nix.run("nix-store", &["--verify", "--check-contents"]);
     assert_eq!(nix.query("--requisites", &sd.print(&top)).len(), 3);
 }
+
+#[test]
+fn nix_gc_keeps_the_temporary_roots_of_a_live_store() {
+    let nix = NixStore::new("");
+    let store = open(&nix);
+    let kept = store.add_text("kept", b"in use by a live process", &BTreeSet::new()).unwrap().path;
+    let printed = store.print(&kept);
+    let roots = std::fs::read(nix.state_dir().join("temproots").join(std::process::id().to_string())).unwrap();
+    assert!(roots.split(|b| *b == 0).any(|r| r == printed.as_bytes()), "Nix's temproots format");
+    // A path added by Nix, with no roots, is collected; ours, a temporary root, is not.
+    let work = nix.root.path().join("work");
+    write_tree(&work, &[("gone", "collected")]);
+    let gone = nix.run("nix-store", &["--add", work.join("gone").to_str().unwrap()]).trim().to_owned();
+    nix.run("nix-store", &["--gc"]);
+    assert!(store.is_valid(&kept).unwrap());
+    assert!(!store.is_valid(&store.store_dir().parse(&gone).unwrap()).unwrap());
+    assert!(store.verify_path(&kept, true).unwrap().is_none());
+    // Once the store is closed its temporary roots are gone, and so is the path at the next GC.
+    drop(store);
+    assert!(!nix.state_dir().join("temproots").join(std::process::id().to_string()).exists());
+    nix.run("nix-store", &["--gc"]);
+    assert!(!open(&nix).is_valid(&kept).unwrap());
+}

@@ -82,6 +82,9 @@ impl Store {
         let _pool = self.pool_lock(false)?;
         let _locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
         let mut ready = Vec::new();
+        for item in &batch {
+            self.add_temp_root(&item.info.path)?;
+        }
         for NarToAdd { info, nar } in batch {
             if !repair && self.db.is_valid(&info.path)? {
                 continue;

@@ -114,6 +114,7 @@ impl Store {
         info.nar_size = ingested.nar_size;
         info.references = references.clone();
         info.ca = Some(ca);
+        self.add_temp_root(&path)?;
         if let Some(existing) = self.db.query_path_info(&path)? {
             return Ok(existing);
         }

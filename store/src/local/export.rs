@@ -60,6 +60,7 @@ impl Store {
             info.nar_size = ingested.nar_size;
             info.references = trailer.references;
             info.deriver = trailer.deriver;
+            self.add_temp_root(&info.path)?;
             if !self.db.is_valid(&info.path)? {
                 let _lock = PathLock::acquire(&self.real_path(&info.path))?;
                 if !self.db.is_valid(&info.path)? {

@@ -40,6 +40,7 @@ pub mod path_lock;
 mod read;
 mod register_outputs;
 mod root_encoding;
+mod temp_roots;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,7 @@ pub struct Store {
     state_dir: PathBuf,
     db: Db,
     castore: Castore,
+    temp_roots: std::sync::Arc<temp_roots::TempRoots>,
 }
 
 impl Store {
@@ -118,7 +120,8 @@ impl Store {
         let mut castore_config = CastoreConfig::new(config.castore_root());
         castore_config.durability = config.durability;
         let castore = Castore::open_with(castore_config)?;
-        Ok(Self { store_dir, real_store_dir, state_dir: config.state_dir.clone(), db, castore })
+        let temp_roots = temp_roots::TempRoots::for_state_dir(&config.state_dir);
+        Ok(Self { store_dir, real_store_dir, state_dir: config.state_dir.clone(), db, castore, temp_roots })
     }
 
     /// The logical store directory.
@@ -149,6 +152,13 @@ impl Store {
     /// Where `path` is on disk.
     pub fn real_path(&self, path: &StorePath) -> PathBuf {
         self.real_store_dir.join(path.to_string())
+    }
+
+    /// Makes `path` a temporary root of this process, in Nix's format (`temproots/<pid>`, and
+    /// the collector's socket while one runs), so no garbage collector deletes it while this
+    /// process lives. Every add does this for its paths.
+    pub fn add_temp_root(&self, path: &StorePath) -> Result<(), StoreError> {
+        self.temp_roots.add(&self.print(path))
     }
 
     /// Takes the pool lock (see [`PoolLock`]).

@@ -45,6 +45,7 @@ impl Store {
         let _locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
         let mut ready = Vec::new();
         for o in outputs {
+            self.add_temp_root(&o.path)?;
             if self.db.is_valid(&o.path)? {
                 continue;
             }
