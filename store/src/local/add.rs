@@ -207,12 +207,24 @@ impl Store {
         Ok(())
     }
 
-    /// Materialises `root` at `path`'s place, first removing whatever is there (the remains of
-    /// an add that did not finish, or the contents being repaired).
+    /// Materialises `root` at `path`'s place. Whatever is there already (the remains of an add
+    /// that did not finish, contents being repaired, a builder's own tree) is swapped out in one
+    /// atomic exchange with a complete twin and then deleted, so a valid path is never missing
+    /// or partial, even for a moment.
     pub(crate) fn install(&self, path: &StorePath, root: &Node) -> Result<(), StoreError> {
         let real = self.real_path(path);
-        castore::remove_tree(&real).map_err(StoreError::io("removing stale path", &real))?;
-        self.castore.materialise_atomically(root, &real)?;
+        if std::fs::symlink_metadata(&real).is_err() {
+            self.castore.materialise_atomically(root, &real)?;
+            return Ok(());
+        }
+        // The twin's name ends in `.tmp-…`, so `remove_leftovers` knows it after a crash.
+        let twin = self.real_store_dir.join(format!("{path}.tmp-swap-{}", std::process::id()));
+        castore::remove_tree(&twin).map_err(StoreError::io("removing", &twin))?;
+        self.castore.materialise_atomically(root, &twin)?;
+        rustix::fs::renameat_with(rustix::fs::CWD, &twin, rustix::fs::CWD, &real, rustix::fs::RenameFlags::EXCHANGE)
+            .map_err(|e| StoreError::io("exchanging", &real)(e.into()))?;
+        // `twin` now holds what was there before.
+        castore::remove_tree(&twin).map_err(StoreError::io("removing", &twin))?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Adopting paths that Nix added (or that have no trusted castore root): their contents are
 //! ingested into the castore, checked against the recorded NAR hash, and the tree on disk is
-//! swapped for a materialised one whose files are hardlinks into the pool (deduplicated).
+//! swapped (atomically, see `Store::install`) for a materialised one whose files are hardlinks
+//! into the pool (deduplicated).
 
 use nix_formats::store_path::StorePath;
 
@@ -33,14 +34,7 @@ impl Store {
                 got: ingested.nar_hash,
             })));
         }
-        // The twin's name ends in `.tmp-…`, so `remove_leftovers` knows it after a crash.
-        let twin = self.real_store_dir.join(format!("{path}.tmp-adopt-{}", std::process::id()));
-        castore::remove_tree(&twin).map_err(StoreError::io("removing", &twin))?;
-        self.castore.materialise_atomically(&ingested.root, &twin)?;
-        rustix::fs::renameat_with(rustix::fs::CWD, &twin, rustix::fs::CWD, &real, rustix::fs::RenameFlags::EXCHANGE)
-            .map_err(|e| StoreError::io("exchanging", &real)(e.into()))?;
-        // `twin` now holds the old tree.
-        castore::remove_tree(&twin).map_err(StoreError::io("removing", &twin))?;
+        self.install(path, &ingested.root)?;
         self.db.set_castore_root(path, &info.nar_hash, &encode_root(&ingested.root))?;
         Ok(true)
     }

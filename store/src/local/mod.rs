@@ -19,9 +19,14 @@
 //!    that the path is not valid;
 //! 2. ingest the contents into the castore (blobs flushed, directories stored) and verify the NAR
 //!    hash, size and content address;
-//! 3. remove any leftover at the path (an earlier add that died before registering), materialise
-//!    the tree beside it, sync it, rename it into place and sync the store directory;
+//! 3. materialise the tree beside the path, sync it, rename it into place and sync the store
+//!    directory; if something is at the path already (an earlier add that died before
+//!    registering, contents being repaired, a builder's tree), the rename is an atomic exchange
+//!    and the old tree is deleted afterwards, so a valid path is never missing or partial;
 //! 4. record the castore root, then register the path (and its references) in one transaction.
+//!
+//! Before all this the path becomes a temporary root of the process (`temp_roots`), so no
+//! collector deletes it meanwhile.
 //!
 //! Submodules: [`error`], [`path_lock`], `add` (adding), `read` (queries and NARs), `verify`
 //! (verification, repair, deletion), `export` and [`export_format`] (Nix's export format),
