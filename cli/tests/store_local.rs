@@ -47,7 +47,16 @@ fn local_store_commands_agree_with_nix() {
     assert_eq!(listed.lines().count(), 2);
     let sized = text(run_ok(&mut ours(&nix, &store_dir, &["path-info", "-s", &added])));
     let size = text(run_ok(nix.cmd_with_store_dir("nix-store", &store_dir).args(["-q", "--size", &added])));
-    assert_eq!(sized, format!("{added}\t{size}"));
+    assert_eq!(sized, format!("{added}\t{size:>11}"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&run_ok(&mut ours(&nix, &store_dir, &["path-info", "--json", &added, &added_flat]))).unwrap();
+    let hash = text(run_ok(nix.cmd_with_store_dir("nix-store", &store_dir).args(["-q", "--hash", &added])));
+    let hash = nix_formats::hash::Hash::parse_prefixed(&hash).unwrap();
+    assert_eq!(json[&added]["narHash"], hash.to_sri());
+    assert_eq!(json[&added_flat]["ca"], serde_json::Value::String(format!("fixed:sha256:{}", {
+        let h = nix_formats::hash::Hash::of(nix_formats::hash::Algorithm::Sha256, b"flat\n");
+        h.to_nix32()
+    })));
 
     // verify, then delete.
     run_ok(&mut ours(&nix, &store_dir, &["verify", "--check-contents"]));

@@ -1,10 +1,10 @@
 //! `--store local` (or `NIX_REMOTE=local`): the commands run on casnix's own local store
 //! ([`store::Store`]) in this process, with no daemon: the store directory is `NIX_STORE_DIR`
 //! (default `/nix/store`), the state directory `NIX_STATE_DIR` (default `/nix/var/nix`).
-//! `add`, `path-info` (paths and `--size`), `dump`, `cat`, `delete` and `verify` work on it;
+//! `add`, `path-info` (every option), `dump`, `cat`, `delete` and `verify` work on it;
 //! `gc` needs roots, which the local store does not have yet, and is refused.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ use worker_protocol::ops::response::GcResult;
 use super::add::{AddArgs, Mode};
 use super::gc::{print_freed, DeleteArgs, VerifyArgs};
 use super::nar::{components, extract, CatArgs, DumpArgs};
-use super::path_info::PathInfoArgs;
+use super::path_info::{print as print_path_infos, PathInfoArgs};
 use super::paths::{absolute, parse_in_store, parse_store_path};
 use super::StoreCommand;
 
@@ -83,34 +83,44 @@ fn add(store: &Store, args: AddArgs) -> Result<()> {
 }
 
 fn path_info(store: &Store, args: PathInfoArgs) -> Result<()> {
-    if args.json || args.closure_size || args.sigs {
-        bail!("'path-info' with --json, --closure-size or --sigs is not available with --store local yet");
+    if args.paths.is_empty() && !args.all {
+        bail!("no paths given (and no --all)");
     }
-    let mut paths = BTreeSet::new();
+    let mut roots = BTreeSet::new();
     if args.all {
-        paths = store.query_all_valid_paths()?;
+        roots = store.query_all_valid_paths()?;
     }
     for arg in &args.paths {
-        let path = parse_store_path(store.store_dir(), arg)?;
-        if !store.is_valid(&path)? {
-            bail!("path '{}' is not valid", store.print(&path));
+        roots.insert(parse_store_path(store.store_dir(), arg)?);
+    }
+    // Like Nix 2.26, `--json` shows an invalid path as `null`; text output refuses it.
+    let mut invalid = BTreeSet::new();
+    for root in &roots {
+        if !store.is_valid(root)? {
+            if !args.json {
+                bail!("path '{}' is not valid", store.print(root));
+            }
+            invalid.insert(root.clone());
         }
-        paths.insert(path);
     }
-    if args.recursive {
-        paths = store.closure(paths.iter(), ClosureOptions::default())?;
-    }
-    let mut out = std::io::stdout().lock();
+    roots.retain(|r| !invalid.contains(r));
+    let paths = if args.recursive { store.closure(roots.iter(), ClosureOptions::default())? } else { roots };
+    let mut known = BTreeMap::new();
     for path in &paths {
-        let printed = store.print(path);
-        if args.size {
-            let size = store.query_path_info(path)?.map(|i| i.nar_size).unwrap_or(0);
-            writeln!(out, "{printed}\t{size}")?;
-        } else {
-            writeln!(out, "{printed}")?;
+        let info = store.query_path_info(path)?.with_context(|| format!("path '{}' is not valid", store.print(path)))?;
+        known.insert(path.clone(), info);
+    }
+    let mut closure_sizes = BTreeMap::new();
+    if args.closure_size {
+        for path in &paths {
+            let mut size = 0;
+            for member in store.closure([path], ClosureOptions::default())? {
+                size += store.query_path_info(&member)?.map_or(0, |i| i.nar_size);
+            }
+            closure_sizes.insert(path.clone(), size);
         }
     }
-    Ok(())
+    print_path_infos(&args, store.store_dir(), &paths, &known, &invalid, &closure_sizes)
 }
 
 fn dump(store: &Store, args: DumpArgs) -> Result<()> {

@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use clap::Args;
 use nix_formats::path_info::{JsonOptions, ValidPathInfo};
-use nix_formats::store_path::StorePath;
+use nix_formats::store_path::{StoreDir, StorePath};
 use serde_json::{Map, Value};
 
 use super::connect::{daemon_error, Connection, StoreLocation};
@@ -154,26 +154,39 @@ pub async fn path_info(location: &StoreLocation, args: PathInfoArgs) -> Result<(
             closure_sizes.insert(path.clone(), infos.closure_size(path).await?);
         }
     }
+    print(&args, &store_dir, &paths, &infos.known, &invalid, &closure_sizes)
+}
+
+/// Prints the infos of `paths` (all in `known`) as `args` ask: Nix 2.26's JSON (with `invalid`
+/// paths as `null`), or lines in dependency order. Shared with `--store local`.
+pub(super) fn print(
+    args: &PathInfoArgs,
+    store_dir: &StoreDir,
+    paths: &BTreeSet<StorePath>,
+    known: &BTreeMap<StorePath, ValidPathInfo>,
+    invalid: &BTreeSet<StorePath>,
+    closure_sizes: &BTreeMap<StorePath, u64>,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut obj = Map::new();
-        for path in &paths {
+        for path in paths {
             let mut options = JsonOptions::IMPURE;
             if let Some(size) = closure_sizes.get(path) {
                 options = options.with_closure_size(*size);
             }
-            obj.insert(store_dir.print(path), infos.known[path].to_json(&store_dir, &options));
+            obj.insert(store_dir.print(path), known[path].to_json(store_dir, &options));
         }
-        for path in &invalid {
+        for path in invalid {
             obj.insert(store_dir.print(path), Value::Null);
         }
         writeln!(out, "{}", Value::Object(obj))?;
         return Ok(());
     }
-    let order = dependencies_first(&paths, &infos.known);
+    let order = dependencies_first(paths, known);
     let width = order.iter().map(|p| store_dir.print(p).len()).max().unwrap_or(0);
     for path in &order {
-        let info = &infos.known[path];
+        let info = &known[path];
         let printed = store_dir.print(path);
         let mut line = printed.clone();
         if args.size || args.closure_size || args.sigs {
