@@ -111,28 +111,32 @@ impl BasicDerivation {
     pub fn decode(d: &mut Decoder<'_>, ctx: &WireCtx, name: &str) -> Result<Self, DecodeError> {
         let mut drv = BasicDerivation { name: name.to_owned(), ..Default::default() };
         let count = d.read_count()?;
-        for _ in 0..count {
+        // An output is four strings, an argument one, an environment variable two.
+        d.items(count, 32, |d| {
             let output_name = d.read_str()?.to_owned();
             let path = d.read_str()?;
             let method_algo = d.read_str()?;
             let hash = d.read_str()?;
             let output = parse_output(ctx, &output_name, path, method_algo, hash)?;
             drv.outputs.insert(output_name, output);
-        }
+            Ok(())
+        })?;
         drv.input_srcs = BTreeSet::decode(d, ctx)?;
         drv.system = d.read_bytes()?.to_vec();
         drv.builder = d.read_bytes()?.to_vec();
         let count = d.read_count()?;
         drv.args = Vec::with_capacity(d.capacity_for(count, 8));
-        for _ in 0..count {
+        d.items(count, 8, |d| {
             drv.args.push(d.read_bytes()?.to_vec());
-        }
+            Ok(())
+        })?;
         let count = d.read_count()?;
-        for _ in 0..count {
+        d.items(count, 16, |d| {
             let key = d.read_bytes()?.to_vec();
             let value = d.read_bytes()?.to_vec();
             drv.env.insert(key, value);
-        }
+            Ok(())
+        })?;
         Ok(drv)
     }
 }
