@@ -186,8 +186,19 @@ impl WireDecode for BuildResult {
             res.cpu_system_micros = read_micros(d)?;
         }
         if ctx.at_least(outputs_from) {
-            // Keyed by the id's output name, as Nix does.
+            // Keyed by the id's output name, as Nix does. Nix writes each realisation under its
+            // own id; one filed under another id is refused (Nix would keep it under the wrong
+            // name, and it could not be written back as it came).
             let outputs = BTreeMap::<DrvOutput, Realisation>::decode(d, ctx)?;
+            for (id, r) in &outputs {
+                if *id != r.id {
+                    return Err(ProtocolError::BadDerivationOutput {
+                        output: id.output_name.chars().take(100).collect(),
+                        message: "a built output's realisation has another id than its key",
+                    }
+                    .into());
+                }
+            }
             res.built_outputs = outputs.into_iter().map(|(id, r)| (id.output_name, r)).collect();
         }
         Ok(res)
