@@ -176,3 +176,137 @@ async fn large_stream_is_streamed_lazily() {
     rx.read_exact(&mut after).await.unwrap();
     assert_eq!(&after, b"after");
 }
+
+/// An inner writer that takes at most `chunk` bytes per call and is not ready every other call,
+/// like a socket whose buffer keeps filling up.
+#[derive(Debug)]
+struct Stingy {
+    out: Vec<u8>,
+    chunk: usize,
+    calls: usize,
+    /// After this many bytes it takes nothing more (stays not ready).
+    stall_after: usize,
+}
+
+impl tokio::io::AsyncWrite for Stingy {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.calls += 1;
+        if self.calls % 2 == 0 || self.out.len() >= self.stall_after {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let n = buf.len().min(self.chunk).min(self.stall_after - self.out.len());
+        self.out.extend_from_slice(&buf[..n]);
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+async fn read_all(bytes: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+    let mut got = Vec::new();
+    FramedReader::new(bytes, 1 << 20).read_to_end(&mut got).await?;
+    Ok(got)
+}
+
+/// Large writes go out as frames straight from the caller's buffer, even when the inner writer
+/// takes them in odd pieces: the stream decodes to the same bytes, in frames of at most the
+/// frame size.
+#[tokio::test]
+async fn direct_frames_through_a_stingy_writer() {
+    let mut data = vec![0u8; 300_000];
+    Generator(7).fill(&mut data);
+    for (frame_size, chunk) in [(4096, 1000), (4096, 5), (1000, 4096), (32 << 10, 7 << 10)] {
+        let inner = Stingy { out: Vec::new(), chunk, calls: 0, stall_after: usize::MAX };
+        let mut w = FramedWriter::with_frame_size(inner, frame_size);
+        for piece in data.chunks(10_007) {
+            w.write_all(piece).await.unwrap();
+            assert!(w.buffered() <= 2 * frame_size + 8, "buffered {}", w.buffered());
+        }
+        let out = w.finish().await.unwrap().out;
+        assert_eq!(read_all(&out).await.unwrap(), data, "frame size {frame_size}, chunk {chunk}");
+        // Walk the frames: none is larger than the frame size.
+        let mut at = 0;
+        loop {
+            let len = u64::from_le_bytes(out[at..at + 8].try_into().unwrap()) as usize;
+            assert!(len <= frame_size);
+            at += 8 + len;
+            if len == 0 {
+                break;
+            }
+        }
+        assert_eq!(at, out.len());
+    }
+}
+
+/// A write abandoned in the middle of a frame sent straight from the caller's buffer leaves the
+/// frame short: finishing fails, aborting pads it.
+#[tokio::test]
+async fn abandoned_direct_frame() {
+    let data = vec![9u8; 10_000];
+    for abort in [false, true] {
+        let inner = Stingy { out: Vec::new(), chunk: 1 << 20, calls: 0, stall_after: 3000 };
+        let mut w = FramedWriter::with_frame_size(inner, 4096);
+        let r = tokio::time::timeout(Duration::from_millis(50), w.write_all(&data)).await;
+        assert!(r.is_err(), "the write stalls");
+        w.get_mut_for_tests().stall_after = usize::MAX;
+        if abort {
+            let out = w.abort().await.unwrap().out;
+            let got = read_all(&out).await.unwrap();
+            assert_eq!(got.len(), 4096, "the started frame, padded");
+            assert!(got[..3000 - 8].iter().all(|&b| b == 9) && got[3000 - 8..].iter().all(|&b| b == 0));
+        } else {
+            let err = w.finish().await.unwrap_err();
+            assert!(matches!(&err, ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidInput), "{err:?}");
+        }
+    }
+}
+
+/// An inner reader that counts its reads.
+struct Counting<'a> {
+    data: &'a [u8],
+    reads: usize,
+}
+
+impl tokio::io::AsyncRead for Counting<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.reads += 1;
+        let n = buf.remaining().min(self.data.len());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// With room in the caller's buffer, each frame costs one read of the inner reader (its
+/// payload and the next header together), and nothing past the end marker is read.
+#[tokio::test]
+async fn one_inner_read_per_frame() {
+    let frames: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 100]).collect();
+    let mut bytes: Vec<u8> = frames.iter().flat_map(|f| frame(f)).collect();
+    bytes.extend(0u64.to_le_bytes());
+    bytes.extend_from_slice(b"next message");
+    let mut r = FramedReader::new(Counting { data: &bytes, reads: 0 }, 1024);
+    let mut buf = vec![0u8; 4096];
+    let n = r.read(&mut buf).await.unwrap();
+    assert_eq!(n, 1000, "one call gathers every frame");
+    assert_eq!(r.read(&mut buf).await.unwrap(), 0);
+    assert!(r.is_finished());
+    let inner = r.into_inner();
+    assert_eq!(inner.reads, 11, "the first header, then one read per frame");
+    assert_eq!(inner.data, b"next message");
+}

@@ -111,34 +111,39 @@ impl BasicDerivation {
     pub fn decode(d: &mut Decoder<'_>, ctx: &WireCtx, name: &str) -> Result<Self, DecodeError> {
         let mut drv = BasicDerivation { name: name.to_owned(), ..Default::default() };
         let count = d.read_count()?;
-        for _ in 0..count {
+        // An output is four strings, an argument one, an environment variable two.
+        d.items(count, 32, |d| {
             let output_name = d.read_str()?.to_owned();
             let path = d.read_str()?;
             let method_algo = d.read_str()?;
             let hash = d.read_str()?;
-            let output = parse_output(ctx, &output_name, path, method_algo, hash)?;
+            let output = parse_output(ctx, name, &output_name, path, method_algo, hash)?;
             drv.outputs.insert(output_name, output);
-        }
+            Ok(())
+        })?;
         drv.input_srcs = BTreeSet::decode(d, ctx)?;
         drv.system = d.read_bytes()?.to_vec();
         drv.builder = d.read_bytes()?.to_vec();
         let count = d.read_count()?;
         drv.args = Vec::with_capacity(d.capacity_for(count, 8));
-        for _ in 0..count {
+        d.items(count, 8, |d| {
             drv.args.push(d.read_bytes()?.to_vec());
-        }
+            Ok(())
+        })?;
         let count = d.read_count()?;
-        for _ in 0..count {
+        d.items(count, 16, |d| {
             let key = d.read_bytes()?.to_vec();
             let value = d.read_bytes()?.to_vec();
             drv.env.insert(key, value);
-        }
+            Ok(())
+        })?;
         Ok(drv)
     }
 }
 
 fn parse_output(
     ctx: &WireCtx,
+    drv_name: &str,
     output: &str,
     path: &str,
     method_algo: &str,
@@ -171,7 +176,14 @@ fn parse_output(
         return Err(bad("the path of a fixed output must be absolute").into());
     }
     let hash = Hash::parse_bare(hash, method_algo.algo)?;
-    Ok(DerivationOutput::CaFixed(ContentAddress { method: method_algo.method, hash }))
+    let ca = ContentAddress { method: method_algo.method, hash };
+    // Nix ignores the stated path and computes it when it needs it. An output whose path cannot
+    // be computed (the derivation and output names do not make a valid store path name) could
+    // neither be built nor sent on, so it is refused here.
+    if fixed_output_path(&ctx.store_dir, &ca, drv_name, output).is_err() {
+        return Err(bad("its path cannot be computed from the names and the content address").into());
+    }
+    Ok(DerivationOutput::CaFixed(ca))
 }
 
 #[cfg(test)]
@@ -304,5 +316,31 @@ mod tests {
         assert!(matches!(bad("/x", "sha256", "00"), Err(ProtocolError::BadHash(_))));
         assert!(matches!(bad("/tmp/abc", "", ""), Err(ProtocolError::BadStorePath(_))));
         assert_eq!(bad("", "", "").unwrap().outputs["out"], DerivationOutput::Deferred);
+    }
+
+    /// Found by the `worker_request` fuzz target: a fixed output named `r8.hq39QI[.y` decoded,
+    /// but the derivation could not be encoded again, since `[` cannot be in a store path name.
+    #[test]
+    fn fixed_output_whose_path_cannot_be_computed() {
+        let hash = Hash::of(Algorithm::Sha1, b"x").to_base16();
+        let mut bytes = BytesMut::new();
+        put_u64(&mut bytes, 1);
+        for s in ["r8.hq39QI[.y", "/nix/store/anything", "r:sha1", &hash] {
+            put_str(&mut bytes, s);
+        }
+        for _ in 0..5 {
+            put_u64(&mut bytes, 0);
+        }
+        let r = decode_all(&bytes, "hello");
+        assert!(
+            matches!(&r, Err(ProtocolError::BadDerivationOutput { output, .. }) if output == "r8.hq39QI[.y"),
+            "{r:?}"
+        );
+        // The same output under a valid name decodes, and encodes again.
+        let good = one_output("/nix/store/anything", "r:sha1", &hash);
+        let drv = decode_all(&good, "hello").unwrap();
+        let mut out = BytesMut::new();
+        drv.encode(&mut out, &WireCtx::default()).unwrap();
+        assert_eq!(decode_all(&out, "hello").unwrap(), drv);
     }
 }

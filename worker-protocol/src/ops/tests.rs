@@ -338,3 +338,76 @@ async fn read_leaves_the_payload() {
     framed.read_to_end(&mut log_text).await.unwrap();
     assert_eq!(log_text, b"log");
 }
+
+/// Seeds for the fuzz targets in `fuzz/` (`worker_request`, `worker_response`, `worker_logger`),
+/// in their input forms: a version selector byte (`minor - 21` for the operations, `minor - 10`
+/// for the logger), an opcode selector byte (the index in [`Opcode::ALL`], or 255 for a whole
+/// request message), then the bytes. Each seed is checked to decode as the target reads it; with
+/// `WORKER_FUZZ_SEEDS_DIR` set, they are also written under it, one directory per target
+/// (`fuzz/README.md` says how the recorded runs used them).
+#[test]
+fn fuzz_seeds() {
+    use crate::logger::{read_message, ActivityId, ActivityType, Field, LogMessage, RemoteError, ResultType, Verbosity};
+    use proptest::strategy::ValueTree;
+
+    let mut seeds: Vec<(&str, String, Vec<u8>)> = Vec::new();
+    let mut runner = TestRunner::deterministic();
+    for minor in 21u8..=38 {
+        let ctx = ctx(minor);
+        let selector = minor - 21;
+        for (index, op) in Opcode::ALL.iter().enumerate().filter(|(_, op)| !op.is_removed()) {
+            let req = request_for(*op, minor).new_tree(&mut runner).unwrap().current();
+            let mut body = BytesMut::new();
+            req.encode_body(&mut body, &ctx).unwrap();
+            assert_eq!(Request::decode(*op, &mut Decoder::new(&body, ctx.limits), &ctx).unwrap(), project_request(&req, minor));
+            seeds.push(("worker_request", format!("{minor}-{index}"), [&[selector, index as u8][..], &body].concat()));
+            let mut whole = BytesMut::new();
+            req.encode(&mut whole, &ctx).unwrap();
+            seeds.push(("worker_request", format!("{minor}-{index}-message"), [&[selector, 255][..], &whole].concat()));
+            let resp = response_for(*op, minor).new_tree(&mut runner).unwrap().current();
+            let mut body = BytesMut::new();
+            resp.encode(&mut body, &ctx).unwrap();
+            assert_eq!(Response::decode(*op, &mut Decoder::new(&body, ctx.limits), &ctx).unwrap(), project_response(&resp, minor));
+            seeds.push(("worker_response", format!("{minor}-{index}"), [&[selector, index as u8][..], &body].concat()));
+        }
+    }
+    let messages = [
+        LogMessage::Next(b"building '/nix/store/...'\n".to_vec()),
+        LogMessage::Write(b"\x00\x01data".to_vec()),
+        LogMessage::Read { max: 32768 },
+        LogMessage::Last,
+        LogMessage::Error(RemoteError::new("boom").with_status(100).with_trace("while evaluating")),
+        LogMessage::StartActivity {
+            id: ActivityId(7),
+            level: Verbosity::Info,
+            kind: ActivityType::Build,
+            text: b"building foo".to_vec(),
+            fields: vec![Field::Int(42), Field::String(b"field".to_vec())],
+            parent: ActivityId::NONE,
+        },
+        LogMessage::StopActivity { id: ActivityId(7) },
+        LogMessage::Result { id: ActivityId(7), kind: ResultType::BuildLogLine, fields: vec![Field::String(b"line".to_vec())] },
+    ];
+    for minor in [15u8, 20, 26, 38] {
+        let version = ProtocolVersion::new(1, minor);
+        let ctx = ctx(minor);
+        for (i, msg) in messages.iter().enumerate().filter(|(_, m)| m.exists_at(version)) {
+            let mut bytes = BytesMut::new();
+            msg.encode(&mut bytes, version).unwrap();
+            let read = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(read_message(&mut &bytes[..], &ctx));
+            // (Before 1.26 an error's traces travel folded into its message.)
+            let mut again = BytesMut::new();
+            read.unwrap().encode(&mut again, version).unwrap();
+            assert_eq!(again, bytes);
+            seeds.push(("worker_logger", format!("{minor}-{i}"), [&[minor - 10][..], &bytes].concat()));
+        }
+    }
+    assert!(seeds.len() > 2000, "{}", seeds.len());
+    if let Some(dir) = std::env::var_os("WORKER_FUZZ_SEEDS_DIR") {
+        for (target, name, bytes) in &seeds {
+            let dir = std::path::Path::new(&dir).join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}

@@ -65,6 +65,9 @@ fn outputs_text(names: &BTreeSet<String>) -> String {
 }
 
 impl WireDecode for DerivedPath {
+    /// A string.
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let text = d.read_str()?;
         if ctx.at_least(30) {
@@ -165,6 +168,9 @@ fn gates(protocol: Protocol) -> (u8, Option<u8>, u8) {
 }
 
 impl WireDecode for BuildResult {
+    /// A status and a message.
+    const MIN_WIRE_LEN: usize = 16;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let (times_from, cpu_from, outputs_from) = gates(ctx.protocol);
         let status = BuildStatus::from_code(d.read_u32("build status")?);
@@ -180,8 +186,19 @@ impl WireDecode for BuildResult {
             res.cpu_system_micros = read_micros(d)?;
         }
         if ctx.at_least(outputs_from) {
-            // Keyed by the id's output name, as Nix does.
+            // Keyed by the id's output name, as Nix does. Nix writes each realisation under its
+            // own id; one filed under another id is refused (Nix would keep it under the wrong
+            // name, and it could not be written back as it came).
             let outputs = BTreeMap::<DrvOutput, Realisation>::decode(d, ctx)?;
+            for (id, r) in &outputs {
+                if *id != r.id {
+                    return Err(ProtocolError::BadDerivationOutput {
+                        output: id.output_name.chars().take(100).collect(),
+                        message: "a built output's realisation has another id than its key",
+                    }
+                    .into());
+                }
+            }
             res.built_outputs = outputs.into_iter().map(|(id, r)| (id.output_name, r)).collect();
         }
         Ok(res)
@@ -197,6 +214,9 @@ impl WireEncode for KeyedBuildResult {
 }
 
 impl WireDecode for KeyedBuildResult {
+    /// A derived path and a build result.
+    const MIN_WIRE_LEN: usize = DerivedPath::MIN_WIRE_LEN + BuildResult::MIN_WIRE_LEN;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let path = DerivedPath::decode(d, ctx)?;
         let result = BuildResult::decode(d, ctx)?;

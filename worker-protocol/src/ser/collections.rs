@@ -17,6 +17,8 @@ impl WireEncode for u64 {
 }
 
 impl WireDecode for u64 {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         d.read_u64()
     }
@@ -30,6 +32,8 @@ impl WireEncode for u32 {
 }
 
 impl WireDecode for u32 {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         d.read_u32("32-bit number")
     }
@@ -43,6 +47,8 @@ impl WireEncode for bool {
 }
 
 impl WireDecode for bool {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         d.read_bool("boolean")
     }
@@ -63,6 +69,8 @@ impl WireEncode for String {
 }
 
 impl WireDecode for String {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         d.read_str().map(str::to_owned)
     }
@@ -77,6 +85,8 @@ impl WireEncode for Bytes {
 }
 
 impl WireDecode for Bytes {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         d.read_bytes().map(Bytes::copy_from_slice)
     }
@@ -100,12 +110,7 @@ fn decode_seq<T: WireDecode>(
     mut push: impl FnMut(T),
 ) -> Result<(), DecodeError> {
     let count = d.read_count()?;
-    d.nested(|d| {
-        for _ in 0..count {
-            push(T::decode(d, ctx)?);
-        }
-        Ok(())
-    })
+    d.nested(|d| d.items(count, T::MIN_WIRE_LEN, |d| T::decode(d, ctx).map(&mut push)))
 }
 
 impl<T: WireEncode> WireEncode for [T] {
@@ -121,6 +126,8 @@ impl<T: WireEncode> WireEncode for Vec<T> {
 }
 
 impl<T: WireDecode> WireDecode for Vec<T> {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let mut out = Vec::new();
         decode_seq(d, ctx, |item| out.push(item))?;
@@ -135,6 +142,8 @@ impl<T: WireEncode> WireEncode for BTreeSet<T> {
 }
 
 impl<T: WireDecode + Ord> WireDecode for BTreeSet<T> {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let mut out = BTreeSet::new();
         decode_seq(d, ctx, |item| {
@@ -156,15 +165,18 @@ impl<K: WireEncode, V: WireEncode> WireEncode for BTreeMap<K, V> {
 }
 
 impl<K: WireDecode + Ord, V: WireDecode> WireDecode for BTreeMap<K, V> {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         let count = d.read_count()?;
         d.nested(|d| {
             let mut out = BTreeMap::new();
-            for _ in 0..count {
+            d.items(count, K::MIN_WIRE_LEN + V::MIN_WIRE_LEN, |d| {
                 let k = K::decode(d, ctx)?;
                 let v = V::decode(d, ctx)?;
                 out.insert(k, v);
-            }
+                Ok(())
+            })?;
             Ok(out)
         })
     }

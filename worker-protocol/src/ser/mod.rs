@@ -122,6 +122,13 @@ pub trait WireEncode {
 
 /// A value that can be read from the wire.
 pub trait WireDecode: Sized {
+    /// The fewest bytes a value of this type takes on the wire, in every protocol and version.
+    /// Collection decoders report it for each item still to come when their input runs out
+    /// (see [`Decoder::items`]), so that a [`crate::wire::WireReader`] waits for that much
+    /// before decoding again. It must never exceed the real size: a type that claims too much
+    /// makes a reader wait for bytes that never come. `0`, the default, claims nothing.
+    const MIN_WIRE_LEN: usize = 0;
+
     /// Decodes one value at `ctx` from `d`.
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError>;
 }

@@ -19,6 +19,8 @@ impl WireEncode for StorePath {
 }
 
 impl WireDecode for StorePath {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         Ok(ctx.store_dir.parse(d.read_str()?)?)
     }
@@ -38,6 +40,8 @@ impl WireEncode for Option<StorePath> {
 }
 
 impl WireDecode for Option<StorePath> {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         match d.read_str()? {
             "" => Ok(None),
@@ -55,6 +59,8 @@ impl WireEncode for ContentAddress {
 }
 
 impl WireDecode for ContentAddress {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         Ok(ContentAddress::parse(d.read_str()?)?)
     }
@@ -69,6 +75,8 @@ impl WireEncode for Option<ContentAddress> {
 }
 
 impl WireDecode for Option<ContentAddress> {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         Ok(ContentAddress::parse_opt(d.read_str()?)?)
     }
@@ -83,6 +91,8 @@ impl WireEncode for DrvOutput {
 }
 
 impl WireDecode for DrvOutput {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         Ok(DrvOutput::parse(d.read_str()?)?)
     }
@@ -97,6 +107,8 @@ impl WireEncode for Realisation {
 }
 
 impl WireDecode for Realisation {
+    const MIN_WIRE_LEN: usize = 8;
+
     fn decode(d: &mut Decoder<'_>, _: &WireCtx) -> Result<Self, DecodeError> {
         Ok(Realisation::from_json(d.read_str()?)?)
     }

@@ -232,3 +232,28 @@ fn bad_values_are_typed_errors() {
     ));
     assert!(decode_exact::<Vec<Vec<Vec<String>>>>(&deep, &ctx).is_ok());
 }
+
+/// Found by the `worker_response` fuzz target: a built output filed under a key that is not its
+/// realisation's id decoded to a value that encodes differently (the encoder writes each
+/// realisation under its id, as Nix does). It is refused now.
+#[test]
+fn built_output_under_another_id() {
+    use nix_formats::build_result::BuildStatus;
+    use nix_formats::hash::{Algorithm, Hash};
+    use nix_formats::realisation::{DrvOutput, Realisation};
+    use nix_formats::store_path::StoreDir;
+
+    let ctx = WireCtx::worker(ProtocolVersion::new(1, 38));
+    let id = DrvOutput { drv_hash: Hash::of(Algorithm::Sha256, b"drv"), output_name: "out".into() };
+    let path = StoreDir::default().parse("/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-hello").unwrap();
+    let mut result = BuildResult::new(BuildStatus::Built, "");
+    result.built_outputs.insert("out".into(), Realisation::new(id, path));
+    let bytes = encode_to_bytes(&result, &ctx).unwrap();
+    assert_eq!(decode_exact::<BuildResult>(&bytes, &ctx).unwrap(), result);
+    // The same bytes with the key (the first "!out") naming another output.
+    let at = bytes.windows(4).position(|w| w == b"!out").unwrap();
+    let mut bad = bytes.to_vec();
+    bad[at..at + 4].copy_from_slice(b"!bin");
+    let r = decode_exact::<BuildResult>(&bad, &ctx);
+    assert!(matches!(&r, Err(ProtocolError::BadDerivationOutput { output, .. }) if output == "bin"), "{r:?}");
+}

@@ -98,13 +98,19 @@ impl<R: AsyncRead + Unpin> WireReader<R> {
     }
 
     /// Reads until at least `needed` more bytes are buffered.
+    ///
+    /// Each read asks for at most as many bytes as are buffered already (and at least
+    /// [`MIN_READ`]), whatever `needed` says: the buffer grows with the bytes that actually
+    /// arrive, at most doubling at a time, so a peer that announces a 60 MiB string and sends
+    /// nothing costs no memory. (Asking for more than `needed` only takes what is already there;
+    /// it never waits for it.)
     async fn fill(&mut self, needed: usize, max_message_len: usize) -> Result<(), ProtocolError> {
         let target = self.buf.len().saturating_add(needed);
         if target > max_message_len {
             return Err(ProtocolError::MessageTooLarge { max: max_message_len });
         }
         while self.buf.len() < target {
-            let want = (target - self.buf.len()).max(MIN_READ).max(self.buf.len()).min(max_message_len - self.buf.len());
+            let want = self.buf.len().max(MIN_READ).min(max_message_len - self.buf.len());
             self.buf.reserve(want);
             let n = (&mut self.inner).take(want as u64).read_buf(&mut self.buf).await.map_err(ProtocolError::from_io)?;
             if n == 0 {
@@ -182,6 +188,22 @@ mod tests {
         r.read_to_end(&mut tail).await.unwrap();
         assert_eq!(tail, b"raw tail");
         writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn announced_length_sets_no_memory_aside() {
+        let ctx = WireCtx::worker(WORKER_PROTOCOL_VERSION);
+        let mut bytes = BytesMut::new();
+        crate::wire::encoder::put_u64(&mut bytes, 60 << 20);
+        bytes.extend_from_slice(&[b'x'; 100]);
+        let mut r = WireReader::new(&bytes[..]);
+        assert!(matches!(r.read_value::<bytes::Bytes>(&ctx).await, Err(ProtocolError::UnexpectedEof)));
+        assert!(r.buf.capacity() <= 2 * MIN_READ, "capacity {}", r.buf.capacity());
+        // Bytes that do come are taken in growing reads, and the value decodes.
+        let mut bytes = BytesMut::new();
+        crate::wire::encoder::put_bytes(&mut bytes, &vec![7u8; 3 << 20]);
+        let mut r = WireReader::new(&bytes[..]);
+        assert_eq!(r.read_value::<bytes::Bytes>(&ctx).await.unwrap().len(), 3 << 20);
     }
 
     #[tokio::test]

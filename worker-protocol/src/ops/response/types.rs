@@ -37,6 +37,9 @@ impl WireEncode for SubstitutablePathInfo {
 }
 
 impl WireDecode for SubstitutablePathInfo {
+    /// A deriver, a set of references and two sizes.
+    const MIN_WIRE_LEN: usize = 32;
+
     fn decode(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Self, DecodeError> {
         Ok(Self {
             deriver: Option::<StorePath>::decode(d, ctx)?,
@@ -132,11 +135,13 @@ pub(super) fn encode_roots(roots: &Roots, out: &mut BytesMut, ctx: &WireCtx) -> 
 pub(super) fn decode_roots(d: &mut Decoder<'_>, ctx: &WireCtx) -> Result<Roots, DecodeError> {
     let count = d.read_count()?;
     let mut roots = Roots::new();
-    for _ in 0..count {
+    // Each root is two strings.
+    d.items(count, 16, |d| {
         let link = d.read_str()?.to_owned();
         let target = StorePath::decode(d, ctx)?;
         roots.entry(target).or_default().insert(link);
-    }
+        Ok(())
+    })?;
     Ok(roots)
 }
 
