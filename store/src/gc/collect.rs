@@ -164,3 +164,25 @@ fn bytes_freed_by(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else { return 0 };
     entries.flatten().map(|e| bytes_freed_by(&e.path())).fold(0u64, u64::saturating_add)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_freed_counts_files_with_one_or_two_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("alone"), [0u8; 10]).unwrap();
+        std::fs::write(tree.join("sub/pooled"), [0u8; 100]).unwrap();
+        std::fs::hard_link(tree.join("sub/pooled"), dir.path().join("pool-twin")).unwrap();
+        std::fs::write(tree.join("shared"), [0u8; 1000]).unwrap();
+        std::fs::hard_link(tree.join("shared"), dir.path().join("twin1")).unwrap();
+        std::fs::hard_link(tree.join("shared"), dir.path().join("twin2")).unwrap();
+        std::os::unix::fs::symlink("alone", tree.join("link")).unwrap();
+        // 10 + 100 + the symlink's own size (5); the file with three links frees nothing.
+        assert_eq!(bytes_freed_by(&tree), 115);
+        assert_eq!(bytes_freed_by(&dir.path().join("missing")), 0);
+    }
+}
