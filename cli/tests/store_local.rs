@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 use common::{casnix, make_tree, run, run_ok, NixStore};
@@ -65,6 +66,17 @@ fn local_store_commands_agree_with_nix() {
     assert!(String::from_utf8_lossy(&deleted.stdout).contains("1 store paths deleted"));
     let valid = run(nix.cmd_with_store_dir("nix-store", &store_dir).args(["--check-validity", &added]));
     assert!(!valid.status.success(), "Nix sees the deleted path as invalid");
+    // gc: nothing is rooted, so what Nix calls dead is what ours deletes.
+    let nix_dead = run(nix.cmd_with_store_dir("nix-store", &store_dir).args(["--gc", "--print-dead"]));
+    assert!(nix_dead.status.success());
+    let our_dead = run(&mut ours(&nix, &store_dir, &["gc", "--print-dead"]));
+    assert!(our_dead.status.success(), "{}", String::from_utf8_lossy(&our_dead.stderr));
+    let lines = |o: &std::process::Output| -> BTreeSet<String> {
+        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with('/')).map(str::to_owned).collect()
+    };
+    assert_eq!(lines(&our_dead), lines(&nix_dead));
+    assert!(!lines(&our_dead).is_empty());
     let gc = run(&mut ours(&nix, &store_dir, &["gc"]));
-    assert!(!gc.status.success());
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(String::from_utf8_lossy(&gc.stdout).contains(&format!("{} store paths deleted", lines(&our_dead).len())));
 }

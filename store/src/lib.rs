@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod db;
+pub mod gc;
 pub mod local;
 
 pub use local::{Store, StoreConfig, StoreError};

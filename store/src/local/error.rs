@@ -109,6 +109,9 @@ pub enum StoreError {
     /// The same path appears twice in one batch.
     #[error("path '{0}' appears twice in one batch")]
     DuplicatePath(String),
+    /// A path asked to be deleted is alive (Nix's text, from `collectGarbage`).
+    #[error("Cannot delete path '{0}' since it is still alive. To find out why, use: nix-store --query --roots and nix-store --query --referrers")]
+    StillAlive(String),
 }
 
 /// A hash that differs from the one claimed.

@@ -17,16 +17,16 @@ use super::paths::parse_store_path;
 pub struct GcArgs {
     /// Stop after freeing this many bytes (a number, optionally with K, M, G or T).
     #[arg(long = "max-freed", alias = "max", value_name = "N", value_parser = parse_size)]
-    max_freed: Option<u64>,
+    pub(super) max_freed: Option<u64>,
     /// List the roots (`LINK -> PATH`) instead of collecting.
     #[arg(long, group = "what")]
-    print_roots: bool,
+    pub(super) print_roots: bool,
     /// List the live paths instead of collecting.
     #[arg(long, group = "what")]
-    print_live: bool,
+    pub(super) print_live: bool,
     /// List the dead paths instead of collecting.
     #[arg(long, group = "what")]
-    print_dead: bool,
+    pub(super) print_dead: bool,
 }
 
 /// Options of `casnix store delete`.

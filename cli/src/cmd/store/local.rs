@@ -1,8 +1,7 @@
 //! `--store local` (or `NIX_REMOTE=local`): the commands run on casnix's own local store
 //! ([`store::Store`]) in this process, with no daemon: the store directory is `NIX_STORE_DIR`
 //! (default `/nix/store`), the state directory `NIX_STATE_DIR` (default `/nix/var/nix`).
-//! `add`, `path-info` (every option), `dump`, `cat`, `delete` and `verify` work on it;
-//! `gc` needs roots, which the local store does not have yet, and is refused.
+//! `add`, `path-info` (every option), `dump`, `cat`, `gc`, `delete` and `verify` work on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -17,7 +16,7 @@ use store::{Store, StoreConfig};
 use worker_protocol::ops::response::GcResult;
 
 use super::add::{AddArgs, Mode};
-use super::gc::{print_freed, DeleteArgs, VerifyArgs};
+use super::gc::{print_freed, DeleteArgs, GcArgs, VerifyArgs};
 use super::nar::{components, extract, CatArgs, DumpArgs};
 use super::path_info::{print as print_path_infos, PathInfoArgs};
 use super::paths::{absolute, parse_in_store, parse_store_path};
@@ -52,7 +51,7 @@ pub fn run(command: StoreCommand) -> Result<()> {
         StoreCommand::PathInfo(a) => path_info(&store, a),
         StoreCommand::Cat(a) => cat(&store, a),
         StoreCommand::Dump(a) => dump(&store, a),
-        StoreCommand::Gc(_) => bail!("'gc' is not available with --store local yet (the local store has no roots)"),
+        StoreCommand::Gc(a) => gc(&store, a),
         StoreCommand::Delete(a) => delete(&store, a),
         StoreCommand::Verify(a) => verify(&store, a),
     }
@@ -149,6 +148,38 @@ fn delete(store: &Store, args: DeleteArgs) -> Result<()> {
     let deleted = store.delete_paths(paths.iter())?;
     let result = GcResult { paths: deleted.iter().map(|p| store.print(p)).collect(), bytes_freed: bytes };
     print_freed(&result)
+}
+
+/// `gc` as `nix-store --gc` (Nix's defaults: `keep-derivations` on, `keep-outputs` off).
+fn gc(store: &Store, args: GcArgs) -> Result<()> {
+    use store::gc::{GcAction, GcOptions};
+    let mut out = std::io::stdout().lock();
+    if args.print_roots {
+        let roots = store.find_roots(false)?;
+        let lines: BTreeSet<(String, String)> =
+            roots.iter().flat_map(|(path, links)| links.iter().map(|l| (l.clone(), store.print(path)))).collect();
+        for (link, target) in lines {
+            writeln!(out, "{link} -> {target}")?;
+        }
+        return Ok(());
+    }
+    let action = match (args.print_live, args.print_dead) {
+        (true, _) => GcAction::ReturnLive,
+        (_, true) => GcAction::ReturnDead,
+        _ => GcAction::DeleteDead,
+    };
+    let mut options = GcOptions::new(action.clone());
+    options.max_freed = args.max_freed.unwrap_or(u64::MAX);
+    let result = store.collect_garbage(&options)?;
+    if action == GcAction::DeleteDead {
+        drop(out);
+        let printed = GcResult { paths: result.paths.iter().map(|p| store.print(p)).collect(), bytes_freed: result.bytes_freed };
+        return print_freed(&printed);
+    }
+    for path in &result.paths {
+        writeln!(out, "{}", store.print(path))?;
+    }
+    Ok(())
 }
 
 fn verify(store: &Store, args: VerifyArgs) -> Result<()> {

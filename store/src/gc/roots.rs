@@ -1,0 +1,182 @@
+//! Finding garbage collector roots (Nix's `findRoots`, `findTempRoots`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use nix_formats::store_path::StorePath;
+use rustix::fs::{flock, FlockOperation};
+
+use crate::local::{Store, StoreError};
+
+/// Roots found: each store path with the names of what roots it (links, or `{temp:<pid>}`, or
+/// `{censored}`).
+pub type Roots = BTreeMap<StorePath, BTreeSet<String>>;
+
+/// The name Nix gives roots whose origin is hidden.
+const CENSORED: &str = "{censored}";
+
+/// At most this many bytes of one temporary roots file are read.
+const MAX_TEMP_ROOTS_FILE: u64 = 64 << 20;
+
+/// Directories are followed this deep under a roots directory.
+const MAX_DEPTH: usize = 64;
+
+fn is_ignorable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::NotADirectory)
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}
+
+impl Store {
+    /// Every root: permanent and indirect ones, then temporary ones of live processes (Nix's
+    /// `findRoots(censor)`). Temporary roots are named `{temp:<pid>}`, or `{censored}` if
+    /// `censor`.
+    pub fn find_roots(&self, censor: bool) -> Result<Roots, StoreError> {
+        let mut roots = self.find_roots_no_temp()?;
+        self.find_temp_roots(&mut roots, censor)?;
+        Ok(roots)
+    }
+
+    /// The roots under `gcroots/` and `profiles/` (Nix's `findRootsNoTemp`, without runtime
+    /// roots). Stale links in `gcroots/auto` are removed, as Nix does.
+    pub fn find_roots_no_temp(&self) -> Result<Roots, StoreError> {
+        let mut roots = Roots::new();
+        for dir in ["gcroots", "profiles"] {
+            self.scan_roots(&self.state_dir().join(dir), 0, &mut roots)?;
+        }
+        Ok(roots)
+    }
+
+    /// The store path that `target` (a link's text) names, if it is inside the store directory.
+    fn store_path_of_target(&self, target: &Path) -> Option<StorePath> {
+        self.store_dir().parse_prefix(target.to_str()?).ok().map(|(path, _)| path)
+    }
+
+    fn found_root(&self, link: &Path, target: &Path, roots: &mut Roots) -> Result<(), StoreError> {
+        if let Some(path) = self.store_path_of_target(target) {
+            if self.db().is_valid(&path)? {
+                roots.entry(path).or_default().insert(link.display().to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_roots(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
+        match self.scan_one(path, depth, roots) {
+            Err(StoreError::Io { source, .. }) if is_ignorable(&source) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn scan_one(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
+        let meta = std::fs::symlink_metadata(path).map_err(StoreError::io("reading", path))?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            if depth >= MAX_DEPTH {
+                return Ok(());
+            }
+            for entry in std::fs::read_dir(path).map_err(StoreError::io("reading", path))? {
+                let entry = entry.map_err(StoreError::io("reading", path))?;
+                self.scan_roots(&entry.path(), depth + 1, roots)?;
+            }
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(path).map_err(StoreError::io("reading link", path))?;
+            if self.store_path_of_target(&target).is_some() {
+                return self.found_root(path, &target, roots);
+            }
+            // An indirect root: the link points at a link into the store.
+            let target = match path.parent() {
+                Some(parent) if target.is_relative() => parent.join(&target),
+                _ => target,
+            };
+            match std::fs::symlink_metadata(&target) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if path.starts_with(self.state_dir().join("gcroots").join("auto")) {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                Err(e) => return Err(StoreError::io("reading", &target)(e)),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target2 = std::fs::read_link(&target).map_err(StoreError::io("reading link", &target))?;
+                    self.found_root(&target, &target2, roots)?;
+                }
+                Ok(_) => {}
+            }
+        } else if kind.is_file() {
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                if let Ok(store_path) = StorePath::from_base_name(name) {
+                    if self.db().is_valid(&store_path)? {
+                        roots.entry(store_path).or_default().insert(path.display().to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the temporary roots of live processes (Nix's `findTempRoots`): a file whose lock can
+    /// be taken belongs to a dead process and is removed.
+    pub fn find_temp_roots(&self, roots: &mut Roots, censor: bool) -> Result<(), StoreError> {
+        let dir = self.state_dir().join("temproots");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("reading", &dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("reading", &dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(pid) = name.parse::<u32>() else { continue };
+            let path = entry.path();
+            for printed in read_temp_roots_file(&path)? {
+                let Some(store_path) = self.store_path_of_target(Path::new(&printed)) else { continue };
+                let label = if censor { CENSORED.to_string() } else { format!("{{temp:{pid}}}") };
+                roots.entry(store_path).or_default().insert(label);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The roots in one `temproots/<pid>` file, or none if its process is dead (then the file is
+/// removed and marked stale as Nix does).
+fn read_temp_roots_file(path: &PathBuf) -> Result<Vec<String>, StoreError> {
+    let mut file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("opening temporary roots file", path)(e)),
+    };
+    if try_lock_exclusive(&file, path)? {
+        let _ = std::fs::remove_file(path);
+        let _ = file.write_all(b"d");
+        return Ok(Vec::new());
+    }
+    let mut contents = Vec::new();
+    (&mut file)
+        .take(MAX_TEMP_ROOTS_FILE)
+        .read_to_end(&mut contents)
+        .map_err(StoreError::io("reading temporary roots file", path))?;
+    // Only NUL-terminated records count: a record being written has no NUL yet.
+    let complete = match contents.iter().rposition(|b| *b == 0) {
+        Some(last) => &contents[..last],
+        None => return Ok(Vec::new()),
+    };
+    Ok(complete.split(|b| *b == 0).filter_map(|r| std::str::from_utf8(r).ok()).map(str::to_string).collect())
+}
+
+fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, StoreError> {
+    loop {
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(StoreError::io("locking", path)(e.into())),
+        }
+    }
+}
