@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod db;
+mod flock;
 pub mod gc;
 pub mod local;
 

@@ -3,10 +3,9 @@
 //! Holding it shared keeps a migration from running under casnix's feet.
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::FlockOperation;
 
 use super::error::DbError;
 
@@ -19,21 +18,8 @@ pub(crate) struct BigLock {
 impl BigLock {
     /// Opens (creating, mode 0600, as Nix) `path` and waits for a shared lock on it.
     pub fn shared(path: &Path) -> Result<Self, DbError> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .map_err(DbError::io("opening lock file", path))?;
-        loop {
-            match flock(&file, FlockOperation::LockShared) {
-                Ok(()) => break,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(DbError::io("locking", path)(e.into())),
-            }
-        }
+        let file = crate::flock::open_lock_file(path).map_err(DbError::io("opening lock file", path))?;
+        crate::flock::lock(&file, FlockOperation::LockShared).map_err(DbError::io("locking", path))?;
         Ok(Self { _file: file })
     }
 }
@@ -41,6 +27,7 @@ impl BigLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::flock;
 
     #[test]
     fn shared_locks_coexist_and_block_exclusive() {

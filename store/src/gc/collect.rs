@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix_formats::store_path::StorePath;
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::FlockOperation;
 
 use crate::db::ClosureOptions;
 use crate::local::{Store, StoreError};
@@ -69,21 +69,10 @@ struct GcLock {
 impl GcLock {
     fn acquire(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join("gc.lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
+        let file = crate::flock::open_lock_file(&path)
             .map_err(StoreError::io("opening", &path))?;
-        loop {
-            match flock(&file, FlockOperation::LockExclusive) {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(StoreError::io("locking", &path)(e.into())),
-            }
-        }
+        crate::flock::lock(&file, FlockOperation::LockExclusive).map_err(StoreError::io("locking", &path))?;
+        Ok(Self { _file: file })
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use nix_formats::store_path::StorePath;
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::FlockOperation;
 
 use crate::local::{Store, StoreError};
 
@@ -171,12 +171,5 @@ fn read_temp_roots_file(path: &PathBuf) -> Result<Vec<String>, StoreError> {
 }
 
 fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, StoreError> {
-    loop {
-        match flock(file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
-            Err(e) => return Err(StoreError::io("locking", path)(e.into())),
-        }
-    }
+    crate::flock::lock(file, FlockOperation::NonBlockingLockExclusive).map_err(StoreError::io("locking", path))
 }

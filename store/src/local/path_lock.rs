@@ -8,10 +8,9 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::FlockOperation;
 
 use super::error::StoreError;
 
@@ -43,22 +42,11 @@ impl PathLock {
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
         loop {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&lock_path)
+            let file = crate::flock::open_lock_file(&lock_path)
                 .map_err(StoreError::io("opening lock file", &lock_path))?;
             let op = if wait { FlockOperation::LockExclusive } else { FlockOperation::NonBlockingLockExclusive };
-            loop {
-                match flock(&file, op) {
-                    Ok(()) => break,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(rustix::io::Errno::WOULDBLOCK) if !wait => return Ok(None),
-                    Err(e) => return Err(StoreError::io("locking", &lock_path)(e.into())),
-                }
+            if !crate::flock::lock(&file, op).map_err(StoreError::io("locking", &lock_path))? {
+                return Ok(None);
             }
             let meta = file.metadata().map_err(StoreError::io("checking lock file", &lock_path))?;
             if meta.len() == 0 {
@@ -96,28 +84,18 @@ pub struct PoolLock {
 impl PoolLock {
     /// Waits for the lock on `path`, exclusive or shared.
     pub fn acquire(path: &Path, exclusive: bool) -> Result<Self, StoreError> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
+        let file = crate::flock::open_lock_file(path)
             .map_err(StoreError::io("opening lock file", path))?;
         let op = if exclusive { FlockOperation::LockExclusive } else { FlockOperation::LockShared };
-        loop {
-            match flock(&file, op) {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(StoreError::io("locking", path)(e.into())),
-            }
-        }
+        crate::flock::lock(&file, op).map_err(StoreError::io("locking", path))?;
+        Ok(Self { _file: file })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::flock;
 
     #[test]
     fn lock_excludes_and_cleans_up() {

@@ -13,13 +13,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::FlockOperation;
 
 use super::error::StoreError;
 
@@ -43,25 +42,11 @@ fn registry() -> &'static Mutex<BTreeMap<PathBuf, Weak<TempRoots>>> {
 }
 
 fn open_rw(path: &Path) -> Result<File, StoreError> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(StoreError::io("opening", path))
+    crate::flock::open_lock_file(path).map_err(StoreError::io("opening", path))
 }
 
 fn lock(file: &File, op: FlockOperation, path: &Path) -> Result<bool, StoreError> {
-    loop {
-        match flock(file, op) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
-            Err(e) => return Err(StoreError::io("locking", path)(e.into())),
-        }
-    }
+    crate::flock::lock(file, op).map_err(StoreError::io("locking", path))
 }
 
 impl TempRoots {
@@ -111,7 +96,7 @@ impl TempRoots {
         let result = loop {
             if lock(&gc_lock, FlockOperation::NonBlockingLockShared, &gc_lock_path)? {
                 let appended = self.append(&mut inner, printed);
-                let _ = flock(&gc_lock, FlockOperation::Unlock);
+                let _ = crate::flock::lock(&gc_lock, FlockOperation::Unlock);
                 break appended;
             }
             // A collector is running: tell it, then append as well.
