@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use nix_formats::content_address::Method;
 use nix_formats::hash::Algorithm;
 use worker_protocol::ops::request::add::{CaMethodAlgo, IngestionMethod};
 
@@ -40,26 +41,53 @@ pub struct AddArgs {
     pub(super) hash_algo: String,
 }
 
+/// What `casnix store add` was asked for, checked: the same for a daemon and a local store.
+pub(super) struct AddRequest {
+    /// The absolute path of the file or directory.
+    pub(super) path: PathBuf,
+    /// The store path's name.
+    pub(super) name: String,
+    /// How the data is hashed.
+    pub(super) method: Method,
+    /// The hash algorithm.
+    pub(super) algo: Algorithm,
+}
+
+impl AddArgs {
+    /// Checks the arguments: a known algorithm, a usable name, and a regular file unless the
+    /// NAR of any object is asked for.
+    pub(super) fn resolve(self) -> Result<AddRequest> {
+        let algo: Algorithm =
+            self.hash_algo.parse().with_context(|| format!("unknown hash algorithm '{}'", self.hash_algo))?;
+        let method = match self.mode {
+            Mode::Nar => Method::Nar,
+            Mode::Flat => Method::Flat,
+            Mode::Text => Method::Text,
+        };
+        let name = match self.name {
+            Some(name) => name,
+            None => match self.path.file_name().and_then(|n| n.to_str()) {
+                Some(name) => name.to_owned(),
+                None => bail!("cannot take a store path name from '{}'; give one with --name", self.path.display()),
+            },
+        };
+        let path = absolute(&self.path);
+        let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
+        if method != Method::Nar && !meta.is_file() {
+            bail!("'{}' is not a regular file", path.display());
+        }
+        Ok(AddRequest { path, name, method, algo })
+    }
+}
+
 /// Adds the path and prints the new store path.
 pub async fn add(location: &StoreLocation, args: AddArgs) -> Result<()> {
-    let algo: Algorithm = args.hash_algo.parse().with_context(|| format!("unknown hash algorithm '{}'", args.hash_algo))?;
-    let method = match args.mode {
-        Mode::Nar => IngestionMethod::Nar,
-        Mode::Flat => IngestionMethod::Flat,
-        Mode::Text => IngestionMethod::Text,
+    let AddRequest { path, name, method, algo } = args.resolve()?;
+    let method = match method {
+        Method::Nar => IngestionMethod::Nar,
+        Method::Flat => IngestionMethod::Flat,
+        Method::Text => IngestionMethod::Text,
     };
-    let name = match args.name {
-        Some(name) => name,
-        None => match args.path.file_name().and_then(|n| n.to_str()) {
-            Some(name) => name.to_owned(),
-            None => bail!("cannot take a store path name from '{}'; give one with --name", args.path.display()),
-        },
-    };
-    let path = absolute(&args.path);
-    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    if !matches!(args.mode, Mode::Nar) && !meta.is_file() {
-        bail!("'{}' is not a regular file", path.display());
-    }
     let mut conn = location.connect().await?;
     let source = path.clone();
     let (mut reader, producer) = bridge::produce(move |out| {

@@ -8,18 +8,16 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use nix_formats::content_address::Method;
-use nix_formats::hash::Algorithm;
 use store::db::ClosureOptions;
 use store::local::PathProblem;
 use store::{Store, StoreConfig};
 use worker_protocol::ops::response::GcResult;
 
-use super::add::{AddArgs, Mode};
+use super::add::{AddArgs, AddRequest};
 use super::gc::{print_freed, DeleteArgs, GcArgs, VerifyArgs};
 use super::nar::{components, extract, CatArgs, DumpArgs};
 use super::path_info::{print as print_path_infos, PathInfoArgs};
-use super::paths::{absolute, parse_in_store, parse_store_path};
+use super::paths::{parse_in_store, parse_store_path};
 use super::StoreCommand;
 
 /// Whether `spec` (from `--store`, else `NIX_REMOTE`) names the local store.
@@ -58,24 +56,7 @@ pub fn run(command: StoreCommand) -> Result<()> {
 }
 
 fn add(store: &Store, args: AddArgs) -> Result<()> {
-    let algo: Algorithm = args.hash_algo.parse().with_context(|| format!("unknown hash algorithm '{}'", args.hash_algo))?;
-    let method = match args.mode {
-        Mode::Nar => Method::Nar,
-        Mode::Flat => Method::Flat,
-        Mode::Text => Method::Text,
-    };
-    let name = match args.name {
-        Some(name) => name,
-        None => match args.path.file_name().and_then(|n| n.to_str()) {
-            Some(name) => name.to_owned(),
-            None => bail!("cannot take a store path name from '{}'; give one with --name", args.path.display()),
-        },
-    };
-    let path = absolute(&args.path);
-    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read '{}'", path.display()))?;
-    if method != Method::Nar && !meta.is_file() {
-        bail!("'{}' is not a regular file", path.display());
-    }
+    let AddRequest { path, name, method, algo } = args.resolve()?;
     let info = store.add_path(&path, &name, method, algo)?;
     println!("{}", store.print(&info.path));
     Ok(())
