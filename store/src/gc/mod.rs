@@ -10,6 +10,7 @@
 //! to record their temporary roots, so they wait for the collector (casnix does not serve
 //! `gc-socket` yet).
 
+pub mod add_roots;
 pub mod collect;
 pub mod roots;
 

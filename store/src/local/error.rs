@@ -112,6 +112,9 @@ pub enum StoreError {
     /// A path asked to be deleted is alive (Nix's text, from `collectGarbage`).
     #[error("Cannot delete path '{0}' since it is still alive. To find out why, use: nix-store --query --roots and nix-store --query --referrers")]
     StillAlive(String),
+    /// A request Nix refuses, with Nix's message.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A hash that differs from the one claimed.
@@ -137,7 +140,7 @@ impl Mismatch {
 
 impl StoreError {
     /// A closure turning an I/O error into [`StoreError::Io`].
-    pub(crate) fn io(context: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub fn io(context: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { context, path, source }
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
+use nix_formats::signature::TrustedKeys;
 use nix_formats::hash::{Algorithm, HashingWriter};
 use nix_formats::path_info::ValidPathInfo;
 use nix_formats::store_path::StorePath;
@@ -45,7 +46,20 @@ impl Store {
     /// Reads Nix's export format and adds each path (Nix's `importPaths`): the NAR is ingested,
     /// the trailer read, and the path registered with the NAR's hash unless it is valid already.
     /// References must be valid or come earlier in the stream. Returns every path in the stream.
-    pub fn import_paths(&self, mut input: impl Read) -> Result<Vec<StorePath>, StoreError> {
+    pub fn import_paths(&self, input: impl Read) -> Result<Vec<StorePath>, StoreError> {
+        self.import_paths_checked(input, None)
+    }
+
+    /// [`Store::import_paths`] with Nix's signature rule when `trusted` is given: a path that is
+    /// neither content-addressed nor signed by one of the keys is refused
+    /// ([`StoreError::Untrusted`]) before it is registered. The export format carries no
+    /// signatures, so with keys given only content-addressed paths could pass (and exports carry
+    /// no content address either): Nix refuses such imports from untrusted clients too.
+    pub fn import_paths_checked(
+        &self,
+        mut input: impl Read,
+        trusted: Option<&TrustedKeys>,
+    ) -> Result<Vec<StorePath>, StoreError> {
         let mut imported = Vec::new();
         loop {
             match read_u64(&mut input)? {
@@ -61,6 +75,12 @@ impl Store {
             info.references = trailer.references;
             info.deriver = trailer.deriver;
             self.add_temp_root(&info.path)?;
+            if let Some(keys) = trusted {
+                let signed = info.check_signatures(&self.store_dir, keys).map(|n| n > 0).unwrap_or(false);
+                if !signed {
+                    return Err(StoreError::Untrusted(self.print(&info.path)));
+                }
+            }
             if !self.db.is_valid(&info.path)? {
                 let _lock = PathLock::acquire(&self.real_path(&info.path))?;
                 if !self.db.is_valid(&info.path)? {

@@ -1,0 +1,22 @@
+//! casnix-daemon: a drop-in replacement for `nix-daemon`.
+//!
+//! Unmodified Nix clients connect to its unix socket (or run it with `--stdio`) and speak
+//! Nix's worker protocol ([`worker_protocol`]); every operation is served from casnix's store
+//! ([`store`]). The daemon is thin glue:
+//! - [`settings`]: `nix.conf` and its keys; [`locations`]: directories, socket, `--store`;
+//! - [`listen`]: the socket (or systemd's), accepting, signals; [`peer`]: trust by peer
+//!   credentials;
+//! - [`session`]: one connection; [`ops`]: one operation each, answered as Nix 2.26 does;
+//! - [`bridge`]: the blocking store work fed from and to the async connection;
+//! - [`version`]: the version string clients see.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod bridge;
+pub mod listen;
+pub mod locations;
+pub mod ops;
+pub mod peer;
+pub mod session;
+pub mod settings;
+pub mod version;

@@ -1,0 +1,138 @@
+//! Serving one request: each operation of the worker protocol, answered from the store as Nix
+//! 2.26's daemon answers it (`daemon.cc`, `performOp`).
+//!
+//! Submodules by group: [`query`] (questions about paths and derivations), [`add`] (adding
+//! paths, streaming NARs and exports in and out), [`roots`] (roots, garbage collection,
+//! verification), [`other`] (options, signatures, realisations, logs, builds).
+
+pub mod add;
+pub mod other;
+pub mod query;
+pub mod roots;
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use worker_protocol::connection::ServerConnection;
+use worker_protocol::error::ProtocolError;
+use worker_protocol::ops::{ClientOptions, Request, Response};
+
+use crate::bridge::BridgeError;
+use crate::locations::Locations;
+use crate::peer::Trust;
+use crate::settings::Settings;
+use store::{Store, StoreError};
+
+/// How an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// Reported to the client (`STDERR_ERROR`); the connection goes on.
+    #[error("{0}")]
+    Client(String),
+    /// The connection is out of step or gone: close it.
+    #[error(transparent)]
+    Connection(#[from] ProtocolError),
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Client(e.to_string())
+    }
+}
+
+impl<E: std::fmt::Display> From<BridgeError<E>> for OpError {
+    fn from(e: BridgeError<E>) -> Self {
+        match e {
+            BridgeError::Work(e) => OpError::Client(e.to_string()),
+            BridgeError::Join(e) => OpError::Client(format!("internal error: {e}")),
+            BridgeError::Io(e) => OpError::Connection(ProtocolError::from_io(e)),
+        }
+    }
+}
+
+/// A client error with this text.
+pub fn refuse<T>(message: impl Into<String>) -> Result<T, OpError> {
+    Err(OpError::Client(message.into()))
+}
+
+/// What one session knows while serving requests.
+#[derive(Debug)]
+pub struct Session {
+    /// The store, opened for this connection.
+    pub store: Arc<Store>,
+    /// Whether the client is trusted.
+    pub trust: Trust,
+    /// The daemon's settings when the connection began.
+    pub settings: Arc<Settings>,
+    /// Where things are.
+    pub locations: Arc<Locations>,
+    /// The client's last `SetOptions`.
+    pub options: ClientOptions,
+}
+
+impl Session {
+    /// Whether the client is trusted.
+    pub fn trusted(&self) -> bool {
+        self.trust == Trust::Trusted
+    }
+
+    /// The store's printed form of `path`.
+    pub fn print(&self, path: &nix_formats::store_path::StorePath) -> String {
+        self.store.print(path)
+    }
+}
+
+/// Serves `request`, answering it on `conn` (or returning the error to report).
+pub async fn perform<R, W>(s: &mut Session, conn: &mut ServerConnection<R, W>, request: Request) -> Result<(), OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    use Request as Q;
+    let response = match request {
+        Q::IsValidPath(r) => query::is_valid_path(s, r).await?,
+        Q::HasSubstitutes(_) => Response::HasSubstitutes(false),
+        Q::QueryPathHash(r) => query::path_hash(s, r).await?,
+        Q::QueryReferences(r) => query::references(s, r).await?,
+        Q::QueryReferrers(r) => query::referrers(s, r).await?,
+        Q::QueryDeriver(r) => query::deriver(s, r).await?,
+        Q::QueryValidDerivers(r) => query::valid_derivers(s, r).await?,
+        Q::QueryDerivationOutputs(r) => query::derivation_outputs(s, r).await?,
+        Q::QueryDerivationOutputNames(r) => query::derivation_output_names(s, r).await?,
+        Q::QueryDerivationOutputMap(r) => query::derivation_output_map(s, r).await?,
+        Q::QueryPathInfo(r) => query::path_info(s, conn.version(), r).await?,
+        Q::QueryPathFromHashPart(r) => query::path_from_hash_part(s, r).await?,
+        Q::QueryAllValidPaths(_) => query::all_valid_paths(s).await?,
+        Q::QueryValidPaths(r) => query::valid_paths(s, r).await?,
+        Q::QuerySubstitutablePaths(_) => Response::QuerySubstitutablePaths(Default::default()),
+        Q::QuerySubstitutablePathInfo(_) => Response::QuerySubstitutablePathInfo(None),
+        Q::QuerySubstitutablePathInfos(_) => Response::QuerySubstitutablePathInfos(Default::default()),
+        Q::QueryMissing(r) => query::missing(s, r).await?,
+        Q::QueryRealisation(r) => query::realisation(s, r).await?,
+        Q::AddToStore(r) => add::add_to_store(s, conn, r).await?,
+        Q::AddTextToStore(r) => add::add_text_to_store(s, r).await?,
+        Q::AddToStoreNar(r) => add::add_to_store_nar(s, conn, r).await?,
+        Q::AddMultipleToStore(r) => add::add_multiple_to_store(s, conn, r).await?,
+        Q::ImportPaths(_) => add::import_paths(s, conn).await?,
+        Q::ExportPath(r) => return add::export_path(s, conn, r).await,
+        Q::NarFromPath(r) => return add::nar_from_path(s, conn, r).await,
+        Q::AddTempRoot(r) => roots::add_temp_root(s, r).await?,
+        Q::AddIndirectRoot(r) => roots::add_indirect_root(s, r).await?,
+        Q::AddPermRoot(r) => roots::add_perm_root(s, r).await?,
+        Q::SyncWithGC(_) => Response::SyncWithGC,
+        Q::FindRoots(_) => roots::find_roots(s).await?,
+        Q::CollectGarbage(r) => roots::collect_garbage(s, r).await?,
+        Q::OptimiseStore(_) => roots::optimise_store(s, conn).await?,
+        Q::VerifyStore(r) => roots::verify_store(s, conn, r).await?,
+        Q::SetOptions(options) => other::set_options(s, conn, options).await?,
+        Q::AddSignatures(r) => other::add_signatures(s, r).await?,
+        Q::RegisterDrvOutput(r) => other::register_drv_output(s, r).await?,
+        Q::AddBuildLog(r) => other::add_build_log(s, conn, r).await?,
+        Q::EnsurePath(r) => other::ensure_path(s, r).await?,
+        Q::BuildPaths(r) => other::build_paths(s, r).await?,
+        Q::BuildPathsWithResults(r) => other::build_paths_with_results(s, r).await?,
+        Q::BuildDerivation(r) => other::build_derivation(s, r).await?,
+    };
+    conn.respond(&response).await?;
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Questions about paths and derivations: validity, path info, references, derivers,
+//! derivation outputs, `QueryMissing`, realisations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nix_formats::derivation::Derivation;
+use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
+use nix_formats::store_path::StorePath;
+use store::{Store, StoreError};
+use worker_protocol::ops::request::query::*;
+use worker_protocol::ops::response::{MissingPaths, RealisationReply};
+use worker_protocol::ops::Response;
+use worker_protocol::types::UnkeyedValidPathInfo;
+use worker_protocol::ProtocolVersion;
+
+use super::{OpError, Session};
+use crate::bridge;
+
+/// The most derivations `QueryMissing` walks through.
+const MAX_MISSING_WALK: usize = 1 << 20;
+/// The largest `.drv` file read.
+const MAX_DRV_SIZE: u64 = 64 << 20;
+
+/// The info of a valid path, or Nix's "is not valid" error.
+fn info_of(store: &Store, path: &StorePath) -> Result<nix_formats::path_info::ValidPathInfo, StoreError> {
+    store.query_path_info(path)?.ok_or_else(|| StoreError::InvalidPath(store.print(path)))
+}
+
+/// Reads and parses the derivation at `drv_path` from the store directory.
+pub fn read_derivation(store: &Store, drv_path: &StorePath) -> Result<Derivation, StoreError> {
+    let real = store.real_path(drv_path);
+    let fail = |why: &str| StoreError::io("reading derivation", &real)(std::io::Error::other(why.to_owned()));
+    let name = Derivation::name_from_path(drv_path).ok_or_else(|| fail("not a derivation"))?;
+    let meta = std::fs::metadata(&real).map_err(StoreError::io("reading derivation", &real))?;
+    if meta.len() > MAX_DRV_SIZE {
+        return Err(fail("file too large"));
+    }
+    let bytes = std::fs::read(&real).map_err(StoreError::io("reading derivation", &real))?;
+    Derivation::parse_aterm(&bytes, name, store.store_dir())
+        .map_err(|e| fail(&e.to_string()))
+}
+
+/// `IsValidPath`.
+pub async fn is_valid_path(s: &Session, r: IsValidPath) -> Result<Response, OpError> {
+    Ok(Response::IsValidPath(bridge::run(&s.store, move |st| st.is_valid(&r.path)).await?))
+}
+
+/// `QueryPathHash`: the NAR hash of a valid path.
+pub async fn path_hash(s: &Session, r: QueryPathHash) -> Result<Response, OpError> {
+    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
+    Ok(Response::QueryPathHash(info.nar_hash))
+}
+
+/// `QueryReferences`: the references of a valid path.
+pub async fn references(s: &Session, r: QueryReferences) -> Result<Response, OpError> {
+    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
+    Ok(Response::QueryReferences(info.references))
+}
+
+/// `QueryReferrers`: the valid paths that refer to a path (none for an invalid one).
+pub async fn referrers(s: &Session, r: QueryReferrers) -> Result<Response, OpError> {
+    Ok(Response::QueryReferrers(bridge::run(&s.store, move |st| st.query_referrers(&r.path)).await?))
+}
+
+/// `QueryDeriver`: the recorded deriver of a valid path.
+pub async fn deriver(s: &Session, r: QueryDeriver) -> Result<Response, OpError> {
+    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
+    Ok(Response::QueryDeriver(info.deriver))
+}
+
+/// `QueryValidDerivers`.
+pub async fn valid_derivers(s: &Session, r: QueryValidDerivers) -> Result<Response, OpError> {
+    Ok(Response::QueryValidDerivers(bridge::run(&s.store, move |st| st.query_valid_derivers(&r.path)).await?))
+}
+
+/// `QueryDerivationOutputs`: the known output paths of a derivation.
+pub async fn derivation_outputs(s: &Session, r: QueryDerivationOutputs) -> Result<Response, OpError> {
+    let outputs = bridge::run(&s.store, move |st| st.query_derivation_outputs(&r.path)).await?;
+    Ok(Response::QueryDerivationOutputs(outputs.into_values().collect()))
+}
+
+/// `QueryDerivationOutputNames`: the output names, read from the `.drv` file.
+pub async fn derivation_output_names(s: &Session, r: QueryDerivationOutputNames) -> Result<Response, OpError> {
+    let drv = bridge::run(&s.store, move |st| read_derivation(st, &r.path)).await?;
+    Ok(Response::QueryDerivationOutputNames(drv.outputs.into_keys().collect()))
+}
+
+/// The outputs of `drv_path` and their known paths (Nix's `queryPartialDerivationOutputMap`
+/// without `ca-derivations`): the database's record, which Nix requires the derivation to be
+/// valid for.
+fn output_map(st: &Store, drv_path: &StorePath) -> Result<BTreeMap<String, Option<StorePath>>, StoreError> {
+    if !st.is_valid(drv_path)? {
+        return Err(StoreError::InvalidPath(st.print(drv_path)));
+    }
+    Ok(st.query_derivation_outputs(drv_path)?.into_iter().map(|(name, path)| (name, Some(path))).collect())
+}
+
+/// `QueryDerivationOutputMap`.
+pub async fn derivation_output_map(s: &Session, r: QueryDerivationOutputMap) -> Result<Response, OpError> {
+    Ok(Response::QueryDerivationOutputMap(bridge::run(&s.store, move |st| output_map(st, &r.path)).await?))
+}
+
+/// `QueryPathInfo`: before 1.17 an invalid path is an error, after it an empty answer.
+pub async fn path_info(s: &Session, version: ProtocolVersion, r: QueryPathInfo) -> Result<Response, OpError> {
+    let path = r.path;
+    let info = bridge::run(&s.store, move |st| st.query_path_info(&path).map(|i| (i, path))).await?;
+    match info {
+        (Some(info), _) => Ok(Response::QueryPathInfo(Some(UnkeyedValidPathInfo::split(info).1))),
+        (None, path) if !version.at_least(1, 17) => Err(StoreError::InvalidPath(s.print(&path)).into()),
+        (None, _) => Ok(Response::QueryPathInfo(None)),
+    }
+}
+
+/// `QueryPathFromHashPart`.
+pub async fn path_from_hash_part(s: &Session, r: QueryPathFromHashPart) -> Result<Response, OpError> {
+    let found = bridge::run(&s.store, move |st| st.query_path_from_hash_part(&r.hash_part)).await?;
+    Ok(Response::QueryPathFromHashPart(found))
+}
+
+/// `QueryAllValidPaths`.
+pub async fn all_valid_paths(s: &Session) -> Result<Response, OpError> {
+    Ok(Response::QueryAllValidPaths(bridge::run(&s.store, |st| st.query_all_valid_paths()).await?))
+}
+
+/// `QueryValidPaths`: the valid ones among the paths (there are no substituters to try).
+pub async fn valid_paths(s: &Session, r: QueryValidPaths) -> Result<Response, OpError> {
+    let valid = bridge::run(&s.store, move |st| {
+        let mut valid = BTreeSet::new();
+        for path in r.paths {
+            if st.is_valid(&path)? {
+                valid.insert(path);
+            }
+        }
+        Ok::<_, StoreError>(valid)
+    })
+    .await?;
+    Ok(Response::QueryValidPaths(valid))
+}
+
+/// `QueryRealisation`.
+pub async fn realisation(s: &Session, r: QueryRealisation) -> Result<Response, OpError> {
+    let found = bridge::run(&s.store, move |st| st.db().query_realisation(&r.id).map_err(StoreError::from)).await?;
+    Ok(Response::QueryRealisation(RealisationReply::Realisations(found.into_iter().collect())))
+}
+
+/// The walk of Nix's `queryMissing` with no substituters: what must be built, and what is
+/// unknown (invalid and not buildable).
+struct MissingWalk<'a> {
+    store: &'a Store,
+    done: BTreeSet<String>,
+    result: MissingPaths,
+}
+
+impl MissingWalk<'_> {
+    fn visit(&mut self, target: &DerivedPath) -> Result<(), StoreError> {
+        if self.done.len() > MAX_MISSING_WALK {
+            return Ok(());
+        }
+        match target {
+            DerivedPath::Opaque(path) => {
+                if !self.done.insert(format!("o:{path}")) || self.store.is_valid(path)? {
+                    return Ok(());
+                }
+                self.result.unknown.insert(path.clone());
+            }
+            DerivedPath::Built { drv_path, outputs } => {
+                // A dynamic derivation's own path is only known after building: Nix leaves
+                // those to the builder too.
+                let SingleDerivedPath::Opaque(drv_path) = drv_path else { return Ok(()) };
+                self.visit_derivation(drv_path, outputs)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_derivation(&mut self, drv_path: &StorePath, wanted: &OutputsSpec) -> Result<(), StoreError> {
+        if !self.done.insert(format!("d:{drv_path}:{wanted:?}")) {
+            return Ok(());
+        }
+        if !self.store.is_valid(drv_path)? {
+            self.result.unknown.insert(drv_path.clone());
+            return Ok(());
+        }
+        let drv = read_derivation(self.store, drv_path)?;
+        let known = self.store.query_derivation_outputs(drv_path)?;
+        let mut missing = false;
+        for name in drv.outputs.keys() {
+            let wanted_here = match wanted {
+                OutputsSpec::All => true,
+                OutputsSpec::Names(names) => names.contains(name),
+            };
+            if !wanted_here {
+                continue;
+            }
+            match known.get(name) {
+                Some(path) if self.store.is_valid(path)? => {}
+                _ => missing = true,
+            }
+        }
+        if !missing {
+            return Ok(());
+        }
+        self.result.will_build.insert(drv_path.clone());
+        for (input, needed) in &drv.input_drvs {
+            let spec = OutputsSpec::Names(needed.outputs.clone());
+            self.visit_derivation(input, &spec)?;
+        }
+        for src in &drv.input_srcs {
+            self.visit(&DerivedPath::Opaque(src.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+/// `QueryMissing`.
+pub async fn missing(s: &Session, r: QueryMissing) -> Result<Response, OpError> {
+    let result = bridge::run(&s.store, move |st| {
+        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default() };
+        for target in &r.targets {
+            walk.visit(target)?;
+        }
+        Ok::<_, StoreError>(walk.result)
+    })
+    .await?;
+    Ok(Response::QueryMissing(result))
+}

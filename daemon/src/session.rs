@@ -1,0 +1,130 @@
+//! One client connection: trust, the store opened for it, the handshake, then requests until
+//! the client leaves.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::Instrument;
+use worker_protocol::connection::{ServerConfig, ServerConnection};
+use worker_protocol::logger::RemoteError;
+use worker_protocol::types::{ClientHandshakeInfo, TrustedFlag};
+
+use crate::locations::Locations;
+use crate::ops::{self, OpError, Session};
+use crate::peer::{Peer, Trust};
+use crate::settings::Settings;
+use crate::version::version_string;
+use store::Store;
+
+/// What every connection shares: the settings (replaced on SIGHUP), the locations, and the
+/// trust forced by the command line.
+#[derive(Debug)]
+pub struct Shared {
+    settings: std::sync::RwLock<Arc<Settings>>,
+    /// Where things are.
+    pub locations: Arc<Locations>,
+    /// `--force-trusted` / `--force-untrusted`.
+    pub forced_trust: Option<Trust>,
+    /// Becomes `true` when the daemon stops: idle connections close then.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Shared state with these settings.
+    pub fn new(settings: Settings, locations: Locations, forced_trust: Option<Trust>) -> Self {
+        Self {
+            settings: std::sync::RwLock::new(Arc::new(settings)),
+            locations: Arc::new(locations),
+            forced_trust,
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Tells every connection that the daemon is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the settings (for connections that start later).
+    pub fn replace_settings(&self, settings: Settings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+    }
+}
+
+/// Opens the store for one connection, so each sees the store as it is on disk now (Nix's
+/// tests delete and recreate it between connections).
+pub async fn open_store(locations: &Locations) -> anyhow::Result<Arc<Store>> {
+    let config = locations.store_config();
+    let store = tokio::task::spawn_blocking(move || Store::open(&config)).await??;
+    Ok(Arc::new(store))
+}
+
+/// Serves one connection. `peer` is `None` for `--stdio` (trusted unless forced otherwise).
+pub async fn serve<S>(stream: S, peer: Option<Peer>, shared: &Shared) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let settings = shared.settings();
+    let trust = match &peer {
+        Some(peer) => peer.decide(
+            shared.forced_trust,
+            &settings.trusted_users,
+            &settings.allowed_users,
+            &settings.build_users_group,
+        )?,
+        None => shared.forced_trust.unwrap_or(Trust::Trusted),
+    };
+    let store = open_store(&shared.locations).await?;
+    let config = ServerConfig {
+        info: ClientHandshakeInfo {
+            daemon_nix_version: Some(version_string()),
+            remote_trusts_us: Some(match trust {
+                Trust::Trusted => TrustedFlag::Trusted,
+                Trust::Untrusted => TrustedFlag::NotTrusted,
+            }),
+        },
+        store_dir: store.store_dir().clone(),
+        ..ServerConfig::default()
+    };
+    let mut conn = ServerConnection::accept(stream, &config).await?;
+    tracing::debug!(version = %conn.version(), ?trust, "handshake done");
+    let mut session = Session {
+        store,
+        trust,
+        settings,
+        locations: Arc::clone(&shared.locations),
+        options: Default::default(),
+    };
+    let mut served = 0u64;
+    let mut stopping = shared.stopping.subscribe();
+    loop {
+        // Between requests a stopping daemon closes the connection; a request being served
+        // is finished first.
+        let request = tokio::select! {
+            request = conn.next_request() => request?,
+            _ = stopping.wait_for(|s| *s) => {
+                tracing::debug!("closing an idle connection: the daemon is stopping");
+                return Ok(());
+            }
+        };
+        let Some(request) = request else { break };
+        let op = request.opcode();
+        served += 1;
+        let span = tracing::debug_span!("op", ?op);
+        match ops::perform(&mut session, &mut conn, request).instrument(span).await {
+            Ok(()) => {}
+            Err(OpError::Client(message)) => {
+                tracing::debug!(?op, %message, "operation failed");
+                conn.fail(&RemoteError::new(message)).await?;
+            }
+            Err(OpError::Connection(e)) => return Err(e.into()),
+        }
+    }
+    tracing::debug!(served, "client closed the connection");
+    Ok(())
+}
