@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use store::Store;
+use worker_protocol::logger::{LogMessage, ServerLogger};
 
 /// The most bytes passed in one message.
 const MAX_CHUNK: usize = 256 << 10;
@@ -190,6 +191,41 @@ where
     let value = result.map_err(BridgeError::Work)?;
     forwarded.map_err(BridgeError::Io)?;
     Ok(value)
+}
+
+/// Sends log messages from blocking work to the client, in order.
+pub type LogTx = mpsc::UnboundedSender<LogMessage>;
+
+/// Runs `work` on the blocking pool with a sender of log messages, which go to `logger` as
+/// they come (filtered by the client's verbosity there).
+pub async fn with_logs<T, E, F, W>(store: &Arc<Store>, logger: &mut ServerLogger<W>, work: F) -> Result<T, BridgeError<E>>
+where
+    F: FnOnce(&Store, LogTx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+    W: AsyncWrite + Unpin,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let store = Arc::clone(store);
+    let task = tokio::task::spawn_blocking(move || work(&store, tx));
+    let forward = async {
+        let mut broken = None;
+        while let Some(msg) = rx.recv().await {
+            if broken.is_none() {
+                if let Err(e) = logger.forward(&msg).await {
+                    // Keep draining so the work is never blocked; report once it ends.
+                    broken = Some(e);
+                }
+            }
+        }
+        broken
+    };
+    let (joined, broken) = tokio::join!(task, forward);
+    let value = joined.map_err(|e| BridgeError::Join(e.to_string()))?.map_err(BridgeError::Work)?;
+    match broken {
+        Some(e) => Err(BridgeError::Io(io::Error::other(e.to_string()))),
+        None => Ok(value),
+    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! - [`listen`]: the socket (or systemd's), accepting, signals; [`peer`]: trust by peer
 //!   credentials;
 //! - [`session`]: one connection; [`ops`]: one operation each, answered as Nix 2.26 does;
+//! - [`build`]: realising derivations with a [`sandbox`] backend;
 //! - [`bridge`]: the blocking store work fed from and to the async connection;
 //! - [`version`]: the version string clients see.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod bridge;
+pub mod build;
 pub mod listen;
 pub mod locations;
 pub mod ops;

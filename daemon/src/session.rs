@@ -122,6 +122,10 @@ where
                 tracing::debug!(?op, %message, "operation failed");
                 conn.fail(&RemoteError::new(message)).await?;
             }
+            Err(OpError::Remote(error)) => {
+                tracing::debug!(?op, message = %error.message, "operation failed");
+                conn.fail(&error).await?;
+            }
             Err(OpError::Connection(e)) => return Err(e.into()),
         }
     }

@@ -2,10 +2,11 @@
 //! 2.26's daemon answers it (`daemon.cc`, `performOp`).
 //!
 //! Submodules by group: [`query`] (questions about paths and derivations), [`add`] (adding
-//! paths, streaming NARs and exports in and out), [`roots`] (roots, garbage collection,
+//! paths, streaming NARs and exports in and out), [`build`] (realising derivations), [`roots`] (roots, garbage collection,
 //! verification), [`other`] (options, signatures, realisations, logs, builds).
 
 pub mod add;
+pub mod build;
 pub mod other;
 pub mod query;
 pub mod roots;
@@ -29,6 +30,9 @@ pub enum OpError {
     /// Reported to the client (`STDERR_ERROR`); the connection goes on.
     #[error("{0}")]
     Client(String),
+    /// Reported to the client with more than a message (an exit status).
+    #[error("{}", .0.message)]
+    Remote(worker_protocol::logger::RemoteError),
     /// The connection is out of step or gone: close it.
     #[error(transparent)]
     Connection(#[from] ProtocolError),
@@ -128,10 +132,10 @@ where
         Q::AddSignatures(r) => other::add_signatures(s, r).await?,
         Q::RegisterDrvOutput(r) => other::register_drv_output(s, r).await?,
         Q::AddBuildLog(r) => other::add_build_log(s, conn, r).await?,
-        Q::EnsurePath(r) => other::ensure_path(s, r).await?,
-        Q::BuildPaths(r) => other::build_paths(s, r).await?,
-        Q::BuildPathsWithResults(r) => other::build_paths_with_results(s, r).await?,
-        Q::BuildDerivation(r) => other::build_derivation(s, r).await?,
+        Q::EnsurePath(r) => build::ensure_path(s, conn, r).await?,
+        Q::BuildPaths(r) => build::build_paths(s, conn, r).await?,
+        Q::BuildPathsWithResults(r) => build::build_paths_with_results(s, conn, r).await?,
+        Q::BuildDerivation(r) => build::build_derivation(s, conn, r).await?,
     };
     conn.respond(&response).await?;
     Ok(())

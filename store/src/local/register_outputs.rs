@@ -34,6 +34,16 @@ impl Store {
     /// transaction. The caller must not hold the outputs' path locks in this process. Outputs
     /// already valid are left alone (their source is not touched). Returns the infos registered.
     pub fn register_outputs(&self, outputs: &[BuiltOutput]) -> Result<Vec<ValidPathInfo>, StoreError> {
+        self.register_outputs_inner(outputs, true)
+    }
+
+    /// [`Store::register_outputs`] for a caller that holds the outputs' path locks already
+    /// (a builder locks its outputs for the whole build).
+    pub fn register_locked_outputs(&self, outputs: &[BuiltOutput]) -> Result<Vec<ValidPathInfo>, StoreError> {
+        self.register_outputs_inner(outputs, false)
+    }
+
+    fn register_outputs_inner(&self, outputs: &[BuiltOutput], lock: bool) -> Result<Vec<ValidPathInfo>, StoreError> {
         let mut seen = BTreeSet::new();
         for o in outputs {
             if !seen.insert(o.path.clone()) {
@@ -42,7 +52,7 @@ impl Store {
         }
         let real_paths: Vec<_> = outputs.iter().map(|o| self.real_path(&o.path)).collect();
         let _pool = self.pool_lock(false)?;
-        let _locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
+        let _locks = if lock { PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))? } else { Vec::new() };
         let mut ready = Vec::new();
         for o in outputs {
             self.add_temp_root(&o.path)?;

@@ -1,0 +1,365 @@
+//! Realising derivations: the derivation graph walked inputs first, each output locked while
+//! it is built (so two clients never build it twice), the builder run by a
+//! [`sandbox::Backend`], outputs checked and registered ([`outputs`]), logs to the client and
+//! to `$NIX_LOG_DIR` ([`log`]).
+//!
+//! Runs on the blocking pool (the store is synchronous); log messages reach the client through
+//! [`crate::bridge::with_logs`].
+
+pub mod log;
+pub mod outputs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix_formats::build_result::{BuildResult, BuildStatus};
+use nix_formats::derivation::{Derivation, DerivationOutput};
+use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
+use nix_formats::realisation::{DrvOutput, Realisation};
+use nix_formats::store_path::StorePath;
+use sandbox::{Backend, BuildOutcome, BuildRequest};
+use store::db::ClosureOptions;
+use store::local::PathLock;
+use store::Store;
+use worker_protocol::logger::{ActivityId, LogMessage};
+
+use crate::bridge::LogTx;
+use crate::ops::query::read_derivation;
+
+/// How a build failed: the status, the message, and whether it was a hash mismatch or timeout
+/// (for the exit status Nix's clients end with).
+#[derive(Debug, Clone)]
+pub struct BuildFailure {
+    /// The status of the result.
+    pub status: BuildStatus,
+    /// The message.
+    pub message: String,
+}
+
+impl BuildFailure {
+    /// A failure that retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { status: BuildStatus::PermanentFailure, message: message.into() }
+    }
+
+    /// Any other failure.
+    pub fn misc(message: impl Into<String>) -> Self {
+        Self { status: BuildStatus::MiscFailure, message: message.into() }
+    }
+
+    /// A fixed output with the wrong hash.
+    pub fn hash_mismatch(message: impl Into<String>) -> Self {
+        Self { status: BuildStatus::OutputRejected, message: message.into() }
+    }
+
+    /// The exit status Nix's clients end with for this failure (`failingExitStatus`).
+    pub fn exit_status(&self) -> u32 {
+        match self.status {
+            BuildStatus::TimedOut => 101,
+            BuildStatus::OutputRejected if self.message.starts_with("hash mismatch") => 102,
+            BuildStatus::NotDeterministic => 104,
+            BuildStatus::PermanentFailure | BuildStatus::OutputRejected => 100,
+            _ => 1,
+        }
+    }
+}
+
+/// The settings a build follows.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// `NIX_BUILD_CORES`.
+    pub cores: u32,
+    /// The system this machine builds for.
+    pub system: String,
+    /// Where build directories go.
+    pub build_dir_parent: PathBuf,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+    /// `max-silent-time`.
+    pub max_silent_time: Option<Duration>,
+    /// `keep-failed`.
+    pub keep_failed: bool,
+    /// `keep-going`.
+    pub keep_going: bool,
+    /// Whether the client sees build output itself (then the error omits the log tail).
+    pub verbose_client: bool,
+    /// `$NIX_LOG_DIR`.
+    pub log_dir: PathBuf,
+}
+
+/// One realisation request's walk through the derivation graph.
+pub struct Builder<'a> {
+    store: &'a Store,
+    backend: &'a dyn Backend,
+    settings: &'a BuildSettings,
+    log: LogTx,
+    /// Results of derivations handled in this request.
+    done: BTreeMap<StorePath, Result<BuildStatus, BuildFailure>>,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder for one request.
+    pub fn new(store: &'a Store, backend: &'a dyn Backend, settings: &'a BuildSettings, log: LogTx) -> Self {
+        Self { store, backend, settings, log, done: BTreeMap::new() }
+    }
+
+    fn print(&self, path: &StorePath) -> String {
+        self.store.print(path)
+    }
+
+    /// Logs an error line to the client (as Nix logs failures of dependencies).
+    fn log_error(&self, text: &str) {
+        let _ = self.log.send(LogMessage::Next(format!("\x1b[31;1merror:\x1b[0m {text}\n").into_bytes()));
+    }
+
+    /// Realises `target`: a valid opaque path, or the wanted outputs of a derivation.
+    pub fn realise(&mut self, target: &DerivedPath) -> Result<BuildResult, BuildFailure> {
+        match target {
+            DerivedPath::Opaque(path) => {
+                if self.store.is_valid(path).map_err(|e| BuildFailure::misc(e.to_string()))? {
+                    Ok(BuildResult::new(BuildStatus::AlreadyValid, ""))
+                } else {
+                    Err(BuildFailure::misc(format!(
+                        "path '{}' is required, but there is no substituter that can build it",
+                        self.print(path)
+                    )))
+                }
+            }
+            DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv_path), outputs } => {
+                let status = self.build_derivation(drv_path)?;
+                let mut result = BuildResult::new(status, "");
+                result.built_outputs = self.built_outputs(drv_path, outputs)?;
+                Ok(result)
+            }
+            DerivedPath::Built { .. } => {
+                Err(BuildFailure::misc("casnix-daemon cannot build dynamic derivations yet"))
+            }
+        }
+    }
+
+    /// The realisations of the wanted outputs (ids keyed by the derivation's output hashes).
+    fn built_outputs(&self, drv_path: &StorePath, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        let store_dir = self.store.store_dir().clone();
+        let mut reader = nix_formats::derivation::DirectoryReader::new(self.store.real_store_dir(), store_dir.clone());
+        let hashes = nix_formats::derivation::DrvHashCache::new()
+            .static_output_hashes(&store_dir, &mut reader, &drv)
+            .map_err(|e| BuildFailure::misc(e.to_string()))?;
+        let known = self.store.query_derivation_outputs(drv_path).map_err(misc)?;
+        let mut out = BTreeMap::new();
+        for (name, path) in known {
+            if let OutputsSpec::Names(names) = wanted {
+                if !names.contains(&name) {
+                    continue;
+                }
+            }
+            let Some(hash) = hashes.get(&name) else { continue };
+            let id = DrvOutput { drv_hash: hash.clone(), output_name: name.clone() };
+            out.insert(name, Realisation::new(id, path));
+        }
+        Ok(out)
+    }
+
+    /// Builds `drv_path` if any output is missing, its inputs first.
+    pub fn build_derivation(&mut self, drv_path: &StorePath) -> Result<BuildStatus, BuildFailure> {
+        if let Some(done) = self.done.get(drv_path) {
+            return done.clone();
+        }
+        let result = self.build_uncached(drv_path);
+        self.done.insert(drv_path.clone(), result.clone());
+        result
+    }
+
+    fn build_uncached(&mut self, drv_path: &StorePath) -> Result<BuildStatus, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let printed = self.print(drv_path);
+        if !self.store.is_valid(drv_path).map_err(misc)? {
+            return Err(BuildFailure::misc(format!("cannot build missing derivation '{printed}'")));
+        }
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        self.build_given(drv_path, &drv)
+    }
+
+    /// Builds `drv` (read from `drv_path`, or sent by a client with `BuildDerivation`) if any
+    /// output is missing, its input derivations first.
+    pub fn build_given(&mut self, drv_path: &StorePath, drv: &Derivation) -> Result<BuildStatus, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let printed = self.print(drv_path);
+        let drv = drv.clone();
+        let outputs = self.output_paths(drv_path, &drv)?;
+        if self.all_valid(&outputs)? {
+            return Ok(BuildStatus::AlreadyValid);
+        }
+        // Inputs first.
+        let mut failed = Vec::new();
+        for input in drv.input_drvs.keys() {
+            if let Err(e) = self.build_derivation(input) {
+                if e.status != BuildStatus::DependencyFailed {
+                    self.log_error(&e.message);
+                }
+                failed.push(input.clone());
+                if !self.settings.keep_going {
+                    break;
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let output_list: String = outputs.values().map(|p| format!("\n  {}", self.print(p))).collect();
+            let n = failed.len();
+            let noun = if n == 1 { "dependency" } else { "dependencies" };
+            return Err(BuildFailure {
+                status: BuildStatus::DependencyFailed,
+                message: format!("Cannot build '{printed}'.\nReason: {n} {noun} failed.\nOutput paths:{output_list}"),
+            });
+        }
+        for src in &drv.input_srcs {
+            if !self.store.is_valid(src).map_err(misc)? {
+                return Err(BuildFailure::misc(format!("path '{}' is not valid", self.print(src))));
+            }
+        }
+        let real_outputs: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
+        let _locks = PathLock::acquire_all(real_outputs.iter().map(|p| p.as_path())).map_err(misc)?;
+        if self.all_valid(&outputs)? {
+            return Ok(BuildStatus::AlreadyValid);
+        }
+        self.check_system(&printed, &drv)?;
+        for real in &real_outputs {
+            if std::fs::symlink_metadata(real).is_ok() {
+                sandbox::none::remove_build_dir(real);
+            }
+        }
+        let inputs = self.input_closure(&drv)?;
+        self.run_builder(drv_path, &drv, &outputs, &inputs)?;
+        Ok(BuildStatus::Built)
+    }
+
+    fn output_paths(&self, drv_path: &StorePath, drv: &Derivation) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
+        let known = drv.output_paths(self.store.store_dir()).map_err(|e| BuildFailure::misc(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for (name, path) in known {
+            match path {
+                Some(path) => {
+                    out.insert(name, path);
+                }
+                None => {
+                    return Err(BuildFailure::misc(format!(
+                        "casnix-daemon cannot build content-addressed or impure derivations yet ('{}')",
+                        self.print(drv_path)
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_valid(&self, outputs: &BTreeMap<String, StorePath>) -> Result<bool, BuildFailure> {
+        for path in outputs.values() {
+            if !self.store.is_valid(path).map_err(|e| BuildFailure::misc(e.to_string()))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn check_system(&self, printed: &str, drv: &Derivation) -> Result<(), BuildFailure> {
+        let system = String::from_utf8_lossy(&drv.system);
+        if system == self.settings.system || drv.is_builtin() && system == "builtin" {
+            return Ok(());
+        }
+        Err(BuildFailure {
+            status: BuildStatus::InputRejected,
+            message: format!(
+                "a '{system}' with features {{}} is required to build '{printed}', but I am a '{}' with features {{}}",
+                self.settings.system
+            ),
+        })
+    }
+
+    /// The closure of the input sources and of the wanted outputs of the input derivations.
+    fn input_closure(&self, drv: &Derivation) -> Result<BTreeSet<StorePath>, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let mut roots: BTreeSet<StorePath> = drv.input_srcs.clone();
+        for (input, needed) in &drv.input_drvs {
+            let known = self.store.query_derivation_outputs(input).map_err(misc)?;
+            for name in &needed.outputs {
+                let path = known.get(name).ok_or_else(|| {
+                    BuildFailure::misc(format!("derivation '{}' has no output '{name}'", self.print(input)))
+                })?;
+                roots.insert(path.clone());
+            }
+        }
+        self.store.closure(roots.iter(), ClosureOptions::default()).map_err(misc)
+    }
+
+    fn run_builder(
+        &mut self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<(), BuildFailure> {
+        let printed = self.print(drv_path);
+        if drv.is_builtin() {
+            return Err(BuildFailure::misc(format!(
+                "casnix-daemon cannot run the builtin builder '{}' yet",
+                String::from_utf8_lossy(&drv.builder)
+            )));
+        }
+        let request = BuildRequest {
+            drv_base_name: drv_path.to_string(),
+            derivation: drv.clone(),
+            store_dir: self.store.store_dir().as_str().to_owned(),
+            outputs: outputs.iter().map(|(k, p)| (k.clone(), self.store.real_path(p))).collect(),
+            inputs: inputs.iter().map(|p| self.store.real_path(p)).collect(),
+            build_dir_parent: self.settings.build_dir_parent.clone(),
+            cores: self.settings.cores,
+            fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
+            timeout: self.settings.timeout,
+            max_silent_time: self.settings.max_silent_time,
+            keep_failed: self.settings.keep_failed,
+        };
+        let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
+        let outcome = self.backend.build(&request, &mut log);
+        log.finish();
+        let _ = log::write_build_log(&self.settings.log_dir, &drv_path.to_string(), log.contents(), true);
+        let remove_outputs = || {
+            for path in outputs.values() {
+                let real = self.store.real_path(path);
+                if std::fs::symlink_metadata(&real).is_ok() {
+                    sandbox::none::remove_build_dir(&real);
+                }
+            }
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                remove_outputs();
+                return Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}")));
+            }
+        };
+        if outcome != BuildOutcome::Success {
+            remove_outputs();
+            let mut message = format!("builder for '{printed}' {}", outcome.describe());
+            if !self.settings.verbose_client && log.tail().next().is_some() {
+                let lines: Vec<&str> = log.tail().collect();
+                message.push_str(&format!(";\nlast {} log lines:\n", lines.len()));
+                for line in lines {
+                    message.push_str(&format!("> {line}\n"));
+                }
+                message.push_str(&format!("For full logs, run 'nix log {printed}'."));
+            }
+            let status = match outcome {
+                BuildOutcome::TimedOut(_) | BuildOutcome::Silent(_) => BuildStatus::TimedOut,
+                _ => BuildStatus::PermanentFailure,
+            };
+            return Err(BuildFailure { status, message });
+        }
+        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs);
+        if registered.is_err() {
+            remove_outputs();
+        }
+        registered
+    }
+}

@@ -1,0 +1,87 @@
+//! After a successful builder: every output must exist; fixed outputs must have their hash and
+//! no references; references are found by scanning for the hash parts of the input closure and
+//! the outputs; then the outputs are registered (ingested into castore, canonicalised).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use nix_formats::content_address::{ContentAddress, Method};
+use nix_formats::derivation::{Derivation, DerivationOutput};
+use nix_formats::hash::{Encoding, Hash, Hasher};
+use nix_formats::refscan::RefScanner;
+use nix_formats::store_path::StorePath;
+use store::local::BuiltOutput;
+use store::Store;
+
+use super::BuildFailure;
+
+/// The hash of `path` as `method` hashes it.
+fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) -> std::io::Result<Hash> {
+    match method {
+        Method::Nar => nix_formats::nar::hash_path(path, algo).map(|(h, _)| h).map_err(std::io::Error::other),
+        Method::Flat | Method::Text => {
+            let meta = std::fs::symlink_metadata(path)?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("a flat fixed output must be a regular file"));
+            }
+            let mut hasher = Hasher::new(algo);
+            let mut file = std::fs::File::open(path)?;
+            std::io::copy(&mut file, &mut hasher)?;
+            Ok(hasher.finish())
+        }
+    }
+}
+
+/// Checks and registers the outputs of `drv` (built at `paths`), with `inputs` the input
+/// closure. The outputs' locks are held by the caller.
+pub fn register(
+    st: &Store,
+    drv_path: &StorePath,
+    drv: &Derivation,
+    paths: &BTreeMap<String, StorePath>,
+    inputs: &BTreeSet<StorePath>,
+) -> Result<(), BuildFailure> {
+    let drv_printed = st.print(drv_path);
+    let mut candidates: BTreeSet<StorePath> = inputs.clone();
+    candidates.extend(paths.values().cloned());
+    let mut built = Vec::new();
+    for (name, path) in paths {
+        let real = st.real_path(path);
+        if std::fs::symlink_metadata(&real).is_err() {
+            return Err(BuildFailure::permanent(format!(
+                "builder for '{drv_printed}' failed to produce output path for output '{name}' at '{}'",
+                st.print(path)
+            )));
+        }
+        let mut scanner = RefScanner::for_store_paths(candidates.iter());
+        scanner
+            .scan_path(&real)
+            .map_err(|e| BuildFailure::misc(format!("scanning '{}' for references: {e}", st.print(path))))?;
+        let references = scanner.found_store_paths(candidates.iter());
+        let ca = match drv.outputs.get(name) {
+            Some(DerivationOutput::CaFixed(ca)) => {
+                let got = hash_output(&real, ca.method, ca.hash.algorithm())
+                    .map_err(|e| BuildFailure::misc(format!("hashing '{}': {e}", st.print(path))))?;
+                if got != ca.hash {
+                    return Err(BuildFailure::hash_mismatch(format!(
+                        "hash mismatch in fixed-output derivation '{drv_printed}':\n  specified: {}\n     got:    {}",
+                        ca.hash.encode(Encoding::Sri, true),
+                        got.encode(Encoding::Sri, true)
+                    )));
+                }
+                if let Some(first) = references.iter().next() {
+                    return Err(BuildFailure::permanent(format!(
+                        "fixed-output derivations must not reference store paths: '{drv_printed}' references {} distinct paths, e.g. '{}'",
+                        references.len(),
+                        st.print(first)
+                    )));
+                }
+                Some(ContentAddress { method: ca.method, hash: ca.hash.clone() })
+            }
+            _ => None,
+        };
+        built.push(BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
+    }
+    st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The build operations: `BuildPaths`, `BuildPathsWithResults`, `BuildDerivation`,
+//! `EnsurePath`, served by [`crate::build::Builder`]. Only the `none` backend exists so far:
+//! with `sandbox = true` the client is warned that builds are not sandboxed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix_formats::build_result::{BuildResult, KeyedBuildResult};
+use nix_formats::derivation::DerivationOutput;
+use nix_formats::derived_path::DerivedPath;
+use sandbox::{Backend, NoSandbox};
+use tokio::io::{AsyncRead, AsyncWrite};
+use worker_protocol::connection::ServerConnection;
+use worker_protocol::logger::{LogMessage, RemoteError};
+use worker_protocol::ops::request::build::*;
+use worker_protocol::ops::Response;
+use worker_protocol::types::BuildMode;
+
+use super::other::warning;
+use super::{refuse, OpError, Session};
+use crate::bridge;
+use crate::build::{BuildFailure, BuildSettings, Builder};
+
+/// The settings of a build for this session: the daemon's, with what the client's
+/// `SetOptions` may change.
+fn build_settings(s: &Session) -> BuildSettings {
+    let raw = &s.settings.raw;
+    let seconds = |name: &str| raw.get(name).and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
+    let option = |name: &str| s.options.overrides.get(name).and_then(|v| v.parse::<u64>().ok());
+    let timeout = option("timeout").or_else(|| seconds("timeout")).filter(|n| *n > 0);
+    let silent = match s.options.max_silent_time {
+        0 => option("max-silent-time").or_else(|| seconds("max-silent-time")).filter(|n| *n > 0),
+        n => Some(u64::from(n)),
+    };
+    let cores = match s.options.build_cores {
+        0 => s.settings.cores,
+        n => n,
+    };
+    BuildSettings {
+        cores,
+        system: raw.get("system").map_or_else(|| format!("{}-linux", std::env::consts::ARCH), str::to_owned),
+        build_dir_parent: raw
+            .get("build-dir")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/tmp")),
+        timeout: timeout.map(Duration::from_secs),
+        max_silent_time: silent.map(Duration::from_secs),
+        keep_failed: s.options.keep_failed,
+        keep_going: s.options.keep_going,
+        verbose_client: false,
+        log_dir: s.locations.log_dir.clone(),
+    }
+}
+
+/// Runs `targets` through a [`Builder`], with its log messages going to the client.
+async fn realise<R, W>(
+    s: &Session,
+    conn: &mut ServerConnection<R, W>,
+    targets: Vec<DerivedPath>,
+) -> Result<Vec<(DerivedPath, Result<BuildResult, BuildFailure>)>, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let settings = build_settings(s);
+    let session_backend_warning = s.settings.sandbox != "false";
+    let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
+        if session_backend_warning && !targets.is_empty() {
+            let _ = tx.send(LogMessage::Next(
+                format!("{}\n", warning("casnix-daemon has no sandbox backend yet; building without a sandbox")).into_bytes(),
+            ));
+        }
+        let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
+        let results: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                let result = builder.realise(&target);
+                (target, result)
+            })
+            .collect();
+        Ok::<_, std::convert::Infallible>(results)
+    })
+    .await?;
+    Ok(results)
+}
+
+/// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
+/// itself; several as a list.
+fn build_error(s: &Session, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError {
+    let store_dir = s.store.store_dir();
+    match failures.as_slice() {
+        [(_, failure)] => OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status())),
+        _ => {
+            let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
+            let names: Vec<String> = failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
+            OpError::Remote(RemoteError::new(format!("build of {} failed", names.join(", "))).with_status(status))
+        }
+    }
+}
+
+fn check_repair(s: &Session, mode: BuildMode) -> Result<(), OpError> {
+    if mode == BuildMode::Repair && !s.trusted() {
+        return refuse("repairing is not allowed because you are not in 'trusted-users'");
+    }
+    Ok(())
+}
+
+/// `EnsurePath`: valid already, or an error (there are no substituters).
+pub async fn ensure_path<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: EnsurePath) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let results = realise(s, conn, vec![DerivedPath::Opaque(r.path)]).await?;
+    let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
+    if failures.is_empty() {
+        Ok(Response::EnsurePath)
+    } else {
+        Err(build_error(s, failures))
+    }
+}
+
+/// `BuildPaths`.
+pub async fn build_paths<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: BuildPaths) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    check_repair(s, r.mode)?;
+    let results = realise(s, conn, r.paths).await?;
+    let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
+    if failures.is_empty() {
+        Ok(Response::BuildPaths)
+    } else {
+        Err(build_error(s, failures))
+    }
+}
+
+/// `BuildPathsWithResults`: failures are results, not errors.
+pub async fn build_paths_with_results<R, W>(
+    s: &Session,
+    conn: &mut ServerConnection<R, W>,
+    r: BuildPathsWithResults,
+) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    check_repair(s, r.mode)?;
+    let results = realise(s, conn, r.paths).await?;
+    let keyed = results
+        .into_iter()
+        .map(|(path, result)| {
+            let result = result.unwrap_or_else(|f| BuildResult::new(f.status, f.message));
+            KeyedBuildResult { path, result }
+        })
+        .collect();
+    Ok(Response::BuildPathsWithResults(keyed))
+}
+
+/// `BuildDerivation`: a derivation sent by the client (not read from the store), built with its
+/// inputs as given. Untrusted clients may only build content-addressed ones, as in Nix.
+pub async fn build_derivation<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: BuildDerivation) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let drv = r.drv.into_derivation();
+    let content_addressed = drv.outputs.values().all(|o| !matches!(o, DerivationOutput::InputAddressed(_)));
+    if !content_addressed && !s.trusted() {
+        return refuse("you are not privileged to build input-addressed derivations");
+    }
+    let settings = build_settings(s);
+    let drv_path = r.drv_path;
+    let result = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        let backend = NoSandbox;
+        let mut builder = Builder::new(st, &backend, &settings, tx);
+        let result = match builder.build_given(&drv_path, &drv) {
+            Ok(status) => BuildResult::new(status, ""),
+            Err(f) => BuildResult::new(f.status, f.message),
+        };
+        Ok::<_, std::convert::Infallible>(result)
+    })
+    .await?;
+    Ok(Response::BuildDerivation(result))
+}

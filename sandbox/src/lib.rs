@@ -1,0 +1,15 @@
+//! casnix's builders (design decision 5): a build is a store-agnostic [`BuildRequest`] (the
+//! derivation, where its outputs go, the input closure), which a [`Backend`] runs.
+//!
+//! - [`request`]: the request, the outcome, the [`Backend`] trait;
+//! - [`env`]: the builder's environment as Nix sets it (`passAsFile`, structured attributes);
+//! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod env;
+pub mod none;
+pub mod request;
+
+pub use none::NoSandbox;
+pub use request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};

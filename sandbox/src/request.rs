@@ -1,0 +1,112 @@
+//! What a backend is asked to do ([`BuildRequest`]), what it reports ([`BuildOutcome`]), and
+//! the [`Backend`] trait. Requests are store-agnostic: real paths and a derivation, no
+//! database (design decision 5).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix_formats::derivation::Derivation;
+
+/// One build to run.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The derivation's base name (`<hash>-<name>.drv`), for the build directory's name.
+    pub drv_base_name: String,
+    /// The derivation (its builder, arguments, environment, outputs).
+    pub derivation: Derivation,
+    /// The logical store directory (`NIX_STORE`).
+    pub store_dir: String,
+    /// Where each output must be written (its place in the store directory on disk).
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// The input closure, as real paths: what a sandbox exposes, read-only.
+    pub inputs: BTreeSet<PathBuf>,
+    /// Where build directories are created (`build-dir`, else `$TMPDIR`, else `/tmp`).
+    pub build_dir_parent: PathBuf,
+    /// `NIX_BUILD_CORES`.
+    pub cores: u32,
+    /// Whether the derivation is fixed-output: it may reach the network and gets
+    /// `impureEnvVars` from the daemon's environment.
+    pub fixed_output: bool,
+    /// Kill the builder after this long (`timeout`).
+    pub timeout: Option<Duration>,
+    /// Kill the builder after this long without output (`max-silent-time`).
+    pub max_silent_time: Option<Duration>,
+    /// Keep the build directory after a failure (`keep-failed`).
+    pub keep_failed: bool,
+}
+
+/// How a builder ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOutcome {
+    /// It exited with status 0.
+    Success,
+    /// It exited with this non-zero status.
+    Failed(i32),
+    /// A signal killed it.
+    Signalled(i32),
+    /// It ran longer than the timeout.
+    TimedOut(Duration),
+    /// It was silent longer than `max-silent-time`.
+    Silent(Duration),
+}
+
+impl BuildOutcome {
+    /// Nix's wording of how a failed builder ended (after "builder for '…' ").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Success => "succeeded".to_owned(),
+            Self::Failed(code) => format!("failed with exit code {code}"),
+            Self::Signalled(sig) => format!("failed due to signal {sig}"),
+            Self::TimedOut(d) => format!("timed out after {} seconds", d.as_secs()),
+            Self::Silent(d) => format!("timed out after {} seconds of silence", d.as_secs()),
+        }
+    }
+}
+
+/// Receives the builder's output as it comes, line by line.
+pub trait LogSink: Send {
+    /// One line of output, without its line feed.
+    fn line(&mut self, line: &[u8]);
+}
+
+impl<F: FnMut(&[u8]) + Send> LogSink for F {
+    fn line(&mut self, line: &[u8]) {
+        self(line)
+    }
+}
+
+/// A failure to run a build (not the builder failing: see [`BuildOutcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// Setting up or running failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The derivation cannot be built this way.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl SandboxError {
+    /// A closure turning an I/O error into [`SandboxError::Io`].
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// Runs builders.
+pub trait Backend: Send + Sync {
+    /// The backend's name, as `nix.conf` names it.
+    fn name(&self) -> &'static str;
+
+    /// Runs the build: creates the build directory, writes what the environment needs into
+    /// it, runs the builder with its output going to `log`, and removes the directory (unless
+    /// kept). The outputs are left where [`BuildRequest::outputs`] says.
+    fn build(&self, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError>;
+}
