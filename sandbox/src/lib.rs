@@ -3,10 +3,12 @@
 //!
 //! - [`request`]: the request, the outcome, the [`Backend`] trait;
 //! - [`env`]: the builder's environment as Nix sets it (`passAsFile`, structured attributes);
+//! - [`builtin`]: Nix's builtin builders (`buildenv`, `fetchurl`);
 //! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod builtin;
 pub mod env;
 pub mod none;
 pub mod request;

@@ -86,6 +86,8 @@ pub struct BuildSettings {
     pub verbose_client: bool,
     /// `$NIX_LOG_DIR`.
     pub log_dir: PathBuf,
+    /// The keys of `secret-key-files`: outputs are signed with each.
+    pub secret_keys: Vec<nix_formats::signature::SecretKey>,
 }
 
 /// One realisation request's walk through the derivation graph.
@@ -302,10 +304,7 @@ impl<'a> Builder<'a> {
     ) -> Result<(), BuildFailure> {
         let printed = self.print(drv_path);
         if drv.is_builtin() {
-            return Err(BuildFailure::misc(format!(
-                "casnix-daemon cannot run the builtin builder '{}' yet",
-                String::from_utf8_lossy(&drv.builder)
-            )));
+            return self.run_builtin(drv_path, drv, outputs, inputs);
         }
         let request = BuildRequest {
             drv_base_name: drv_path.to_string(),
@@ -356,7 +355,39 @@ impl<'a> Builder<'a> {
             };
             return Err(BuildFailure { status, message });
         }
-        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs);
+        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys);
+        if registered.is_err() {
+            remove_outputs();
+        }
+        registered
+    }
+
+    /// Runs a builtin builder in this process, then checks and registers its outputs.
+    fn run_builtin(
+        &mut self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<(), BuildFailure> {
+        let printed = self.print(drv_path);
+        let real: BTreeMap<String, PathBuf> = outputs.iter().map(|(k, p)| (k.clone(), self.store.real_path(p))).collect();
+        let log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
+        let ran = sandbox::builtin::run(drv, &real);
+        log.finish();
+        let remove_outputs = || {
+            for path in real.values() {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    sandbox::none::remove_build_dir(path);
+                }
+            }
+        };
+        if let Err(e) = ran {
+            remove_outputs();
+            self.log_error(&e.0);
+            return Err(BuildFailure::permanent(format!("builder for '{printed}' failed with exit code 1")));
+        }
+        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys);
         if registered.is_err() {
             remove_outputs();
         }

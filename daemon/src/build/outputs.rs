@@ -9,6 +9,7 @@ use nix_formats::content_address::{ContentAddress, Method};
 use nix_formats::derivation::{Derivation, DerivationOutput};
 use nix_formats::hash::{Encoding, Hash, Hasher};
 use nix_formats::refscan::RefScanner;
+use nix_formats::signature::SecretKey;
 use nix_formats::store_path::StorePath;
 use store::local::BuiltOutput;
 use store::Store;
@@ -40,6 +41,7 @@ pub fn register(
     drv: &Derivation,
     paths: &BTreeMap<String, StorePath>,
     inputs: &BTreeSet<StorePath>,
+    secret_keys: &[SecretKey],
 ) -> Result<(), BuildFailure> {
     let drv_printed = st.print(drv_path);
     let mut candidates: BTreeSet<StorePath> = inputs.clone();
@@ -82,6 +84,17 @@ pub fn register(
         };
         built.push(BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
     }
-    st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
+    let infos = st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
+    // Signed as Nix signs what it registers when `secret-key-files` is set.
+    for mut info in infos {
+        let mut sigs = BTreeSet::new();
+        for key in secret_keys {
+            let sig = info.sign(st.store_dir(), key).map_err(|e| BuildFailure::misc(e.to_string()))?;
+            sigs.insert(sig.to_string());
+        }
+        if !sigs.is_empty() {
+            st.db().add_signatures(&info.path, &sigs).map_err(|e| BuildFailure::misc(e.to_string()))?;
+        }
+    }
     Ok(())
 }

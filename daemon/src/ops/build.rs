@@ -9,6 +9,7 @@ use std::time::Duration;
 use nix_formats::build_result::{BuildResult, KeyedBuildResult};
 use nix_formats::derivation::DerivationOutput;
 use nix_formats::derived_path::DerivedPath;
+use nix_formats::signature::SecretKey;
 use sandbox::{Backend, NoSandbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
@@ -22,9 +23,22 @@ use super::{refuse, OpError, Session};
 use crate::bridge;
 use crate::build::{BuildFailure, BuildSettings, Builder};
 
+/// The keys named by `secret-key-files`.
+fn secret_keys(s: &Session) -> Result<Vec<SecretKey>, OpError> {
+    let mut keys = Vec::new();
+    for file in s.settings.raw.get("secret-key-files").unwrap_or("").split_whitespace() {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| OpError::Client(format!("reading secret key file '{file}': {e}")))?;
+        keys.push(
+            SecretKey::parse(text.trim()).map_err(|e| OpError::Client(format!("secret key file '{file}': {e}")))?,
+        );
+    }
+    Ok(keys)
+}
+
 /// The settings of a build for this session: the daemon's, with what the client's
 /// `SetOptions` may change.
-fn build_settings(s: &Session) -> BuildSettings {
+fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
     let raw = &s.settings.raw;
     let seconds = |name: &str| raw.get(name).and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
     let option = |name: &str| s.options.overrides.get(name).and_then(|v| v.parse::<u64>().ok());
@@ -37,7 +51,7 @@ fn build_settings(s: &Session) -> BuildSettings {
         0 => s.settings.cores,
         n => n,
     };
-    BuildSettings {
+    Ok(BuildSettings {
         cores,
         system: raw.get("system").map_or_else(|| format!("{}-linux", std::env::consts::ARCH), str::to_owned),
         build_dir_parent: raw
@@ -51,7 +65,8 @@ fn build_settings(s: &Session) -> BuildSettings {
         keep_going: s.options.keep_going,
         verbose_client: false,
         log_dir: s.locations.log_dir.clone(),
-    }
+        secret_keys: secret_keys(s)?,
+    })
 }
 
 /// Runs `targets` through a [`Builder`], with its log messages going to the client.
@@ -64,7 +79,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let settings = build_settings(s);
+    let settings = build_settings(s)?;
     let session_backend_warning = s.settings.sandbox != "false";
     let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
         let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
@@ -173,7 +188,7 @@ where
     if !content_addressed && !s.trusted() {
         return refuse("you are not privileged to build input-addressed derivations");
     }
-    let settings = build_settings(s);
+    let settings = build_settings(s)?;
     let drv_path = r.drv_path;
     let result = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
         let backend = NoSandbox;

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use store::StoreError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
@@ -12,6 +14,7 @@ use worker_protocol::ops::{ClientOptions, Response};
 
 use super::{refuse, OpError, Session};
 use crate::bridge;
+use crate::settings::Settings;
 
 /// The largest build log accepted from a client.
 const MAX_BUILD_LOG: u64 = 256 << 20;
@@ -29,19 +32,31 @@ where
     W: AsyncWrite + Unpin,
 {
     let trusted = s.trusted();
+    let mut raw = s.settings.raw.clone();
     for (name, value) in &options.overrides {
         match override_policy(name, value, trusted) {
-            OverridePolicy::Apply | OverridePolicy::IgnoreSilently => {}
+            OverridePolicy::Apply => raw.set(name, value),
+            OverridePolicy::IgnoreSilently => {}
             OverridePolicy::IgnoreWithWarning(text) => {
                 conn.logger().log(Verbosity::Warn, warning(&text)).await?;
             }
             OverridePolicy::FilterSubstituters => {
                 let known: BTreeSet<String> =
                     s.settings.substituters.iter().chain(&s.settings.trusted_substituters).cloned().collect();
-                for url in filter_substituters(value, &known).1 {
+                let (kept, dropped) = filter_substituters(value, &known);
+                for url in dropped {
                     conn.logger().log(Verbosity::Warn, warning(&untrusted_substituter_warning(&url))).await?;
                 }
+                raw.set(name, &kept.join(" "));
             }
+        }
+    }
+    // The connection's settings: the daemon's with the client's accepted overrides (Nix
+    // applies them to its per-connection process).
+    match Settings::from_raw(raw) {
+        Ok(settings) => s.settings = Arc::new(settings),
+        Err(e) => {
+            conn.logger().log(Verbosity::Warn, warning(&e.to_string())).await?;
         }
     }
     s.options = options;
