@@ -177,6 +177,8 @@ impl<'a> Builder<'a> {
     fn build_uncached(&mut self, drv_path: &StorePath) -> Result<BuildStatus, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
+        // Rooted for the rest of the connection, so a collector running meanwhile keeps it.
+        self.store.add_temp_root(drv_path).map_err(misc)?;
         if !self.store.is_valid(drv_path).map_err(misc)? {
             return Err(BuildFailure::misc(format!("cannot build missing derivation '{printed}'")));
         }
@@ -220,6 +222,9 @@ impl<'a> Builder<'a> {
             if !self.store.is_valid(src).map_err(misc)? {
                 return Err(BuildFailure::misc(format!("path '{}' is not valid", self.print(src))));
             }
+        }
+        for path in outputs.values() {
+            self.store.add_temp_root(path).map_err(misc)?;
         }
         let real_outputs: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
         let _locks = PathLock::acquire_all(real_outputs.iter().map(|p| p.as_path())).map_err(misc)?;
@@ -292,7 +297,11 @@ impl<'a> Builder<'a> {
                 roots.insert(path.clone());
             }
         }
-        self.store.closure(roots.iter(), ClosureOptions::default()).map_err(misc)
+        let closure = self.store.closure(roots.iter(), ClosureOptions::default()).map_err(misc)?;
+        for path in &closure {
+            self.store.add_temp_root(path).map_err(misc)?;
+        }
+        Ok(closure)
     }
 
     fn run_builder(
