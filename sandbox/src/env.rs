@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use nix_formats::derivation::Derivation;
+use nix_formats::derivation::{hash_placeholder, Derivation};
 use nix_formats::hash::{Algorithm, Hash};
 
 /// The environment of one build and the files to create in its build directory.
@@ -14,6 +14,32 @@ pub struct BuildEnv {
     pub vars: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Files to write in the build directory: name, contents.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The builder's arguments.
+    pub args: Vec<Vec<u8>>,
+}
+
+/// Replaces every occurrence of each key of `rewrites` in `s` by its value (Nix's
+/// `rewriteStrings`, applied in the map's order).
+pub fn rewrite(s: &[u8], rewrites: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    let mut out = s.to_vec();
+    for (from, to) in rewrites {
+        if from.is_empty() || !out.windows(from.len()).any(|w| w == from.as_slice()) {
+            continue;
+        }
+        let mut next = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(from) {
+                next.extend_from_slice(to);
+                i += from.len();
+            } else {
+                next.push(out[i]);
+                i += 1;
+            }
+        }
+        out = next;
+    }
+    out
 }
 
 /// What the environment depends on besides the derivation.
@@ -149,6 +175,18 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
     }
     set(&mut env, "NIX_LOG_FD", "2");
     set(&mut env, "TERM", "xterm-256color");
+    // Output placeholders (`builtins.placeholder`) become the outputs' paths in the
+    // environment, the files and the arguments, as Nix's `inputRewrites`.
+    let rewrites: BTreeMap<Vec<u8>, Vec<u8>> = p
+        .outputs
+        .iter()
+        .map(|(name, path)| (hash_placeholder(name).into_bytes(), path.clone().into_bytes()))
+        .collect();
+    env.vars = env.vars.into_iter().map(|(k, v)| (k, rewrite(&v, &rewrites))).collect();
+    for (_, contents) in &mut env.files {
+        *contents = rewrite(contents, &rewrites);
+    }
+    env.args = drv.args.iter().map(|a| rewrite(a, &rewrites)).collect();
     Ok(env)
 }
 
@@ -205,6 +243,20 @@ mod tests {
         assert_eq!(get(&env, "bigPath"), Some(format!("/build/{file}").as_str()));
         assert_eq!(env.files, vec![(file, b"data".to_vec())]);
         assert_eq!(get(&env, "NIX_OUTPUT_CHECKED"), None);
+    }
+
+    #[test]
+    fn placeholders_become_output_paths() {
+        let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs };
+        let ph = hash_placeholder("out");
+        let mut d = drv(&[("x", &format!("{ph}/bin")), ("y", "keep")]);
+        d.args = vec![format!("-c {ph}").into_bytes()];
+        let env = build_env(&d, &p).unwrap();
+        assert_eq!(get(&env, "x"), Some("/nix/store/x-t/bin"));
+        assert_eq!(get(&env, "y"), Some("keep"));
+        assert_eq!(env.args, vec![b"-c /nix/store/x-t".to_vec()]);
+        assert_eq!(rewrite(b"aXbX", &BTreeMap::from([(b"X".to_vec(), b"YY".to_vec())])), b"aYYbYY");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct BuildRequest {
     pub max_silent_time: Option<Duration>,
     /// Keep the build directory after a failure (`keep-failed`).
     pub keep_failed: bool,
+    /// More files for the build directory (such as `exportReferencesGraph`'s): name, contents.
+    pub extra_files: Vec<(String, Vec<u8>)>,
 }
 
 /// How a builder ended.

@@ -52,6 +52,8 @@ pub struct BuildLog {
     activity: ActivityId,
     kept: Vec<u8>,
     tail: VecDeque<String>,
+    /// The builder's own activities (by its ids) that are passed on.
+    children: std::collections::BTreeMap<u64, ActivityId>,
 }
 
 impl BuildLog {
@@ -67,7 +69,7 @@ impl BuildLog {
             fields: vec![Field::String(drv_printed.as_bytes().to_vec()), Field::String(Vec::new()), Field::Int(1), Field::Int(1)],
             parent,
         });
-        Self { tx, activity, kept: Vec::new(), tail: VecDeque::new() }
+        Self { tx, activity, kept: Vec::new(), tail: VecDeque::new(), children: Default::default() }
     }
 
     /// The whole log so far.
@@ -86,8 +88,110 @@ impl BuildLog {
     }
 }
 
+impl BuildLog {
+    /// Handles a `@nix {…}` line (Nix's `handleJSONLogMessage` with an untrusted builder):
+    /// messages and phases pass on, activities only when they are file transfers; anything
+    /// malformed is reported as Nix reports it.
+    fn json_message(&mut self, json_text: &[u8]) {
+        let value: serde_json::Value = match serde_json::from_slice(json_text) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.send_text(
+                    Verbosity::Error,
+                    &format!("\x1b[31;1merror:\x1b[0m bad JSON log message from the derivation builder: {e}"),
+                )
+            }
+        };
+        if let Err(why) = self.handle_json(&value) {
+            self.send_text(
+                Verbosity::Warn,
+                &format!("\x1b[35;1mwarning:\x1b[0m Unable to handle a JSON message from the derivation builder: {why}"),
+            );
+        }
+    }
+
+    fn handle_json(&mut self, value: &serde_json::Value) -> Result<(), String> {
+        let field = |name: &str| value.get(name).ok_or_else(|| format!("missing field '{name}'"));
+        let int = |name: &str| field(name)?.as_u64().ok_or_else(|| format!("field '{name}' is not a number"));
+        let text = |name: &str| field(name)?.as_str().map(str::to_owned).ok_or_else(|| format!("field '{name}' is not a string"));
+        let action = value
+            .as_object()
+            .ok_or_else(|| "not a JSON object".to_owned())
+            .and_then(|_| text("action"))?;
+        let fields = |v: Option<&serde_json::Value>| -> Vec<Field> {
+            v.and_then(|f| f.as_array())
+                .map(|a| {
+                    a.iter()
+                        .map(|x| match x.as_u64() {
+                            Some(n) => Field::Int(n),
+                            None => Field::String(x.as_str().unwrap_or("").as_bytes().to_vec()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        match action.as_str() {
+            "msg" => {
+                let level = Verbosity::from_wire(int("level")?).map_err(|e| e.to_string())?;
+                let msg = text("msg")?;
+                self.send_text(level, &msg);
+            }
+            "setPhase" => {
+                let phase = text("phase")?;
+                let _ = self.tx.send(LogMessage::Result {
+                    id: self.activity,
+                    kind: ResultType::SetPhase,
+                    fields: vec![Field::String(phase.into_bytes())],
+                });
+            }
+            "start" => {
+                let kind = ActivityType::from_code(u32::try_from(int("type")?).unwrap_or(u32::MAX));
+                if kind == ActivityType::FileTransfer {
+                    let id = ActivityId::next();
+                    self.children.insert(int("id")?, id);
+                    let _ = self.tx.send(LogMessage::StartActivity {
+                        id,
+                        level: Verbosity::from_wire(int("level")?).map_err(|e| e.to_string())?,
+                        kind,
+                        text: text("text")?.into_bytes(),
+                        fields: fields(value.get("fields")),
+                        parent: self.activity,
+                    });
+                }
+            }
+            "stop" => {
+                if let Some(id) = self.children.remove(&int("id")?) {
+                    let _ = self.tx.send(LogMessage::StopActivity { id });
+                }
+            }
+            "result" => {
+                if let Some(id) = self.children.get(&int("id")?).copied() {
+                    let kind = ResultType::from_code(u32::try_from(int("type")?).unwrap_or(u32::MAX));
+                    let _ = self.tx.send(LogMessage::Result { id, kind, fields: fields(value.get("fields")) });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends a line of text at `level`. The client's verbosity is not known here, so only
+    /// what Nix shows by default (up to `info`) is sent.
+    fn send_text(&self, level: Verbosity, text: &str) {
+        if level.code() > Verbosity::Info.code() {
+            return;
+        }
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.push(b'\n');
+        let _ = self.tx.send(LogMessage::Next(bytes));
+    }
+}
+
 impl sandbox::LogSink for BuildLog {
     fn line(&mut self, line: &[u8]) {
+        if let Some(json) = line.strip_prefix(b"@nix ") {
+            return self.json_message(json);
+        }
         if self.kept.len() < MAX_KEPT {
             self.kept.extend_from_slice(line);
             self.kept.push(b'\n');

@@ -6,6 +6,7 @@
 //! Runs on the blocking pool (the store is synchronous); log messages reach the client through
 //! [`crate::bridge::with_logs`].
 
+pub mod checks;
 pub mod log;
 pub mod outputs;
 
@@ -88,6 +89,10 @@ pub struct BuildSettings {
     pub log_dir: PathBuf,
     /// The keys of `secret-key-files`: outputs are signed with each.
     pub secret_keys: Vec<nix_formats::signature::SecretKey>,
+    /// `post-build-hook`: run after each successful build.
+    pub post_build_hook: Option<String>,
+    /// The settings as `NIX_CONFIG` text, for the hook.
+    pub nix_config: String,
 }
 
 /// One realisation request's walk through the derivation graph.
@@ -129,6 +134,7 @@ impl<'a> Builder<'a> {
                 }
             }
             DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv_path), outputs } => {
+                self.check_wanted_outputs(drv_path, outputs)?;
                 let status = self.build_derivation(drv_path)?;
                 let mut result = BuildResult::new(status, "");
                 result.built_outputs = self.built_outputs(drv_path, outputs)?;
@@ -138,6 +144,25 @@ impl<'a> Builder<'a> {
                 Err(BuildFailure::misc("casnix-daemon cannot build dynamic derivations yet"))
             }
         }
+    }
+
+    /// Every wanted output must be an output of the derivation (Nix's "does not have wanted
+    /// outputs").
+    fn check_wanted_outputs(&self, drv_path: &StorePath, wanted: &OutputsSpec) -> Result<(), BuildFailure> {
+        let OutputsSpec::Names(names) = wanted else { return Ok(()) };
+        if !self.store.is_valid(drv_path).map_err(|e| BuildFailure::misc(e.to_string()))? {
+            return Ok(());
+        }
+        let drv = read_derivation(self.store, drv_path).map_err(|e| BuildFailure::misc(e.to_string()))?;
+        let missing: Vec<String> = names.iter().filter(|n| !drv.outputs.contains_key(*n)).map(|n| format!("'{n}'")).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(BuildFailure::misc(format!(
+            "derivation '{}' does not have wanted outputs {}",
+            self.print(drv_path),
+            missing.join(", ")
+        )))
     }
 
     /// The realisations of the wanted outputs (ids keyed by the derivation's output hashes).
@@ -327,6 +352,7 @@ impl<'a> Builder<'a> {
             timeout: self.settings.timeout,
             max_silent_time: self.settings.max_silent_time,
             keep_failed: self.settings.keep_failed,
+            extra_files: self.export_references_graph(drv, inputs)?,
         };
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
@@ -368,7 +394,109 @@ impl<'a> Builder<'a> {
         if registered.is_err() {
             remove_outputs();
         }
-        registered
+        registered?;
+        self.run_post_build_hook(drv_path, outputs)
+    }
+
+    /// The files of `exportReferencesGraph` (without structured attributes): for each
+    /// `name path` pair, `name` holds the closure of `path` (with the outputs of derivations in
+    /// it) in Nix's registration format.
+    fn export_references_graph(&self, drv: &Derivation, inputs: &BTreeSet<StorePath>) -> Result<Vec<(String, Vec<u8>)>, BuildFailure> {
+        if drv.env.contains_key(&b"__json"[..]) {
+            return Ok(Vec::new());
+        }
+        let Some(spec) = drv.env.get(&b"exportReferencesGraph"[..]) else { return Ok(Vec::new()) };
+        let spec = String::from_utf8_lossy(spec);
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        if words.len() % 2 != 0 {
+            return Err(BuildFailure::permanent(format!("odd number of tokens in 'exportReferencesGraph': '{spec}'")));
+        }
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let mut files = Vec::new();
+        for pair in words.chunks(2) {
+            let (name, path_text) = (pair[0], pair[1]);
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(BuildFailure::permanent(format!("invalid file name '{name}' in 'exportReferencesGraph'")));
+            }
+            let path = self.store.store_dir().parse(path_text).map_err(|_| {
+                BuildFailure::permanent(format!("'exportReferencesGraph' contains a non-store path '{path_text}'"))
+            })?;
+            if !inputs.contains(&path) {
+                return Err(BuildFailure::permanent(format!(
+                    "cannot export references of path '{path_text}' because it is not in the input closure of the derivation"
+                )));
+            }
+            let mut paths = self.store.closure([&path], ClosureOptions::default()).map_err(misc)?;
+            let drvs: Vec<StorePath> = paths.iter().filter(|p| p.to_string().ends_with(".drv")).cloned().collect();
+            for d in drvs {
+                for out in self.store.query_derivation_outputs(&d).map_err(misc)?.values() {
+                    if self.store.is_valid(out).map_err(misc)? {
+                        paths.extend(self.store.closure([out], ClosureOptions::default()).map_err(misc)?);
+                    }
+                }
+            }
+            let mut text = String::new();
+            for p in &paths {
+                let refs = self.store.query_references(p).map_err(misc)?;
+                text.push_str(&format!("{}\n\n{}\n", self.print(p), refs.len()));
+                for r in refs {
+                    text.push_str(&format!("{}\n", self.print(&r)));
+                }
+            }
+            files.push((name.to_owned(), text.into_bytes()));
+        }
+        Ok(files)
+    }
+
+    /// Runs `post-build-hook` with `DRV_PATH` and `OUT_PATHS`, its output going to the
+    /// client as post-build log lines (Nix's `runPostBuildHook`).
+    fn run_post_build_hook(&self, drv_path: &StorePath, outputs: &BTreeMap<String, StorePath>) -> Result<(), BuildFailure> {
+        let Some(hook) = self.settings.post_build_hook.as_deref().filter(|h| !h.is_empty()) else { return Ok(()) };
+        let printed = self.print(drv_path);
+        let out_paths: Vec<String> = outputs.values().collect::<BTreeSet<_>>().into_iter().map(|p| self.print(p)).collect();
+        let id = ActivityId::next();
+        let _ = self.log.send(LogMessage::StartActivity {
+            id,
+            level: worker_protocol::logger::Verbosity::Talkative,
+            kind: worker_protocol::logger::ActivityType::PostBuildHook,
+            text: format!("running post-build-hook '{hook}'").into_bytes(),
+            fields: vec![worker_protocol::logger::Field::String(printed.clone().into_bytes())],
+            parent: ActivityId::NONE,
+        });
+        let result = (|| -> Result<std::process::ExitStatus, std::io::Error> {
+            let (reader, writer) = std::io::pipe()?;
+            let writer2 = writer.try_clone()?;
+            let mut command = std::process::Command::new(hook);
+            command
+                .env("DRV_PATH", &printed)
+                .env("OUT_PATHS", out_paths.join(" "))
+                .env("NIX_CONFIG", &self.settings.nix_config)
+                .stdin(std::process::Stdio::null())
+                .stdout(writer)
+                .stderr(writer2);
+            let mut child = command.spawn()?;
+            drop(command);
+            for line in sandbox::none::line_reader(reader) {
+                let _ = self.log.send(LogMessage::Result {
+                    id,
+                    kind: worker_protocol::logger::ResultType::PostBuildLogLine,
+                    fields: vec![worker_protocol::logger::Field::String(line)],
+                });
+            }
+            child.wait()
+        })();
+        let _ = self.log.send(LogMessage::StopActivity { id });
+        match result {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(BuildFailure::misc(format!(
+                "program '{hook}' {}",
+                match status.code() {
+                    Some(code) => format!("failed with exit code {code}"),
+                    None => "was killed by a signal".to_owned(),
+                }
+            ))),
+            Err(e) => Err(BuildFailure::misc(format!("running post-build-hook '{hook}': {e}"))),
+        }
     }
 
     /// Runs a builtin builder in this process, then checks and registers its outputs.
@@ -400,6 +528,7 @@ impl<'a> Builder<'a> {
         if registered.is_err() {
             remove_outputs();
         }
-        registered
+        registered?;
+        self.run_post_build_hook(drv_path, outputs)
     }
 }

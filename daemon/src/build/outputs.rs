@@ -46,7 +46,7 @@ pub fn register(
     let drv_printed = st.print(drv_path);
     let mut candidates: BTreeSet<StorePath> = inputs.clone();
     candidates.extend(paths.values().cloned());
-    let mut built = Vec::new();
+    let mut built = BTreeMap::new();
     for (name, path) in paths {
         let real = st.real_path(path);
         if std::fs::symlink_metadata(&real).is_err() {
@@ -82,8 +82,10 @@ pub fn register(
             }
             _ => None,
         };
-        built.push(BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
+        built.insert(name.clone(), BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
     }
+    super::checks::check_outputs(st, drv, &built)?;
+    let built: Vec<BuiltOutput> = built.into_values().collect();
     let infos = st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
     // Signed as Nix signs what it registers when `secret-key-files` is set.
     for mut info in infos {

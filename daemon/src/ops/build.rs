@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix_formats::build_result::{BuildResult, KeyedBuildResult};
+use nix_formats::build_result::{BuildResult, BuildStatus, KeyedBuildResult};
 use nix_formats::derivation::DerivationOutput;
 use nix_formats::derived_path::DerivedPath;
 use nix_formats::signature::SecretKey;
@@ -66,6 +66,8 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         verbose_client: false,
         log_dir: s.locations.log_dir.clone(),
         secret_keys: secret_keys(s)?,
+        post_build_hook: raw.get("post-build-hook").map(str::to_owned),
+        nix_config: raw.to_key_value(),
     })
 }
 
@@ -88,11 +90,19 @@ where
                 format!("{}\n", warning("casnix-daemon has no sandbox backend yet; building without a sandbox")).into_bytes(),
             ));
         }
+        let keep_going = settings.keep_going;
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
+        let mut stopped = false;
         let results: Vec<_> = targets
             .into_iter()
             .map(|target| {
+                // Without keep-going, the first failure cancels what is left (as failures
+                // without a message, like Nix's cancelled goals).
+                if stopped {
+                    return (target, Err(BuildFailure { status: BuildStatus::MiscFailure, message: String::new() }));
+                }
                 let result = builder.realise(&target);
+                stopped = result.is_err() && !keep_going;
                 (target, result)
             })
             .collect();
@@ -103,17 +113,30 @@ where
 }
 
 /// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
-/// itself; several as a list.
-fn build_error(s: &Session, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError {
+/// itself; several are logged, then reported as a list.
+async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let store_dir = s.store.store_dir();
-    match failures.as_slice() {
-        [(_, failure)] => OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status())),
-        _ => {
-            let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
-            let names: Vec<String> = failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
-            OpError::Remote(RemoteError::new(format!("build of {} failed", names.join(", "))).with_status(status))
+    if let [(_, failure)] = failures.as_slice() {
+        return OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status()));
+    }
+    for (_, failure) in &failures {
+        if !failure.message.is_empty() {
+            let line = format!("\x1b[31;1merror:\x1b[0m {}", failure.message);
+            if let Err(e) = conn.logger().log(worker_protocol::logger::Verbosity::Error, line).await {
+                return OpError::Connection(e);
+            }
         }
     }
+    let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
+    let names: std::collections::BTreeSet<String> =
+        failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
+    OpError::Remote(
+        RemoteError::new(format!("build of {} failed", names.into_iter().collect::<Vec<_>>().join(", "))).with_status(status),
+    )
 }
 
 fn check_repair(s: &Session, mode: BuildMode) -> Result<(), OpError> {
@@ -134,7 +157,7 @@ where
     if failures.is_empty() {
         Ok(Response::EnsurePath)
     } else {
-        Err(build_error(s, failures))
+        Err(build_error(s, conn, failures).await)
     }
 }
 
@@ -150,7 +173,7 @@ where
     if failures.is_empty() {
         Ok(Response::BuildPaths)
     } else {
-        Err(build_error(s, failures))
+        Err(build_error(s, conn, failures).await)
     }
 }
 
