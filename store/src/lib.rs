@@ -10,4 +10,4 @@ mod flock;
 pub mod gc;
 pub mod local;
 
-pub use local::{Store, StoreConfig, StoreError};
+pub use local::{Recovered, Store, StoreConfig, StoreError, TempRootsScope};
