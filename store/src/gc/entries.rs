@@ -55,6 +55,13 @@ impl Collection<'_> {
     /// For `ReturnDead`: the entries a deletion would remove (without removing them).
     pub(super) fn report_dead_entries(&mut self, valid: &BTreeSet<StorePath>) -> Result<(), StoreError> {
         for name in self.invalid_entries(valid)? {
+            let in_use = match owner(&name) {
+                Some(owner) => lock_held(&self.store.real_path(&owner)),
+                None => name.starts_with("tmp-") && locked_directory(&self.store.real_store_dir().join(&name)),
+            };
+            if in_use {
+                continue;
+            }
             match StorePath::from_base_name(&name) {
                 Ok(path) if self.server.is_root(path.hash_part()) => {}
                 Ok(path) => {
@@ -139,6 +146,20 @@ impl Collection<'_> {
             None => self.result.other_entries.insert(name.to_owned()),
         };
         Ok(true)
+    }
+}
+
+/// Whether someone holds the lock of the path at `real_path` (without creating its lock file).
+fn lock_held(real_path: &Path) -> bool {
+    let mut lock_path = real_path.as_os_str().to_os_string();
+    lock_path.push(".lock");
+    let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&lock_path) else { return false };
+    match crate::flock::lock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(true) => {
+            let _ = crate::flock::lock(&file, FlockOperation::Unlock);
+            false
+        }
+        _ => true,
     }
 }
 
