@@ -17,7 +17,7 @@ use nix_formats::path_info::ValidPathInfo;
 use nix_formats::signature::{SecretKey, TrustedKeys};
 use nix_formats::store_path::StorePath;
 use store::local::NarToAdd;
-use store::{Store, StoreConfig, StoreError};
+use store::{Store, StoreConfig};
 
 const ZEROS: [u8; 32] = [0; 32];
 
@@ -70,13 +70,13 @@ fn require_sigs() -> TrustedKeys {
 }
 
 /// Adds as for an untrusted client with `require-sigs`.
-fn add(store: &Store, info: &ValidPathInfo, nar: &[u8]) -> Result<Vec<StorePath>, StoreError> {
-    store.add_nars_checked(vec![NarToAdd { info: info.clone(), nar }], false, Some(&require_sigs()))
+fn add(store: &Store, info: &ValidPathInfo, nar: &[u8]) -> Result<Vec<StorePath>, String> {
+    store.add_nars_checked(vec![NarToAdd { info: info.clone(), nar }], false, Some(&require_sigs())).map_err(|e| e.to_string())
 }
 
 /// Adds as for a trusted client (Nix's `checkSigs = false`): the contents are checked.
-fn add_trusted(store: &Store, info: &ValidPathInfo, nar: &[u8]) -> Result<bool, StoreError> {
-    store.add_nar(info.clone(), nar, false)
+fn add_trusted(store: &Store, info: &ValidPathInfo, nar: &[u8]) -> Result<bool, String> {
+    store.add_nar(info.clone(), nar, false).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn collect(store: &Store, action: GcAction) -> GcResult {
 
 /// A child process holding `file` open on descriptor 3; returns once `/proc` shows it.
 fn hold_open(file: &Path) -> Child {
-    let child = Command::new("sh").args(["-c", "exec 3<\"$0\" && exec sleep 60"]).arg(file).spawn().unwrap();
+    let mut child = Command::new("sh").args(["-c", "exec 3<\"$0\" && exec sleep 60"]).arg(file).spawn().unwrap();
     let fd = format!("/proc/{}/fd/3", child.id());
     for _ in 0..1000 {
         if std::fs::read_link(&fd).is_ok_and(|t| t == file) {
@@ -42,6 +42,8 @@ fn hold_open(file: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
     panic!("the child never opened {}", file.display());
 }
 

@@ -108,7 +108,7 @@ impl RootServer {
     /// them (the caller accounts for them and asks again); otherwise marks the candidates that
     /// are not roots as being deleted and returns those. Every claim is followed by
     /// [`Self::release`].
-    pub fn claim<'a, T>(&self, candidates: Vec<(&'a str, T)>) -> Result<Vec<T>, Vec<String>> {
+    pub fn claim<T>(&self, candidates: Vec<(&str, T)>) -> Result<Vec<T>, Vec<String>> {
         let mut state = self.shared.lock();
         if !state.fresh.is_empty() {
             return Err(std::mem::take(&mut state.fresh));
