@@ -7,6 +7,7 @@
 
 pub mod db;
 mod flock;
+mod unix_socket;
 pub mod gc;
 pub mod local;
 

@@ -74,7 +74,8 @@ impl RootServer {
             }
             _ => {}
         }
-        let listener = UnixListener::bind(&socket_path).map_err(StoreError::io("binding", &socket_path))?;
+        let listener = crate::unix_socket::with_short_path(&socket_path, |p| UnixListener::bind(p))
+            .map_err(StoreError::io("binding", &socket_path))?;
         std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o666))
             .map_err(StoreError::io("setting the mode of", &socket_path))?;
         listener.set_nonblocking(true).map_err(StoreError::io("making non-blocking", &socket_path))?;

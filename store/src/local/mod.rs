@@ -25,8 +25,8 @@
 //!    and the old tree is deleted afterwards, so a valid path is never missing or partial;
 //! 4. record the castore root, then register the path (and its references) in one transaction.
 //!
-//! Before all this the path becomes a temporary root of the process (`temp_roots`), so no
-//! collector deletes it meanwhile.
+//! Before all this the path becomes a temporary root of the process or of the `Store`
+//! (`temp_roots`, see [`TempRootsScope`]), so no collector deletes it meanwhile.
 //!
 //! Submodules: [`error`], [`path_lock`], `add` (adding), `read` (queries and NARs), `verify`
 //! (verification, repair, deletion), `export` and [`export_format`] (Nix's export format),
@@ -189,9 +189,10 @@ impl Store {
         self.real_store_dir.join(path.to_string())
     }
 
-    /// Makes `path` a temporary root of this process, in Nix's format (`temproots/<pid>`, and
-    /// the collector's socket while one runs), so no garbage collector deletes it while this
-    /// process lives. Every add does this for its paths.
+    /// Makes `path` a temporary root, in Nix's format (`temproots/<pid>`, or `<pid>-<n>` for
+    /// [`TempRootsScope::Own`]; and the collector's socket while one runs), so no garbage
+    /// collector deletes it while this process (or, for `Own`, this `Store`) lives. Every add
+    /// does this for its paths; a daemon does it for paths a client asks it to root.
     pub fn add_temp_root(&self, path: &StorePath) -> Result<(), StoreError> {
         self.temp_roots.add(&self.print(path))
     }

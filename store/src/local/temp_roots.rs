@@ -172,7 +172,7 @@ impl TempRoots {
     fn tell_collector(&self, inner: &mut Inner, printed: &str) -> Result<bool, StoreError> {
         let socket_path = self.state_dir.join("gc-socket").join("socket");
         if inner.socket.is_none() {
-            match UnixStream::connect(&socket_path) {
+            match crate::unix_socket::with_short_path(&socket_path, |p| UnixStream::connect(p)) {
                 Ok(s) => inner.socket = Some(s),
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => {
                     return Ok(false)
