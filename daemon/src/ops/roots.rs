@@ -74,7 +74,7 @@ pub async fn collect_garbage(s: &Session, r: CollectGarbage) -> Result<Response,
     options.keep_derivations = s.settings.keep_derivations;
     let result = bridge::run(&s.store, move |st| st.collect_garbage(&options)).await?;
     Ok(Response::CollectGarbage(GcResult {
-        paths: result.paths.iter().map(|p| s.print(p)).collect(),
+        paths: result.printed(s.store.store_dir()),
         bytes_freed: result.bytes_freed,
     }))
 }

@@ -34,19 +34,40 @@ impl Store {
     /// `findRoots(censor)`). Temporary roots are named `{temp:<pid>}`, or `{censored}` if
     /// `censor`.
     pub fn find_roots(&self, censor: bool) -> Result<Roots, StoreError> {
-        let mut roots = self.find_roots_no_temp()?;
+        let mut roots = self.find_roots_no_temp(censor)?;
         self.find_temp_roots(&mut roots, censor)?;
         Ok(roots)
     }
 
-    /// The roots under `gcroots/` and `profiles/` (Nix's `findRootsNoTemp`, without runtime
-    /// roots). Stale links in `gcroots/auto` are removed, as Nix does.
-    pub fn find_roots_no_temp(&self) -> Result<Roots, StoreError> {
+    /// The roots under `gcroots/` and `profiles/`, and the runtime roots of running processes
+    /// (Nix's `findRootsNoTemp`; runtime roots are named `/proc/<pid>/fd/3` and the like, or
+    /// `{censored}` if `censor`). Stale links in `gcroots/auto` are removed, as Nix does.
+    pub fn find_roots_no_temp(&self, censor: bool) -> Result<Roots, StoreError> {
         let mut roots = Roots::new();
         for dir in ["gcroots", "profiles"] {
             self.scan_roots(&self.state_dir().join(dir), 0, &mut roots)?;
         }
+        self.find_runtime_roots(&mut roots, censor)?;
         Ok(roots)
+    }
+
+    /// Adds the runtime roots (see [`super::runtime_roots`]): valid paths that running
+    /// processes use.
+    pub fn find_runtime_roots(&self, roots: &mut Roots, censor: bool) -> Result<(), StoreError> {
+        let prefix = format!("{}/", self.store_dir().as_str());
+        for (target, links) in super::runtime_roots::scan(&prefix) {
+            let Some(path) = self.store_path_of_target(Path::new(&target)) else { continue };
+            if !self.db().is_valid(&path)? {
+                continue;
+            }
+            let names = roots.entry(path).or_default();
+            if censor {
+                names.insert(CENSORED.to_string());
+            } else {
+                names.extend(links);
+            }
+        }
+        Ok(())
     }
 
     /// The store path that `target` (a link's text) names, if it is inside the store directory.
@@ -132,7 +153,7 @@ impl Store {
             if name.starts_with('.') {
                 continue;
             }
-            let Ok(pid) = name.parse::<u32>() else { continue };
+            let Some(pid) = temp_roots_owner(name) else { continue };
             let path = entry.path();
             for printed in read_temp_roots_file(&path)? {
                 let Some(store_path) = self.store_path_of_target(Path::new(&printed)) else { continue };
@@ -142,6 +163,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The process a temporary roots file belongs to: its name is `<pid>` (a process's file) or
+/// `<pid>-<n>` (one `Store`'s, see [`crate::TempRootsScope`]). Nix reads both with `std::stoi`,
+/// which stops at the `-`.
+fn temp_roots_owner(name: &str) -> Option<u32> {
+    let (pid, rest) = match name.split_once('-') {
+        Some((pid, n)) => (pid, Some(n)),
+        None => (name, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(pid) || rest.is_some_and(|n| !all_digits(n)) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// The roots in one `temproots/<pid>` file, or none if its process is dead (then the file is
@@ -172,4 +208,18 @@ fn read_temp_roots_file(path: &PathBuf) -> Result<Vec<String>, StoreError> {
 
 fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, StoreError> {
     crate::flock::lock(file, FlockOperation::NonBlockingLockExclusive).map_err(StoreError::io("locking", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_roots_file_names() {
+        assert_eq!(temp_roots_owner("1234"), Some(1234));
+        assert_eq!(temp_roots_owner("1234-7"), Some(1234));
+        for bad in ["", "-", "12-", "-3", "12-a", "a", "1 2", "12-3-4", "99999999999"] {
+            assert_eq!(temp_roots_owner(bad), None, "{bad}");
+        }
+    }
 }
