@@ -55,6 +55,10 @@ pub struct EnvParams<'a> {
     pub fixed_output: bool,
     /// Each output's path.
     pub outputs: &'a BTreeMap<String, String>,
+    /// `impure-env`: values for `impureEnvVars` that win over the daemon's environment.
+    pub impure_env: &'a BTreeMap<String, String>,
+    /// More structured attributes, merged in (with structured attributes only).
+    pub structured_extra: &'a BTreeMap<String, serde_json::Value>,
 }
 
 /// `'…'` quoting for the shell, as Nix's `shellEscape`.
@@ -156,6 +160,9 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
             let outputs: serde_json::Map<String, serde_json::Value> =
                 p.outputs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
             map.insert("outputs".into(), serde_json::Value::Object(outputs));
+            for (k, v) in p.structured_extra {
+                map.insert(k.clone(), v.clone());
+            }
             env.files.push((".attrs.sh".into(), structured_attrs_shell(map).into_bytes()));
             env.files.push((".attrs.json".into(), value.to_string().into_bytes()));
             set(&mut env, "NIX_ATTRS_SH_FILE", &format!("{}/.attrs.sh", p.build_dir));
@@ -169,8 +176,11 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
         set(&mut env, "NIX_OUTPUT_CHECKED", "1");
         let impure = drv_strings_attr(drv, "impureEnvVars");
         for name in impure {
-            let value = std::env::var_os(&name).unwrap_or_default();
-            env.vars.insert(name.into_bytes(), value.into_encoded_bytes());
+            let value = match p.impure_env.get(&name) {
+                Some(v) => v.clone().into_bytes(),
+                None => std::env::var_os(&name).unwrap_or_default().into_encoded_bytes(),
+            };
+            env.vars.insert(name.into_bytes(), value);
         }
     }
     set(&mut env, "NIX_LOG_FD", "2");
@@ -231,7 +241,7 @@ mod tests {
     #[test]
     fn plain_environment_matches_nix() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let env = build_env(&drv(&[("out", "/nix/store/x-t"), ("big", "data"), ("passAsFile", "big")]), &p).unwrap();
         assert_eq!(get(&env, "PATH"), Some("/path-not-set"));
         assert_eq!(get(&env, "HOME"), Some("/homeless-shelter"));
@@ -248,7 +258,7 @@ mod tests {
     #[test]
     fn placeholders_become_output_paths() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let ph = hash_placeholder("out");
         let mut d = drv(&[("x", &format!("{ph}/bin")), ("y", "keep")]);
         d.args = vec![format!("-c {ph}").into_bytes()];
@@ -262,7 +272,7 @@ mod tests {
     #[test]
     fn structured_attrs_files() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let json = r#"{"a":"it's","n":3,"f":1.5,"t":true,"l":["x",1],"m":{"k":"v"},"bad-name":1,"nested":[[1]]}"#;
         let env = build_env(&drv(&[("__json", json), ("out", "/nix/store/x-t")]), &p).unwrap();
         assert_eq!(get(&env, "out"), None);

@@ -178,6 +178,8 @@ impl NoSandbox {
             cores: request.cores,
             fixed_output: request.fixed_output,
             outputs: &outputs,
+            impure_env: &request.impure_env,
+            structured_extra: &request.structured_extra,
         };
         let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;
         write_env_files(dir, &env.files)?;

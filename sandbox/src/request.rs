@@ -28,6 +28,8 @@ pub struct BuildRequest {
     /// Whether the derivation is fixed-output: it may reach the network and gets
     /// `impureEnvVars` from the daemon's environment.
     pub fixed_output: bool,
+    /// `impure-env`: values for `impureEnvVars` that win over the daemon's environment.
+    pub impure_env: BTreeMap<String, String>,
     /// Kill the builder after this long (`timeout`).
     pub timeout: Option<Duration>,
     /// Kill the builder after this long without output (`max-silent-time`).
@@ -36,6 +38,9 @@ pub struct BuildRequest {
     pub keep_failed: bool,
     /// More files for the build directory (such as `exportReferencesGraph`'s): name, contents.
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// More structured attributes (such as `exportReferencesGraph`'s closures), added to
+    /// `.attrs.json` and `.attrs.sh`.
+    pub structured_extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// How a builder ended.

@@ -91,6 +91,8 @@ pub struct BuildSettings {
     pub secret_keys: Vec<nix_formats::signature::SecretKey>,
     /// `post-build-hook`: run after each successful build.
     pub post_build_hook: Option<String>,
+    /// `impure-env` (`NAME=value` pairs).
+    pub impure_env: BTreeMap<String, String>,
     /// The settings as `NIX_CONFIG` text, for the hook.
     pub nix_config: String,
 }
@@ -349,10 +351,12 @@ impl<'a> Builder<'a> {
             build_dir_parent: self.settings.build_dir_parent.clone(),
             cores: self.settings.cores,
             fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
+            impure_env: self.settings.impure_env.clone(),
             timeout: self.settings.timeout,
             max_silent_time: self.settings.max_silent_time,
             keep_failed: self.settings.keep_failed,
             extra_files: self.export_references_graph(drv, inputs)?,
+            structured_extra: self.structured_export_graph(drv, inputs)?,
         };
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
@@ -398,9 +402,32 @@ impl<'a> Builder<'a> {
         self.run_post_build_hook(drv_path, outputs)
     }
 
-    /// The files of `exportReferencesGraph` (without structured attributes): for each
-    /// `name path` pair, `name` holds the closure of `path` (with the outputs of derivations in
-    /// it) in Nix's registration format.
+    /// The closure `exportReferencesGraph` exports for `path_text`: the path must be in the
+    /// input closure; derivations in the closure bring their valid outputs' closures.
+    fn export_closure(&self, path_text: &str, inputs: &BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let path = self.store.store_dir().parse(path_text).map_err(|_| {
+            BuildFailure::permanent(format!("'exportReferencesGraph' contains a non-store path '{path_text}'"))
+        })?;
+        if !inputs.contains(&path) {
+            return Err(BuildFailure::permanent(format!(
+                "cannot export references of path '{path_text}' because it is not in the input closure of the derivation"
+            )));
+        }
+        let mut paths = self.store.closure([&path], ClosureOptions::default()).map_err(misc)?;
+        let drvs: Vec<StorePath> = paths.iter().filter(|p| p.to_string().ends_with(".drv")).cloned().collect();
+        for d in drvs {
+            for out in self.store.query_derivation_outputs(&d).map_err(misc)?.values() {
+                if self.store.is_valid(out).map_err(misc)? {
+                    paths.extend(self.store.closure([out], ClosureOptions::default()).map_err(misc)?);
+                }
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The files of `exportReferencesGraph` without structured attributes: for each
+    /// `name path` pair, `name` holds the exported closure in Nix's registration format.
     fn export_references_graph(&self, drv: &Derivation, inputs: &BTreeSet<StorePath>) -> Result<Vec<(String, Vec<u8>)>, BuildFailure> {
         if drv.env.contains_key(&b"__json"[..]) {
             return Ok(Vec::new());
@@ -418,25 +445,8 @@ impl<'a> Builder<'a> {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
                 return Err(BuildFailure::permanent(format!("invalid file name '{name}' in 'exportReferencesGraph'")));
             }
-            let path = self.store.store_dir().parse(path_text).map_err(|_| {
-                BuildFailure::permanent(format!("'exportReferencesGraph' contains a non-store path '{path_text}'"))
-            })?;
-            if !inputs.contains(&path) {
-                return Err(BuildFailure::permanent(format!(
-                    "cannot export references of path '{path_text}' because it is not in the input closure of the derivation"
-                )));
-            }
-            let mut paths = self.store.closure([&path], ClosureOptions::default()).map_err(misc)?;
-            let drvs: Vec<StorePath> = paths.iter().filter(|p| p.to_string().ends_with(".drv")).cloned().collect();
-            for d in drvs {
-                for out in self.store.query_derivation_outputs(&d).map_err(misc)?.values() {
-                    if self.store.is_valid(out).map_err(misc)? {
-                        paths.extend(self.store.closure([out], ClosureOptions::default()).map_err(misc)?);
-                    }
-                }
-            }
             let mut text = String::new();
-            for p in &paths {
+            for p in &self.export_closure(path_text, inputs)? {
                 let refs = self.store.query_references(p).map_err(misc)?;
                 text.push_str(&format!("{}\n\n{}\n", self.print(p), refs.len()));
                 for r in refs {
@@ -446,6 +456,53 @@ impl<'a> Builder<'a> {
             files.push((name.to_owned(), text.into_bytes()));
         }
         Ok(files)
+    }
+
+    /// With structured attributes, `exportReferencesGraph` is an object whose keys become
+    /// attributes holding the exported closures as path-info JSON (Nix's `pathInfoToJSON`).
+    fn structured_export_graph(
+        &self,
+        drv: &Derivation,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, BuildFailure> {
+        let mut extra = BTreeMap::new();
+        let Some(json) = drv.env.get(&b"__json"[..]) else { return Ok(extra) };
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+        let Some(graph) = value.get("exportReferencesGraph").and_then(|g| g.as_object()) else { return Ok(extra) };
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        for (key, paths) in graph {
+            let mut closure = BTreeSet::new();
+            for p in paths.as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
+                closure.extend(self.export_closure(p, inputs)?);
+            }
+            let mut list = Vec::new();
+            for p in &closure {
+                let info = self.store.query_path_info(p).map_err(misc)?.ok_or_else(|| {
+                    BuildFailure::misc(format!("path '{}' is not valid", self.print(p)))
+                })?;
+                let closure_size: u64 = self
+                    .store
+                    .closure([p], ClosureOptions::default())
+                    .map_err(misc)?
+                    .iter()
+                    .map(|q| self.store.query_path_info(q).ok().flatten().map_or(0, |i| i.nar_size))
+                    .sum();
+                let mut obj = serde_json::Map::new();
+                if let Some(ca) = &info.ca {
+                    obj.insert("ca".into(), ca.to_string().into());
+                }
+                obj.insert("closureSize".into(), closure_size.into());
+                obj.insert("narHash".into(), info.nar_hash.encode(nix_formats::hash::Encoding::Nix32, true).into());
+                obj.insert("narSize".into(), info.nar_size.into());
+                obj.insert("path".into(), self.print(p).into());
+                let refs: Vec<serde_json::Value> = info.references.iter().map(|r| self.print(r).into()).collect();
+                obj.insert("references".into(), refs.into());
+                obj.insert("valid".into(), true.into());
+                list.push(serde_json::Value::Object(obj));
+            }
+            extra.insert(key.clone(), serde_json::Value::Array(list));
+        }
+        Ok(extra)
     }
 
     /// Runs `post-build-hook` with `DRV_PATH` and `OUT_PATHS`, its output going to the

@@ -68,6 +68,13 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         secret_keys: secret_keys(s)?,
         post_build_hook: raw.get("post-build-hook").map(str::to_owned),
         nix_config: raw.to_key_value(),
+        impure_env: raw
+            .get("impure-env")
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
     })
 }
 

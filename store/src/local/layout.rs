@@ -15,7 +15,9 @@ const BUILD_GROUP: &str = "nixbld";
 pub(crate) fn create(real_store_dir: &Path, state_dir: &Path) -> Result<(), StoreError> {
     let gcroots = state_dir.join("gcroots");
     let gcroots_existed = gcroots.is_dir();
-    for dir in [real_store_dir.to_path_buf(), gcroots.clone(), state_dir.join("profiles"), state_dir.join("temproots")] {
+    // `.links` is Nix's hard-link pool; casnix never uses it (its pool is the castore), but Nix
+    // creates it and tools expect it.
+    for dir in [real_store_dir.to_path_buf(), real_store_dir.join(".links"), gcroots.clone(), state_dir.join("profiles"), state_dir.join("temproots")] {
         std::fs::create_dir_all(&dir).map_err(StoreError::io("creating directory", &dir))?;
     }
     // As Nix's `LocalStore` does: profiles are roots, and each user gets a place for theirs.
