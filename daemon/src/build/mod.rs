@@ -225,7 +225,10 @@ impl<'a> Builder<'a> {
         }
         // Inputs first.
         let mut failed = Vec::new();
-        for input in drv.input_drvs.keys() {
+        // In order of derivation name, as Nix's worker orders its goals.
+        let mut input_drvs: Vec<&StorePath> = drv.input_drvs.keys().collect();
+        input_drvs.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.cmp(b)));
+        for input in input_drvs {
             if let Err(e) = self.build_derivation(input) {
                 if e.status != BuildStatus::DependencyFailed {
                     self.log_error(&e.message);
@@ -237,12 +240,9 @@ impl<'a> Builder<'a> {
             }
         }
         if !failed.is_empty() {
-            let output_list: String = outputs.values().map(|p| format!("\n  {}", self.print(p))).collect();
-            let n = failed.len();
-            let noun = if n == 1 { "dependency" } else { "dependencies" };
             return Err(BuildFailure {
                 status: BuildStatus::DependencyFailed,
-                message: format!("Cannot build '{printed}'.\nReason: {n} {noun} failed.\nOutput paths:{output_list}"),
+                message: format!("{} dependencies of derivation '{printed}' failed to build", failed.len()),
             });
         }
         for src in &drv.input_srcs {

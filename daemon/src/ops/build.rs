@@ -100,23 +100,42 @@ where
         let keep_going = settings.keep_going;
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
         let mut stopped = false;
+        // Built in Nix's goal order (paths to substitute first, then derivations by name);
+        // answered in the request's order.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        order.sort_by_key(|&i| goal_key(&targets[i]));
+        let mut results: Vec<Option<Result<BuildResult, BuildFailure>>> = vec![None; targets.len()];
+        for i in order {
+            // Without keep-going, the first failure cancels what is left (as failures without
+            // a message, like Nix's cancelled goals).
+            let result = if stopped {
+                Err(BuildFailure { status: BuildStatus::MiscFailure, message: String::new() })
+            } else {
+                builder.realise(&targets[i])
+            };
+            stopped |= result.is_err() && !keep_going;
+            results[i] = Some(result);
+        }
         let results: Vec<_> = targets
             .into_iter()
-            .map(|target| {
-                // Without keep-going, the first failure cancels what is left (as failures
-                // without a message, like Nix's cancelled goals).
-                if stopped {
-                    return (target, Err(BuildFailure { status: BuildStatus::MiscFailure, message: String::new() }));
-                }
-                let result = builder.realise(&target);
-                stopped = result.is_err() && !keep_going;
-                (target, result)
-            })
+            .zip(results)
+            .map(|(t, r)| (t, r.unwrap_or_else(|| Err(BuildFailure::misc("not built")))))
             .collect();
         Ok::<_, std::convert::Infallible>(results)
     })
     .await?;
     Ok(results)
+}
+
+/// Nix's goal key: substitutions (`a$`) before derivations (`b$`), derivations by name.
+fn goal_key(target: &DerivedPath) -> (u8, String, String) {
+    match target {
+        DerivedPath::Opaque(p) => (0, p.name().to_owned(), p.to_string()),
+        DerivedPath::Built { drv_path, .. } => {
+            let p = drv_path.base_store_path();
+            (1, p.name().to_owned(), p.to_string())
+        }
+    }
 }
 
 /// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
