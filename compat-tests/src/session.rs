@@ -81,6 +81,21 @@ impl<'e> Session<'e> {
         (secret.to_string_lossy().into_owned(), public)
     }
 
+    /// Overwrites a file inside the store in place (as root, read-only bits restored), as a
+    /// disk error or a careless user would: for `--verify --check-contents`.
+    pub fn corrupt(&self, path: &str, contents: &[u8]) {
+        let path = Path::new(path);
+        let mode = crate::must(fs::metadata(path), "corrupt: stat").permissions().mode();
+        crate::must(fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)), "corrupt: chmod");
+        crate::must(fs::write(path, contents), "corrupt: write");
+        crate::must(fs::set_permissions(path, fs::Permissions::from_mode(mode)), "corrupt: chmod back");
+    }
+
+    /// Removes a file or symlink the scenario made (a GC root, say); a missing one is fine.
+    pub fn remove(&self, path: &str) {
+        let _ = fs::remove_file(path);
+    }
+
     /// A client command (program first), to be configured and [`Step::run`].
     pub fn cmd<I, S>(&mut self, args: I) -> Step<'_, 'e>
     where
@@ -183,6 +198,13 @@ impl Step<'_, '_> {
     /// The scenario expects failure against the reference daemon (checked there only).
     pub fn expect_fail(mut self) -> Self {
         self.expect = Expect::Failure;
+        self
+    }
+
+    /// The scenario expects success if `ok`, failure otherwise (checked against the reference
+    /// daemon only): for steps that only trusted users may take, `.expect(s.trusted())`.
+    pub fn expect(mut self, ok: bool) -> Self {
+        self.expect = if ok { Expect::Success } else { Expect::Failure };
         self
     }
 
