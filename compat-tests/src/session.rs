@@ -109,6 +109,7 @@ impl<'e> Session<'e> {
             mode: StdoutMode::Text,
             as_root: false,
             compare_stderr: true,
+            sort_stderr: false,
             expect: Expect::Anything,
         }
     }
@@ -148,6 +149,7 @@ pub struct Step<'s, 'e> {
     mode: StdoutMode,
     as_root: bool,
     compare_stderr: bool,
+    sort_stderr: bool,
     expect: Expect,
 }
 
@@ -179,6 +181,13 @@ impl Step<'_, '_> {
     /// Runs as root whatever the session's user (to set up state for an untrusted user's step).
     pub fn as_root(mut self) -> Self {
         self.as_root = true;
+        self
+    }
+
+    /// Compares stderr's lines in sorted order (for clients that work in parallel, like Nix
+    /// 2.26's `nix copy`, whose progress lines come in any order).
+    pub fn sorted_stderr(mut self) -> Self {
+        self.sort_stderr = true;
         self
     }
 
@@ -236,7 +245,15 @@ impl Step<'_, '_> {
                 String::from_utf8_lossy(&raw.stderr)
             );
         }
-        session.records.push(Record::of(label, &raw, self.mode, self.compare_stderr, &session.normaliser));
+        let mut record = Record::of(label, &raw, self.mode, self.compare_stderr, &session.normaliser);
+        if self.sort_stderr {
+            record.stderr = record.stderr.map(|text| {
+                let mut lines: Vec<&str> = text.lines().collect();
+                lines.sort_unstable();
+                lines.iter().map(|l| format!("{l}\n")).collect()
+            });
+        }
+        session.records.push(record);
         Outcome { raw }
     }
 }
