@@ -134,9 +134,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `kind` (for `client`) on `env` and waits until it answers a handshake.
-    pub fn start(env: &Env, kind: DaemonKind, client: ClientKind) -> Self {
-        let launch = kind.launch(client);
+    /// Starts `launch` as `kind` on `env` and waits until it answers a handshake.
+    pub fn start(env: &Env, kind: DaemonKind, launch: &Launch) -> Self {
         let log = env.path(&format!("logs/{}.log", kind.name()));
         let log_file = must(fs::File::create(&log), "daemon log file");
         let log_err = must(log_file.try_clone(), "daemon log file");
@@ -154,7 +153,7 @@ impl Daemon {
         if let Some(filter) = std::env::var("RUST_LOG").ok() {
             vars.push(("RUST_LOG".to_owned(), filter));
         }
-        let mut cmd = match &launch {
+        let mut cmd = match launch {
             Launch::Host(binary) => {
                 let mut cmd = Command::new(binary);
                 cmd.env_clear().envs(vars);
@@ -170,7 +169,7 @@ impl Daemon {
         cmd.current_dir(env.root()).stdin(Stdio::null()).stdout(log_file).stderr(log_err).process_group(0);
         let child = must(cmd.spawn(), "start daemon");
         let mut daemon = Self { child, kind, log };
-        daemon.wait_ready(&env.socket(), &launch);
+        daemon.wait_ready(&env.socket(), launch);
         daemon
     }
 

@@ -42,12 +42,12 @@ fn edit_script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<Op<'a>> {
             ops.push(Op::Same(a[i]));
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(Op::Added(b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(Op::Removed(a[i]));
             i += 1;
+        } else {
+            ops.push(Op::Added(b[j]));
+            j += 1;
         }
     }
     ops

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::client::{Client, ClientKind, User};
-use crate::daemon::{log_tail, Daemon, DaemonKind};
+use crate::daemon::{log_tail, Daemon, DaemonKind, Launch};
 use crate::env::Env;
 use crate::outcome::Record;
 use crate::session::Session;
@@ -15,12 +15,13 @@ pub struct Scenario {
     conf: String,
     clients: Vec<ClientKind>,
     users: Vec<User>,
+    under_test: Option<Launch>,
 }
 
 impl Scenario {
     /// A scenario run by both clients, as root and as the untrusted user.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), conf: String::new(), clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec() }
+        Self { name: name.to_owned(), conf: String::new(), clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec(), under_test: None }
     }
 
     /// Appends lines to both daemons' `nix.conf`.
@@ -44,10 +45,23 @@ impl Scenario {
         self
     }
 
+    /// Tests another daemon than [`DaemonKind::launch`]'s (for the harness's own tests).
+    pub fn under_test(mut self, launch: Launch) -> Self {
+        self.under_test = Some(launch);
+        self
+    }
+
     /// Runs `body` against the reference daemon and then the daemon under test (same store
     /// path, everything wiped in between), for every client and user; panics with a report of
     /// every step whose result differs.
     pub fn run(self, body: impl Fn(&mut Session<'_>)) {
+        let reports = self.differences(body);
+        assert!(reports.is_empty(), "scenario `{}`: the daemon under test differs from the reference\n\n{}", self.name, reports.join("\n"));
+    }
+
+    /// Like [`Scenario::run`], but returns the reports (one per client and user whose runs
+    /// differ) instead of panicking.
+    pub fn differences(&self, body: impl Fn(&mut Session<'_>)) -> Vec<String> {
         let mut reports = Vec::new();
         for &kind in &self.clients {
             for &user in &self.users {
@@ -57,14 +71,16 @@ impl Scenario {
                 }
             }
         }
-        assert!(reports.is_empty(), "scenario `{}`: the daemon under test differs from the reference\n\n{}", self.name, reports.join("\n"));
+        reports
     }
 
     fn run_one(&self, client: Client, body: &impl Fn(&mut Session<'_>)) -> Option<String> {
         let env = Env::new(&self.conf);
-        let reference = transcript(&env, client, DaemonKind::Reference, body);
+        let reference_launch = DaemonKind::Reference.launch(client.kind);
+        let under_test_launch = self.under_test.clone().unwrap_or_else(|| DaemonKind::UnderTest.launch(client.kind));
+        let reference = transcript(&env, client, DaemonKind::Reference, &reference_launch, body);
         env.reset();
-        let under_test = transcript(&env, client, DaemonKind::UnderTest, body);
+        let under_test = transcript(&env, client, DaemonKind::UnderTest, &under_test_launch, body);
         println!(
             "scenario {} [{} as {}]: {} steps",
             self.name,
@@ -84,16 +100,16 @@ impl Scenario {
             client.kind.name(),
             client.user.name(),
             env.root().display(),
-            DaemonKind::Reference.launch(client.kind),
-            DaemonKind::UnderTest.launch(client.kind),
+            reference_launch,
+            under_test_launch,
             log.lines().map(|l| format!("    {l}\n")).collect::<String>()
         ))
     }
 }
 
 /// Runs `body` against `daemon` and returns the records.
-fn transcript(env: &Env, client: Client, daemon: DaemonKind, body: &impl Fn(&mut Session<'_>)) -> Vec<Record> {
-    let running = Daemon::start(env, daemon, client.kind);
+fn transcript(env: &Env, client: Client, daemon: DaemonKind, launch: &Launch, body: &impl Fn(&mut Session<'_>)) -> Vec<Record> {
+    let running = Daemon::start(env, daemon, launch);
     let mut session = Session::new(env, client, daemon);
     body(&mut session);
     drop(running);
