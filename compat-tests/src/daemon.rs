@@ -150,7 +150,7 @@ impl Daemon {
             ("NIX_DAEMON_SOCKET_PATH".to_owned(), env.socket().to_string_lossy().into_owned()),
             ("NIX_REMOTE".to_owned(), "local".to_owned()),
         ];
-        if let Some(filter) = std::env::var("RUST_LOG").ok() {
+        if let Ok(filter) = std::env::var("RUST_LOG") {
             vars.push(("RUST_LOG".to_owned(), filter));
         }
         let mut cmd = match launch {
