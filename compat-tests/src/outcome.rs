@@ -34,6 +34,8 @@ pub enum Shown {
         len: usize,
         /// SHA-256, hex.
         sha256: String,
+        /// The bytes (for the first difference's offset in reports).
+        bytes: Vec<u8>,
     },
 }
 
@@ -53,7 +55,7 @@ impl Shown {
                 // Not JSON (a failed command prints nothing): compared as text.
                 Err(_) => Shown::Text(normaliser.text(&String::from_utf8_lossy(stdout))),
             },
-            StdoutMode::Binary => Shown::Binary { len: stdout.len(), sha256: hex(&Sha256::digest(stdout)) },
+            StdoutMode::Binary => Shown::Binary { len: stdout.len(), sha256: hex(&Sha256::digest(stdout)), bytes: stdout.to_vec() },
         }
     }
 
@@ -62,7 +64,7 @@ impl Shown {
         match self {
             Shown::Text(text) => text.clone(),
             Shown::Json(value) => serde_json::to_string_pretty(value).unwrap_or_default() + "\n",
-            Shown::Binary { len, sha256 } => format!("<{len} bytes, sha256 {sha256}>\n"),
+            Shown::Binary { len, sha256, .. } => format!("<{len} bytes, sha256 {sha256}>\n"),
         }
     }
 }
@@ -118,6 +120,9 @@ impl Record {
         if self.stdout != other.stdout {
             out.push_str("  stdout (- reference, + under test):\n");
             out.push_str(&indent(&diff::lines(&self.stdout.render(), &other.stdout.render())));
+            if let (Shown::Binary { bytes: a, .. }, Shown::Binary { bytes: b, .. }) = (&self.stdout, &other.stdout) {
+                out.push_str(&indent(&first_byte_difference(a, b)));
+            }
         }
         if self.stderr != other.stderr {
             out.push_str("  stderr (- reference, + under test):\n");
@@ -130,6 +135,20 @@ impl Record {
     }
 }
 
+/// Where two byte strings first differ, with 32 bytes of each from a little before, as printable
+/// text (NARs and export archives are mostly names and contents).
+fn first_byte_difference(a: &[u8], b: &[u8]) -> String {
+    let offset = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let start = offset.saturating_sub(8);
+    let window = |bytes: &[u8]| -> String {
+        bytes[start.min(bytes.len())..(start + 32).min(bytes.len())]
+            .iter()
+            .map(|&c| if c.is_ascii_graphic() || c == b' ' { char::from(c) } else { '.' })
+            .collect()
+    };
+    format!("   first difference at byte {offset}:\n - {}\n + {}\n", window(a), window(b))
+}
+
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("  {l}\n")).collect()
 }
@@ -137,4 +156,48 @@ fn indent(text: &str) -> String {
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(stdout: Shown, stderr: &str) -> Record {
+        Record { label: "[c] cmd".into(), exit: Some(0), stdout, stderr: Some(stderr.into()) }
+    }
+
+    #[test]
+    fn equal_records_have_no_difference() {
+        let a = record(Shown::Text("x\n".into()), "");
+        assert_eq!(a.difference(&a.clone()), None);
+    }
+
+    #[test]
+    fn differences_name_exit_stdout_and_stderr() {
+        let a = record(Shown::Text("x\n".into()), "warning\n");
+        let b = Record { exit: Some(1), ..record(Shown::Text("y\n".into()), "error: no\n") };
+        let report = a.difference(&b).unwrap_or_default();
+        assert!(report.contains("exit code: reference Some(0), under test Some(1)"), "{report}");
+        assert!(report.contains(" - x") && report.contains(" + y"), "{report}");
+        assert!(report.contains(" - warning") && report.contains(" + error: no"), "{report}");
+    }
+
+    #[test]
+    fn binary_differences_show_the_offset() {
+        let n = Normaliser::new("/r");
+        let a = record(Shown::new(b"nix-archive-1 regular", StdoutMode::Binary, &n), "");
+        let b = record(Shown::new(b"nix-archive-1 executable", StdoutMode::Binary, &n), "");
+        let report = a.difference(&b).unwrap_or_default();
+        assert!(report.contains("first difference at byte 14"), "{report}");
+    }
+
+    #[test]
+    fn json_compares_values_not_text() {
+        let n = Normaliser::new("/r");
+        let a = Shown::new(br#"{"a":1,"b":[2],"registrationTime":5}"#, StdoutMode::Json, &n);
+        let b = Shown::new(br#"{ "b": [2], "a": 1, "registrationTime": 9 }"#, StdoutMode::Json, &n);
+        assert_eq!(a, b);
+        let c = Shown::new(br#"{"a":2,"b":[2]}"#, StdoutMode::Json, &n);
+        assert_ne!(a, c);
+    }
 }
