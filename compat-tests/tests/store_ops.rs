@@ -117,3 +117,57 @@ fn verify() {
         s.cmd(["nix-store", "--repair-path", &tree]).expect_fail().run();
     });
 }
+
+#[test]
+fn names_and_sizes() {
+    Scenario::new("names_and_sizes").run(|s| {
+        // Several MiB: the framed (Nix 2.26) and inline (2.8) upload paths both carry many chunks.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let large: Vec<u8> = (0..6 * 1024 * 1024 + 17)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let large = s.input("large.bin", &large);
+        let large = s.cmd(["nix-store", "--add", &large]).expect_ok().run().line();
+        s.cmd(["nix-store", "-q", "--hash", "--size", &large]).run();
+        s.cmd(["nix-store", "-q", "--size", &large]).expect_ok().run();
+        s.cmd(["nix-store", "--dump", &large]).binary().expect_ok().run();
+        s.cmd(["nix-store", "--add-fixed", "--recursive", "sha512", s.env().path("inputs/large.bin").to_str().unwrap_or_default()])
+            .expect_ok()
+            .run();
+        let empty = s.input("empty", b"");
+        s.cmd(["nix-store", "--add", &empty]).expect_ok().run();
+        // Names Nix allows, and one it refuses.
+        for name in ["a+b=c", "x_y-1.2.3", "?question", "dots.in.name"] {
+            let file = s.input(name, name.as_bytes());
+            s.cmd(["nix-store", "--add", &file]).run();
+        }
+        let bad = s.input(".hidden", b"hidden\n");
+        s.cmd(["nix-store", "--add", &bad]).run();
+        let spaced = s.input("with space", b"space\n");
+        s.cmd(["nix-store", "--add", &spaced]).run();
+        s.cmd(["nix-store", "--dump-db"]).expect_ok().run();
+    });
+}
+
+#[test]
+fn nix_store_subcommands() {
+    Scenario::new("nix_store_subcommands").run(|s| {
+        let file = s.input("hello.txt", b"hello world\n");
+        let tree = common::sample_tree(s, "tree");
+        s.cmd(["nix", "store", "add-file", &file]).expect_ok().run();
+        s.cmd(["nix", "store", "add-path", &tree]).expect_ok().run();
+        s.cmd(["nix", "store", "add-path", "--name", "renamed", &tree]).expect_ok().run();
+        let imported = s.cmd(["nix-store", "--add", &file]).as_root().expect_ok().run().line();
+        let archive = s.cmd(["nix-store", "--export", &imported]).as_root().binary().expect_ok().run();
+        s.cmd(["nix-store", "--delete", &imported]).as_root().expect_ok().run();
+        s.cmd(["nix-store", "--import"]).stdin(archive.stdout_bytes().to_vec()).as_root().expect_ok().run();
+        // Rewriting an input-addressed path as content-addressed adds a new path.
+        s.cmd(["nix", "store", "make-content-addressed", "--json", &imported]).json().run();
+        s.cmd(["nix", "path-info", "--json", "--all"]).json().expect_ok().run();
+    });
+}
