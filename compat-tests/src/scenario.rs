@@ -15,13 +15,14 @@ pub struct Scenario {
     conf: String,
     clients: Vec<ClientKind>,
     users: Vec<User>,
+    reference: Option<Launch>,
     under_test: Option<Launch>,
 }
 
 impl Scenario {
     /// A scenario run by both clients, as root and as the untrusted user.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), conf: String::new(), clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec(), under_test: None }
+        Self { name: name.to_owned(), conf: String::new(), clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec(), reference: None, under_test: None }
     }
 
     /// Appends lines to both daemons' `nix.conf`.
@@ -42,6 +43,13 @@ impl Scenario {
     /// Restricts the users.
     pub fn users(mut self, users: &[User]) -> Self {
         self.users = users.to_vec();
+        self
+    }
+
+    /// Compares with another reference daemon than [`DaemonKind::launch`]'s (for the harness's
+    /// own tests).
+    pub fn reference(mut self, launch: Launch) -> Self {
+        self.reference = Some(launch);
         self
     }
 
@@ -76,7 +84,7 @@ impl Scenario {
 
     fn run_one(&self, client: Client, body: &impl Fn(&mut Session<'_>)) -> Option<String> {
         let env = Env::new(&self.conf);
-        let reference_launch = DaemonKind::Reference.launch(client.kind);
+        let reference_launch = self.reference.clone().unwrap_or_else(|| DaemonKind::Reference.launch(client.kind));
         let under_test_launch = self.under_test.clone().unwrap_or_else(|| DaemonKind::UnderTest.launch(client.kind));
         let reference = transcript(&env, client, DaemonKind::Reference, &reference_launch, body);
         env.reset();

@@ -1,6 +1,6 @@
 //! The harness itself: a real difference between two daemons is reported, with a readable diff.
 
-use compat_tests::daemon::Launch;
+use compat_tests::daemon::{host_nix_daemon, Launch};
 use compat_tests::{ClientKind, Scenario, User};
 
 /// Nix 2.26's daemon tells a 2.26 client whether it is trusted (protocol 1.35 and later); Nix
@@ -10,6 +10,7 @@ fn reports_a_real_difference() {
     let scenario = Scenario::new("harness_self_test")
         .clients(&[ClientKind::Nix226])
         .users(&[User::Untrusted])
+        .reference(Launch::Host(host_nix_daemon()))
         .under_test(Launch::Trixie);
     let reports = scenario.differences(|s| {
         s.cmd(["nix", "store", "info"]).expect_ok().run();
@@ -22,10 +23,11 @@ fn reports_a_real_difference() {
     assert!(report.contains(" + Trusted: 0"), "{report}");
 }
 
-/// The same daemon on both sides agrees with itself, as root and untrusted, for both clients.
+/// The same daemon (Nix 2.26's) on both sides agrees with itself, as root and untrusted, for
+/// both clients.
 #[test]
 fn same_daemon_agrees() {
-    let scenario = Scenario::new("harness_same").under_test(Launch::Host(compat_tests::daemon::host_nix_daemon()));
+    let scenario = Scenario::new("harness_same").reference(Launch::Trixie).under_test(Launch::Trixie);
     let reports = scenario.differences(|s| {
         let file = s.input("a.txt", b"a\n");
         let path = s.cmd(["nix-store", "--add", &file]).expect_ok().run().line();
