@@ -14,6 +14,7 @@ pub mod client;
 pub mod daemon;
 pub mod diff;
 pub mod env;
+pub mod held_open;
 pub mod normalise;
 pub mod outcome;
 pub mod scenario;

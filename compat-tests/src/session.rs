@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::client::{Client, RawOutput};
 use crate::daemon::DaemonKind;
 use crate::env::Env;
+use crate::held_open::HeldOpen;
 use crate::normalise::Normaliser;
 use crate::outcome::{hex, Record, StdoutMode};
 use crate::User;
@@ -94,6 +95,48 @@ impl<'e> Session<'e> {
     /// Removes a file or symlink the scenario made (a GC root, say); a missing one is fine.
     pub fn remove(&self, path: &str) {
         let _ = fs::remove_file(path);
+    }
+
+    /// Starts a process that keeps `path` (a file in the store) open until the guard is dropped:
+    /// a runtime root.
+    pub fn hold_open(&self, path: &str) -> HeldOpen {
+        HeldOpen::new(path)
+    }
+
+    /// Runs client commands (program first) at the same time, as the session's user, and records
+    /// them in the given order (stdout as text, stderr compared). Against the reference daemon
+    /// each must succeed.
+    pub fn parallel(&mut self, commands: &[Vec<String>]) -> Vec<Outcome> {
+        let (client, env) = (self.client, self.env);
+        let raws: Vec<RawOutput> = std::thread::scope(|scope| {
+            let handles: Vec<_> = commands.iter().map(|args| scope.spawn(move || client.run(env, args, None))).collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| RawOutput { exit: None, stdout: Vec::new(), stderr: b"<client thread panicked>".to_vec() })
+                })
+                .collect()
+        });
+        let mut outcomes = Vec::new();
+        for (args, raw) in commands.iter().zip(raws) {
+            let label = format!(
+                "[{} as {}, in parallel] {}",
+                client.kind.name(),
+                client.user.name(),
+                self.normaliser.text(&args.join(" "))
+            );
+            if self.daemon == DaemonKind::Reference {
+                assert!(
+                    raw.exit == Some(0),
+                    "scenario expectation broken against the reference daemon: {label} failed ({:?}): {}",
+                    raw.exit,
+                    String::from_utf8_lossy(&raw.stderr)
+                );
+            }
+            self.records.push(Record::of(label, &raw, StdoutMode::Text, true, &self.normaliser));
+            outcomes.push(Outcome { raw });
+        }
+        outcomes
     }
 
     /// A client command (program first), to be configured and [`Step::run`].

@@ -77,3 +77,52 @@ fn optimise() {
         s.cmd(["nix-store", "--dump", &two]).binary().expect_ok().run();
     });
 }
+
+#[test]
+fn runtime_roots() {
+    Scenario::new("runtime_roots").run(|s| {
+        let used = s.input("used.txt", b"open in a process\n");
+        let unused = s.input("unused.txt", b"nobody uses this\n");
+        let used = s.cmd(["nix-store", "--add", &used]).expect_ok().run().line();
+        let unused = s.cmd(["nix-store", "--add", &unused]).expect_ok().run().line();
+        let holder = s.hold_open(&used);
+        // Untrusted users see `{censored}` instead of the process's file.
+        s.cmd(["nix-store", "--gc", "--print-roots"]).sorted().expect_ok().run();
+        s.cmd(["nix-store", "-q", "--roots", &used]).sorted().expect_ok().run();
+        s.cmd(["nix-store", "--gc", "--print-dead"]).expect_ok().run();
+        s.cmd(["nix-store", "--delete", &used]).expect_fail().run();
+        s.cmd(["nix-store", "--gc"]).expect_ok().run();
+        s.cmd(["nix-store", "--check-validity", &used]).expect_ok().run();
+        s.cmd(["nix-store", "--check-validity", &unused]).expect_fail().run();
+        drop(holder);
+        s.cmd(["nix-store", "--gc", "--print-dead"]).expect_ok().run();
+        s.cmd(["nix-store", "--gc"]).expect_ok().run();
+        s.cmd(["nix-store", "--check-validity", &used]).expect_fail().run();
+    });
+}
+
+#[test]
+fn concurrent_clients() {
+    Scenario::new("concurrent_clients").run(|s| {
+        let tree = common::sample_tree(s, "tree");
+        let mut commands: Vec<Vec<String>> = Vec::new();
+        for i in 0..4 {
+            let file = s.input(&format!("file-{i}.txt"), format!("file {i}\n").as_bytes());
+            commands.push(vec!["nix-store".into(), "--add".into(), tree.clone()]);
+            commands.push(vec!["nix-store".into(), "--add".into(), file]);
+        }
+        let outcomes = s.parallel(&commands);
+        let paths: Vec<String> = outcomes.iter().map(|o| o.line()).collect();
+        let mut args = vec!["nix-store".to_owned(), "--check-validity".to_owned()];
+        args.extend(paths.iter().cloned());
+        s.cmd(&args).expect_ok().run();
+        s.cmd(["nix-store", "--verify", "--check-contents"]).expect_ok().run();
+        // Queries and a collection at once: every path is dead, the collector takes them all.
+        let queries: Vec<Vec<String>> =
+            paths.iter().take(4).map(|p| vec!["nix-store".into(), "-q".into(), "--hash".into(), p.clone()]).collect();
+        s.parallel(&queries);
+        s.cmd(["nix-store", "--gc", "--print-dead"]).expect_ok().run();
+        s.cmd(["nix-store", "--gc"]).ignore_stderr().expect_ok().run();
+        s.cmd(["nix-store", "--gc", "--print-dead"]).expect_ok().run();
+    });
+}
