@@ -98,6 +98,28 @@ fn export_import() {
 }
 
 #[test]
+fn export_import_closure() {
+    Scenario::new("export_import_closure").run(|s| {
+        let drv = common::instantiate(s);
+        let closure = s.cmd(["nix-store", "-q", "--requisites", &drv]).expect_ok().run().lines();
+        let mut export = vec!["nix-store".to_owned(), "--export".to_owned()];
+        export.extend(closure.iter().cloned());
+        let archive = s.cmd(&export).binary().expect_ok().run().stdout_bytes().to_vec();
+        let mut delete = vec!["nix-store".to_owned(), "--delete".to_owned()];
+        delete.extend(closure.iter().cloned());
+        s.cmd(&delete).as_root().expect_ok().run();
+        let trusted = s.trusted();
+        s.cmd(["nix-store", "--import"]).stdin(archive.clone()).expect(trusted).run();
+        s.cmd(["nix-store", "--import"]).stdin(archive).as_root().expect_ok().run();
+        s.cmd(["nix-store", "-q", "--references", &drv]).expect_ok().run();
+        s.cmd(["nix-store", "-q", "--referrers", &closure[0]]).expect_ok().run();
+        s.cmd(["nix-store", "-q", "--deriver", &drv]).expect_ok().run();
+        s.cmd(["nix", "path-info", "--json", &closure[0], &closure[1], &drv]).json().expect_ok().run();
+        s.cmd(["nix-store", "--verify", "--check-contents"]).expect_ok().run();
+    });
+}
+
+#[test]
 fn verify() {
     Scenario::new("verify").run(|s| {
         let file = s.input("hello.txt", b"hello world\n");
