@@ -41,7 +41,8 @@ impl Normaliser {
         lines.concat()
     }
 
-    /// Normalises JSON: registration times become 0, every string as [`Normaliser::text`].
+    /// Normalises JSON: registration times become 0, `version` strings (the daemon's, in `nix
+    /// store info --json`) `<version>`, every other string as [`Normaliser::text`].
     pub fn json(&self, value: Value) -> Value {
         match value {
             Value::Object(map) => Value::Object(
@@ -49,6 +50,9 @@ impl Normaliser {
                     .map(|(key, value)| {
                         let value = if key == "registrationTime" && value.is_number() {
                             Value::from(0)
+                        } else if key == "version" && value.is_string() {
+                            // `nix store info --json`: the daemon's version.
+                            Value::from("<version>")
                         } else {
                             self.json(value)
                         };
@@ -126,5 +130,7 @@ mod tests {
         let n = Normaliser::new("/r");
         let v = serde_json::json!({"/r/store/a": {"registrationTime": 1700000000, "narSize": 5}});
         assert_eq!(n.json(v), serde_json::json!({"$ROOT/store/a": {"registrationTime": 0, "narSize": 5}}));
+        let info = serde_json::json!({"url": "daemon", "version": "2.26.3"});
+        assert_eq!(n.json(info), serde_json::json!({"url": "daemon", "version": "<version>"}));
     }
 }
