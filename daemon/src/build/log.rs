@@ -61,7 +61,7 @@ impl BuildLog {
     /// machine, round 1 of 1).
     pub fn start(tx: LogTx, drv_printed: &str, parent: ActivityId) -> Self {
         let activity = ActivityId::next();
-        let _ = tx.send(LogMessage::StartActivity {
+        tx.msg(LogMessage::StartActivity {
             id: activity,
             level: Verbosity::Info,
             kind: ActivityType::Build,
@@ -84,7 +84,7 @@ impl BuildLog {
 
     /// Ends the activity.
     pub fn finish(&self) {
-        let _ = self.tx.send(LogMessage::StopActivity { id: self.activity });
+        self.tx.msg(LogMessage::StopActivity { id: self.activity });
     }
 }
 
@@ -138,7 +138,7 @@ impl BuildLog {
             }
             "setPhase" => {
                 let phase = text("phase")?;
-                let _ = self.tx.send(LogMessage::Result {
+                self.tx.msg(LogMessage::Result {
                     id: self.activity,
                     kind: ResultType::SetPhase,
                     fields: vec![Field::String(phase.into_bytes())],
@@ -149,7 +149,7 @@ impl BuildLog {
                 if kind == ActivityType::FileTransfer {
                     let id = ActivityId::next();
                     self.children.insert(int("id")?, id);
-                    let _ = self.tx.send(LogMessage::StartActivity {
+                    self.tx.msg(LogMessage::StartActivity {
                         id,
                         level: Verbosity::from_wire(int("level")?).map_err(|e| e.to_string())?,
                         kind,
@@ -161,13 +161,13 @@ impl BuildLog {
             }
             "stop" => {
                 if let Some(id) = self.children.remove(&int("id")?) {
-                    let _ = self.tx.send(LogMessage::StopActivity { id });
+                    self.tx.msg(LogMessage::StopActivity { id });
                 }
             }
             "result" => {
                 if let Some(id) = self.children.get(&int("id")?).copied() {
                     let kind = ResultType::from_code(u32::try_from(int("type")?).unwrap_or(u32::MAX));
-                    let _ = self.tx.send(LogMessage::Result { id, kind, fields: fields(value.get("fields")) });
+                    self.tx.msg(LogMessage::Result { id, kind, fields: fields(value.get("fields")) });
                 }
             }
             _ => {}
@@ -175,15 +175,9 @@ impl BuildLog {
         Ok(())
     }
 
-    /// Sends a line of text at `level`. The client's verbosity is not known here, so only
-    /// what Nix shows by default (up to `info`) is sent.
+    /// Sends a line of text at `level` (the client's verbosity decides).
     fn send_text(&self, level: Verbosity, text: &str) {
-        if level.code() > Verbosity::Info.code() {
-            return;
-        }
-        let mut bytes = text.as_bytes().to_vec();
-        bytes.push(b'\n');
-        let _ = self.tx.send(LogMessage::Next(bytes));
+        self.tx.line(level, text);
     }
 }
 
@@ -200,7 +194,7 @@ impl sandbox::LogSink for BuildLog {
             self.tail.pop_front();
         }
         self.tail.push_back(String::from_utf8_lossy(line).into_owned());
-        let _ = self.tx.send(LogMessage::Result {
+        self.tx.msg(LogMessage::Result {
             id: self.activity,
             kind: ResultType::BuildLogLine,
             fields: vec![Field::String(line.to_vec())],

@@ -119,7 +119,7 @@ impl<'a> Builder<'a> {
 
     /// Logs an error line to the client (as Nix logs failures of dependencies).
     fn log_error(&self, text: &str) {
-        let _ = self.log.send(LogMessage::Next(format!("\x1b[31;1merror:\x1b[0m {text}\n").into_bytes()));
+        self.log.line(worker_protocol::logger::Verbosity::Error, format!("\x1b[31;1merror:\x1b[0m {text}"));
     }
 
     /// Realises `target`: a valid opaque path, or the wanted outputs of a derivation.
@@ -512,7 +512,7 @@ impl<'a> Builder<'a> {
         let printed = self.print(drv_path);
         let out_paths: Vec<String> = outputs.values().collect::<BTreeSet<_>>().into_iter().map(|p| self.print(p)).collect();
         let id = ActivityId::next();
-        let _ = self.log.send(LogMessage::StartActivity {
+        self.log.msg(LogMessage::StartActivity {
             id,
             level: worker_protocol::logger::Verbosity::Talkative,
             kind: worker_protocol::logger::ActivityType::PostBuildHook,
@@ -534,7 +534,7 @@ impl<'a> Builder<'a> {
             let mut child = command.spawn()?;
             drop(command);
             for line in sandbox::none::line_reader(reader) {
-                let _ = self.log.send(LogMessage::Result {
+                self.log.msg(LogMessage::Result {
                     id,
                     kind: worker_protocol::logger::ResultType::PostBuildLogLine,
                     fields: vec![worker_protocol::logger::Field::String(line)],
@@ -542,7 +542,7 @@ impl<'a> Builder<'a> {
             }
             child.wait()
         })();
-        let _ = self.log.send(LogMessage::StopActivity { id });
+        self.log.msg(LogMessage::StopActivity { id });
         match result {
             Ok(status) if status.success() => Ok(()),
             Ok(status) => Err(BuildFailure::misc(format!(

@@ -13,7 +13,7 @@ use nix_formats::signature::SecretKey;
 use sandbox::{Backend, NoSandbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
-use worker_protocol::logger::{LogMessage, RemoteError};
+use worker_protocol::logger::RemoteError;
 use worker_protocol::ops::request::build::*;
 use worker_protocol::ops::Response;
 use worker_protocol::types::BuildMode;
@@ -93,9 +93,10 @@ where
     let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
         let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
         if session_backend_warning && !targets.is_empty() {
-            let _ = tx.send(LogMessage::Next(
-                format!("{}\n", warning("casnix-daemon has no sandbox backend yet; building without a sandbox")).into_bytes(),
-            ));
+            tx.line(
+                worker_protocol::logger::Verbosity::Warn,
+                warning("casnix-daemon has no sandbox backend yet; building without a sandbox"),
+            );
         }
         let keep_going = settings.keep_going;
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);

@@ -125,7 +125,7 @@ where
         Q::AddPermRoot(r) => roots::add_perm_root(s, r).await?,
         Q::SyncWithGC(_) => Response::SyncWithGC,
         Q::FindRoots(_) => roots::find_roots(s).await?,
-        Q::CollectGarbage(r) => roots::collect_garbage(s, r).await?,
+        Q::CollectGarbage(r) => roots::collect_garbage(s, conn, r).await?,
         Q::OptimiseStore(_) => roots::optimise_store(s, conn).await?,
         Q::VerifyStore(r) => roots::verify_store(s, conn, r).await?,
         Q::SetOptions(options) => other::set_options(s, conn, options).await?,

@@ -57,8 +57,13 @@ pub async fn find_roots(s: &Session) -> Result<Response, OpError> {
     Ok(Response::FindRoots(bridge::run(&s.store, move |st| st.find_roots(censor)).await?))
 }
 
-/// `CollectGarbage` with the daemon's `keep-outputs`/`keep-derivations`.
-pub async fn collect_garbage(s: &Session, r: CollectGarbage) -> Result<Response, OpError> {
+/// `CollectGarbage` with the daemon's `keep-outputs`/`keep-derivations`; what the collector
+/// does is logged to the client as Nix logs it.
+pub async fn collect_garbage<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: CollectGarbage) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     if r.ignore_liveness {
         return refuse("you are not allowed to ignore liveness");
     }
@@ -72,7 +77,12 @@ pub async fn collect_garbage(s: &Session, r: CollectGarbage) -> Result<Response,
     options.max_freed = r.max_freed;
     options.keep_outputs = s.settings.keep_outputs;
     options.keep_derivations = s.settings.keep_derivations;
-    let result = bridge::run(&s.store, move |st| st.collect_garbage(&options)).await?;
+    let result = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        st.collect_garbage_reporting(&options, &mut |line| {
+            tx.line(Verbosity::Info, line);
+        })
+    })
+    .await?;
     Ok(Response::CollectGarbage(GcResult {
         paths: result.printed(s.store.store_dir()),
         bytes_freed: result.bytes_freed,
@@ -101,7 +111,9 @@ where
         return refuse("you are not privileged to repair paths");
     }
     conn.logger().log(Verbosity::Info, "reading the Nix store...").await?;
+    conn.logger().log(Verbosity::Info, "checking path existence...").await?;
     if r.check_contents {
+        conn.logger().log(Verbosity::Info, "checking link hashes...").await?;
         conn.logger().log(Verbosity::Info, "checking store hashes...").await?;
     }
     let report = bridge::run(&s.store, move |st| st.verify_store(r.check_contents, r.repair)).await?;

@@ -106,6 +106,8 @@ pub(super) struct Collection<'a> {
     pub(super) forward: ClosureOptions,
     pub(super) result: GcResult,
     pub(super) max_freed: u64,
+    /// Told what the collector does, in Nix's words.
+    pub(super) progress: &'a mut dyn FnMut(&str),
 }
 
 impl Collection<'_> {
@@ -175,7 +177,7 @@ impl Collection<'_> {
         };
         for (path, bytes) in claimed.iter().zip(bytes) {
             if removed.contains(*path) {
-                tracing::info!("deleting '{}'", self.store.print(path));
+                (self.progress)(&format!("deleting '{}'", self.store.print(path)));
                 self.result.bytes_freed = self.result.bytes_freed.saturating_add(bytes);
             }
         }
@@ -198,6 +200,19 @@ impl Store {
     /// `_NIX_TEST_GC_SYNC_2` (after finding the roots) name files the collector reads before
     /// going on.
     pub fn collect_garbage(&self, options: &GcOptions) -> Result<GcResult, StoreError> {
+        self.collect_garbage_reporting(options, &mut |line| tracing::info!("{line}"))
+    }
+
+    /// [`Store::collect_garbage`], telling `progress` what Nix's collector tells its user, in
+    /// Nix's words: `finding garbage collector roots...`, `determining live/dead paths...` or
+    /// `deleting garbage...`, `deleting '<path>'` for each deleted path, `deleting unused
+    /// links...` and `note: currently hard linking saves <n> MiB` (from the castore pool, whose
+    /// files are casnix's hard links).
+    pub fn collect_garbage_reporting(
+        &self,
+        options: &GcOptions,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<GcResult, StoreError> {
         let (mut keep_outputs, mut keep_derivations) = (options.keep_outputs, options.keep_derivations);
         // As Nix: deleting specific paths while ignoring liveness must not spread to outputs
         // or derivers.
@@ -208,7 +223,7 @@ impl Store {
         let _gc_lock = GcLock::acquire(self.state_dir())?;
         sync_point("_NIX_TEST_GC_SYNC_1");
         let server = RootServer::start(self.state_dir(), self.store_dir().clone())?;
-        tracing::info!("finding garbage collector roots...");
+        progress("finding garbage collector roots...");
         let roots = if options.ignore_liveness { Default::default() } else { self.find_roots_no_temp(true)? };
         let mut temp_roots = Roots::new();
         self.find_temp_roots(&mut temp_roots, true)?;
@@ -219,30 +234,34 @@ impl Store {
         let forward = ClosureOptions { flip_direction: false, include_outputs: keep_outputs, include_derivers: keep_derivations };
         let live = self.db().closure(rooted, forward)?;
         let max_freed = if matches!(options.action, GcAction::DeleteSpecific(_)) { u64::MAX } else { options.max_freed };
-        let mut gc = Collection { store: self, server: &server, live, forward, result: GcResult::default(), max_freed };
+        let mut gc = Collection { store: self, server: &server, live, forward, result: GcResult::default(), max_freed, progress };
         match &options.action {
             GcAction::ReturnLive => {
+                if options.max_freed > 0 {
+                    (gc.progress)("determining live/dead paths...");
+                }
                 gc.absorb(server.take_fresh())?;
                 gc.report_live_entries(&valid)?;
                 gc.result.paths.extend(gc.live.iter().cloned());
             }
             GcAction::ReturnDead if options.max_freed > 0 => {
+                (gc.progress)("determining live/dead paths...");
                 gc.report_dead_entries(&valid)?;
                 gc.absorb(server.take_fresh())?;
                 gc.result.paths.extend(valid.difference(&gc.live).cloned());
             }
             GcAction::ReturnDead => {}
             GcAction::DeleteDead if options.max_freed > 0 => {
-                tracing::info!("deleting garbage...");
+                (gc.progress)("deleting garbage...");
                 gc.delete_invalid_entries(&valid)?;
                 let dead: BTreeSet<StorePath> = valid.difference(&gc.live).cloned().collect();
                 gc.delete_in_order(&dead)?;
-                self.sweep_unused_blobs()?;
+                self.sweep_unused_blobs(gc.progress)?;
             }
             GcAction::DeleteDead => {}
             GcAction::DeleteSpecific(paths) => {
                 gc.delete_specific(paths, &valid, keep_outputs, keep_derivations)?;
-                self.sweep_unused_blobs()?;
+                self.sweep_unused_blobs(gc.progress)?;
             }
         }
         Ok(gc.result)
@@ -250,10 +269,16 @@ impl Store {
 
     /// Deletes the castore's pool files that no materialised tree uses (Nix's removal of unused
     /// `.links` entries), with the pool lock held exclusively.
-    fn sweep_unused_blobs(&self) -> Result<(), StoreError> {
+    fn sweep_unused_blobs(&self, progress: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        progress("deleting unused links...");
         let _pool = self.pool_lock(true)?;
         let swept = self.castore().blobs().sweep_unused()?;
-        tracing::info!("deleted {} unused pool files ({} bytes)", swept.files, swept.bytes);
+        tracing::debug!("deleted {} unused pool files ({} bytes)", swept.files, swept.bytes);
+        // Nix subtracts the size of its `.links` directory itself.
+        let links = self.real_store_dir().join(".links");
+        let overhead = std::fs::metadata(&links).map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
+        let saved = swept.linked_savings as f64 - overhead as f64;
+        progress(&format!("note: currently hard linking saves {:.2} MiB", saved / (1024.0 * 1024.0)));
         Ok(())
     }
 }

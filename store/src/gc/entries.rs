@@ -133,7 +133,7 @@ impl Collection<'_> {
             tracing::debug!("skipping locked tempdir '{}'", real.display());
             return Ok(false);
         }
-        tracing::info!("deleting '{}'", real.display());
+        (self.progress)(&format!("deleting '{}/{name}'", self.store.store_dir().as_str()));
         let bytes = bytes_freed_by(&real);
         match castore::remove_tree(&real) {
             Ok(()) => {}
