@@ -175,8 +175,12 @@ impl Collection<'_> {
             }
             Err(e) => return Err(e),
         };
-        for (path, bytes) in claimed.iter().zip(bytes) {
-            if removed.contains(*path) {
+        // Reported in path order within the batch (batches go referrers first), as Nix's
+        // `deleteReferrersClosure` walks its sorted sets.
+        let mut report: Vec<(&StorePath, u64)> = claimed.iter().copied().zip(bytes).collect();
+        report.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, bytes) in report {
+            if removed.contains(path) {
                 (self.progress)(&format!("deleting '{}'", self.store.print(path)));
                 self.result.bytes_freed = self.result.bytes_freed.saturating_add(bytes);
             }
