@@ -1,5 +1,8 @@
 //! `casnix-daemon`: serves Nix clients on the daemon socket (see the library's documentation).
 
+// `store::StoreError` is large; it is made once per failed request.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -435,7 +435,7 @@ impl<'a> Builder<'a> {
         let Some(spec) = drv.env.get(&b"exportReferencesGraph"[..]) else { return Ok(Vec::new()) };
         let spec = String::from_utf8_lossy(spec);
         let words: Vec<&str> = spec.split_whitespace().collect();
-        if words.len() % 2 != 0 {
+        if !words.len().is_multiple_of(2) {
             return Err(BuildFailure::permanent(format!("odd number of tokens in 'exportReferencesGraph': '{spec}'")));
         }
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());

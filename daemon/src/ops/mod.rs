@@ -124,7 +124,7 @@ where
         Q::AddIndirectRoot(r) => roots::add_indirect_root(s, r).await?,
         Q::AddPermRoot(r) => roots::add_perm_root(s, r).await?,
         Q::SyncWithGC(_) => Response::SyncWithGC,
-        Q::FindRoots(_) => roots::find_roots(s).await?,
+        Q::FindRoots(_) => roots::find_roots(s, conn).await?,
         Q::CollectGarbage(r) => roots::collect_garbage(s, conn, r).await?,
         Q::OptimiseStore(_) => roots::optimise_store(s, conn).await?,
         Q::VerifyStore(r) => roots::verify_store(s, conn, r).await?,

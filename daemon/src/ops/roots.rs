@@ -52,9 +52,17 @@ pub async fn add_perm_root(s: &Session, r: AddPermRoot) -> Result<Response, OpEr
 }
 
 /// `FindRoots`: untrusted clients see where roots are only as `{censored}`.
-pub async fn find_roots(s: &Session) -> Result<Response, OpError> {
+pub async fn find_roots<R, W>(s: &Session, conn: &mut ServerConnection<R, W>) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let censor = !s.trusted();
-    Ok(Response::FindRoots(bridge::run(&s.store, move |st| st.find_roots(censor)).await?))
+    let roots = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        st.find_roots_reporting(censor, &mut |line| tx.line(Verbosity::Info, line))
+    })
+    .await?;
+    Ok(Response::FindRoots(roots))
 }
 
 /// `CollectGarbage` with the daemon's `keep-outputs`/`keep-derivations`; what the collector

@@ -228,7 +228,8 @@ impl Store {
         sync_point("_NIX_TEST_GC_SYNC_1");
         let server = RootServer::start(self.state_dir(), self.store_dir().clone())?;
         progress("finding garbage collector roots...");
-        let roots = if options.ignore_liveness { Default::default() } else { self.find_roots_no_temp(true)? };
+        let roots =
+            if options.ignore_liveness { Default::default() } else { self.find_roots_no_temp_reporting(true, progress)? };
         let mut temp_roots = Roots::new();
         self.find_temp_roots(&mut temp_roots, true)?;
         server.add_roots(temp_roots.keys());
@@ -262,7 +263,7 @@ impl Store {
                 gc.delete_in_order(&dead)?;
                 self.sweep_unused_blobs(gc.progress)?;
             }
-            GcAction::DeleteDead => {}
+            GcAction::DeleteDead => self.sweep_unused_blobs(gc.progress)?,
             GcAction::DeleteSpecific(paths) => {
                 gc.delete_specific(paths, &valid, keep_outputs, keep_derivations)?;
                 self.sweep_unused_blobs(gc.progress)?;

@@ -34,7 +34,13 @@ impl Store {
     /// `findRoots(censor)`). Temporary roots are named `{temp:<pid>}`, or `{censored}` if
     /// `censor`.
     pub fn find_roots(&self, censor: bool) -> Result<Roots, StoreError> {
-        let mut roots = self.find_roots_no_temp(censor)?;
+        self.find_roots_reporting(censor, &mut |line| tracing::info!("{line}"))
+    }
+
+    /// [`Store::find_roots`], telling `progress` what Nix tells its user meanwhile (`removing
+    /// stale link from '…' to '…'`).
+    pub fn find_roots_reporting(&self, censor: bool, progress: &mut dyn FnMut(&str)) -> Result<Roots, StoreError> {
+        let mut roots = self.find_roots_no_temp_reporting(censor, progress)?;
         self.find_temp_roots(&mut roots, censor)?;
         Ok(roots)
     }
@@ -43,9 +49,18 @@ impl Store {
     /// (Nix's `findRootsNoTemp`; runtime roots are named `/proc/<pid>/fd/3` and the like, or
     /// `{censored}` if `censor`). Stale links in `gcroots/auto` are removed, as Nix does.
     pub fn find_roots_no_temp(&self, censor: bool) -> Result<Roots, StoreError> {
+        self.find_roots_no_temp_reporting(censor, &mut |line| tracing::info!("{line}"))
+    }
+
+    /// [`Store::find_roots_no_temp`] with what Nix reports meanwhile going to `progress`.
+    pub fn find_roots_no_temp_reporting(&self, censor: bool, progress: &mut dyn FnMut(&str)) -> Result<Roots, StoreError> {
         let mut roots = Roots::new();
+        let mut notes = Vec::new();
         for dir in ["gcroots", "profiles"] {
-            self.scan_roots(&self.state_dir().join(dir), 0, &mut roots)?;
+            self.scan_roots(&self.state_dir().join(dir), 0, &mut roots, &mut notes)?;
+        }
+        for note in &notes {
+            progress(note);
         }
         self.find_runtime_roots(&mut roots, censor)?;
         Ok(roots)
@@ -84,14 +99,14 @@ impl Store {
         Ok(())
     }
 
-    fn scan_roots(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
-        match self.scan_one(path, depth, roots) {
+    fn scan_roots(&self, path: &Path, depth: usize, roots: &mut Roots, notes: &mut Vec<String>) -> Result<(), StoreError> {
+        match self.scan_one(path, depth, roots, notes) {
             Err(StoreError::Io { source, .. }) if is_ignorable(&source) => Ok(()),
             other => other,
         }
     }
 
-    fn scan_one(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
+    fn scan_one(&self, path: &Path, depth: usize, roots: &mut Roots, notes: &mut Vec<String>) -> Result<(), StoreError> {
         let meta = std::fs::symlink_metadata(path).map_err(StoreError::io("reading", path))?;
         let kind = meta.file_type();
         if kind.is_dir() {
@@ -100,7 +115,7 @@ impl Store {
             }
             for entry in std::fs::read_dir(path).map_err(StoreError::io("reading", path))? {
                 let entry = entry.map_err(StoreError::io("reading", path))?;
-                self.scan_roots(&entry.path(), depth + 1, roots)?;
+                self.scan_roots(&entry.path(), depth + 1, roots, notes)?;
             }
         } else if kind.is_symlink() {
             let target = std::fs::read_link(path).map_err(StoreError::io("reading link", path))?;
@@ -115,6 +130,11 @@ impl Store {
             match std::fs::symlink_metadata(&target) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if path.starts_with(self.state_dir().join("gcroots").join("auto")) {
+                        notes.push(format!(
+                            "removing stale link from '{}' to '{}'",
+                            path.display(),
+                            target.display()
+                        ));
                         let _ = std::fs::remove_file(path);
                     }
                 }
