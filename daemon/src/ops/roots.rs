@@ -139,6 +139,11 @@ where
             }
         };
         conn.logger().log(Verbosity::Error, line).await?;
+        // With repair, what could not be restored is reported as Nix reports it (it has only
+        // substituters to repair from; casnix has the castore too).
+        if r.repair && !report.repaired.contains(path) && !report.invalidated.contains(path) {
+            conn.logger().log(Verbosity::Error, format!("\x1b[31;1merror:\x1b[0m cannot repair path '{printed}'")).await?;
+        }
     }
     Ok(Response::VerifyStore(!report.is_ok()))
 }

@@ -2,7 +2,7 @@
 //! `keep-outputs`/`keep-derivations` edges), dead ones the other valid paths; deletion goes
 //! referrers first, so no valid path ever refers to a deleted one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -153,7 +153,40 @@ impl Collection<'_> {
         Ok(())
     }
 
+    /// `paths` ordered as Nix deletes them: sorted, each preceded by its referrers among them.
+    fn nix_order<'p>(&self, paths: &[&'p StorePath]) -> Vec<&'p StorePath> {
+        let set: BTreeSet<&StorePath> = paths.iter().copied().collect();
+        let mut done = BTreeSet::new();
+        let mut order = Vec::with_capacity(paths.len());
+        // Depth-first with an explicit stack: (path, referrers expanded yet?).
+        for start in set.iter().copied() {
+            let mut stack = vec![(start, false)];
+            while let Some((path, expanded)) = stack.pop() {
+                if done.contains(path) {
+                    continue;
+                }
+                if expanded {
+                    done.insert(path);
+                    order.push(path);
+                    continue;
+                }
+                stack.push((path, true));
+                let referrers = self.store.db().query_referrers(path).unwrap_or_default();
+                for r in referrers.iter().rev() {
+                    if let Some(r) = set.get(r) {
+                        if !done.contains(*r) && *r != path {
+                            stack.push((r, false));
+                        }
+                    }
+                }
+            }
+        }
+        order
+    }
+
     fn delete_claimed(&mut self, claimed: &[&StorePath]) -> Result<(), StoreError> {
+        // Before deleting: the order needs the referrers the database still has.
+        let order = self.nix_order(claimed);
         let bytes: Vec<u64> = claimed.iter().map(|p| bytes_freed_by(&self.store.real_path(p))).collect();
         let removed = match self.store.delete_paths(claimed.iter().copied()) {
             Ok(removed) => removed,
@@ -175,11 +208,11 @@ impl Collection<'_> {
             }
             Err(e) => return Err(e),
         };
-        // Reported in path order within the batch (batches go referrers first), as Nix's
-        // `deleteReferrersClosure` walks its sorted sets.
-        let mut report: Vec<(&StorePath, u64)> = claimed.iter().copied().zip(bytes).collect();
-        report.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, bytes) in report {
+        // Reported in the order Nix's `deleteReferrersClosure` deletes: paths in sorted order,
+        // each after its referrers (within the batch; batches themselves go referrers first).
+        let sizes: BTreeMap<&StorePath, u64> = claimed.iter().copied().zip(bytes).collect();
+        for path in order {
+            let bytes = sizes.get(path).copied().unwrap_or(0);
             if removed.contains(path) {
                 (self.progress)(&format!("deleting '{}'", self.store.print(path)));
                 self.result.bytes_freed = self.result.bytes_freed.saturating_add(bytes);

@@ -146,6 +146,9 @@ impl Store {
     /// `hash_part`.
     fn flat_hash(&self, printed: &str, ca: &ContentAddress, root: &Node, hash_part: &str) -> Result<Hash, StoreError> {
         let Node::File { digest, executable: false, .. } = root else {
+            if matches!(root, Node::Directory { .. }) {
+                return Err(StoreError::FlatIsDirectory(printed.to_owned()));
+            }
             return Err(StoreError::NotAFlatFile { path: printed.to_owned(), method: ca.method.name() });
         };
         let mut reader = self

@@ -86,6 +86,9 @@ pub enum StoreError {
         /// The path's name.
         name: String,
     },
+    /// A flat or text content address for a directory (Nix's words: it tries to read it).
+    #[error("reading from file '{0}': Is a directory")]
+    FlatIsDirectory(String),
     /// Flat and text content addresses need a single regular, non-executable file.
     #[error("path '{path}' has a {method} content address but is not a regular non-executable file")]
     NotAFlatFile {
