@@ -57,6 +57,8 @@ pub struct EnvParams<'a> {
     pub outputs: &'a BTreeMap<String, String>,
     /// `impure-env`: values for `impureEnvVars` that win over the daemon's environment.
     pub impure_env: &'a BTreeMap<String, String>,
+    /// More rewrites after the placeholders' (`--check`'s scratch paths).
+    pub rewrites: &'a BTreeMap<Vec<u8>, Vec<u8>>,
     /// More structured attributes, merged in (with structured attributes only).
     pub structured_extra: &'a BTreeMap<String, serde_json::Value>,
 }
@@ -192,11 +194,12 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
         .iter()
         .map(|(name, path)| (hash_placeholder(name).into_bytes(), path.clone().into_bytes()))
         .collect();
-    env.vars = env.vars.into_iter().map(|(k, v)| (k, rewrite(&v, &rewrites))).collect();
+    let both = |v: &[u8]| rewrite(&rewrite(v, &rewrites), p.rewrites);
+    env.vars = env.vars.into_iter().map(|(k, v)| (k, both(&v))).collect();
     for (_, contents) in &mut env.files {
-        *contents = rewrite(contents, &rewrites);
+        *contents = both(contents);
     }
-    env.args = drv.args.iter().map(|a| rewrite(a, &rewrites)).collect();
+    env.args = drv.args.iter().map(|a| both(a)).collect();
     Ok(env)
 }
 
@@ -241,7 +244,7 @@ mod tests {
     #[test]
     fn plain_environment_matches_nix() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let env = build_env(&drv(&[("out", "/nix/store/x-t"), ("big", "data"), ("passAsFile", "big")]), &p).unwrap();
         assert_eq!(get(&env, "PATH"), Some("/path-not-set"));
         assert_eq!(get(&env, "HOME"), Some("/homeless-shelter"));
@@ -258,7 +261,7 @@ mod tests {
     #[test]
     fn placeholders_become_output_paths() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let ph = hash_placeholder("out");
         let mut d = drv(&[("x", &format!("{ph}/bin")), ("y", "keep")]);
         d.args = vec![format!("-c {ph}").into_bytes()];
@@ -272,7 +275,7 @@ mod tests {
     #[test]
     fn structured_attrs_files() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let json = r#"{"a":"it's","n":3,"f":1.5,"t":true,"l":["x",1],"m":{"k":"v"},"bad-name":1,"nested":[[1]]}"#;
         let env = build_env(&drv(&[("__json", json), ("out", "/nix/store/x-t")]), &p).unwrap();
         assert_eq!(get(&env, "out"), None);

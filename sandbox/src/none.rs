@@ -179,6 +179,7 @@ impl NoSandbox {
             fixed_output: request.fixed_output,
             outputs: &outputs,
             impure_env: &request.impure_env,
+            rewrites: &request.rewrites,
             structured_extra: &request.structured_extra,
         };
         let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;

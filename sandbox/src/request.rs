@@ -38,6 +38,9 @@ pub struct BuildRequest {
     pub keep_failed: bool,
     /// More files for the build directory (such as `exportReferencesGraph`'s): name, contents.
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// Strings replaced in the environment, the arguments and the files written for the
+    /// builder (Nix's `inputRewrites`; `--check` points outputs at scratch paths this way).
+    pub rewrites: BTreeMap<Vec<u8>, Vec<u8>>,
     /// More structured attributes (such as `exportReferencesGraph`'s closures), added to
     /// `.attrs.json` and `.attrs.sh`.
     pub structured_extra: BTreeMap<String, serde_json::Value>,

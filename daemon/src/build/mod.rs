@@ -6,6 +6,7 @@
 //! Runs on the blocking pool (the store is synchronous); log messages reach the client through
 //! [`crate::bridge::with_logs`].
 
+pub mod check;
 pub mod checks;
 pub mod log;
 pub mod outputs;
@@ -83,6 +84,8 @@ pub struct BuildSettings {
     pub keep_failed: bool,
     /// `keep-going`.
     pub keep_going: bool,
+    /// `--check`: build the requested derivations again and compare with their valid outputs.
+    pub check: bool,
     /// Whether the client sees build output itself (then the error omits the log tail).
     pub verbose_client: bool,
     /// `$NIX_LOG_DIR`.
@@ -138,6 +141,9 @@ impl<'a> Builder<'a> {
             DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv_path), outputs } => {
                 self.check_wanted_outputs(drv_path, outputs)?;
                 let status = self.build_derivation(drv_path)?;
+                if self.settings.check && status == BuildStatus::AlreadyValid {
+                    self.check_derivation(drv_path)?;
+                }
                 let mut result = BuildResult::new(status, "");
                 result.built_outputs = self.built_outputs(drv_path, outputs)?;
                 Ok(result)
@@ -331,18 +337,15 @@ impl<'a> Builder<'a> {
         Ok(closure)
     }
 
-    fn run_builder(
-        &mut self,
+    /// The request for building `drv` with its outputs at `outputs`.
+    fn request_for(
+        &self,
         drv_path: &StorePath,
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         inputs: &BTreeSet<StorePath>,
-    ) -> Result<(), BuildFailure> {
-        let printed = self.print(drv_path);
-        if drv.is_builtin() {
-            return self.run_builtin(drv_path, drv, outputs, inputs);
-        }
-        let request = BuildRequest {
+    ) -> Result<BuildRequest, BuildFailure> {
+        Ok(BuildRequest {
             drv_base_name: drv_path.to_string(),
             derivation: drv.clone(),
             store_dir: self.store.store_dir().as_str().to_owned(),
@@ -357,7 +360,64 @@ impl<'a> Builder<'a> {
             keep_failed: self.settings.keep_failed,
             extra_files: self.export_references_graph(drv, inputs)?,
             structured_extra: self.structured_export_graph(drv, inputs)?,
+            rewrites: BTreeMap::new(),
+        })
+    }
+
+    /// `--check` of a derivation whose outputs are valid: built again at scratch paths (the
+    /// outputs' hash parts rewritten for the builder), compared, and the scratch paths removed.
+    fn check_derivation(&mut self, drv_path: &StorePath) -> Result<(), BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let printed = self.print(drv_path);
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        if drv.is_builtin() {
+            return Ok(());
+        }
+        let outputs = self.output_paths(drv_path, &drv)?;
+        let mut scratch = BTreeMap::new();
+        let mut rewrites = BTreeMap::new();
+        for (name, path) in &outputs {
+            let tmp = check::scratch_path(self.store, drv_path, &drv.name, name)?;
+            rewrites.insert(path.hash_part().as_bytes().to_vec(), tmp.hash_part().as_bytes().to_vec());
+            scratch.insert(name.clone(), tmp);
+        }
+        let real_scratch: Vec<PathBuf> = scratch.values().map(|p| self.store.real_path(p)).collect();
+        let _locks = PathLock::acquire_all(real_scratch.iter().map(|p| p.as_path())).map_err(misc)?;
+        let remove_scratch = || {
+            for real in &real_scratch {
+                if std::fs::symlink_metadata(real).is_ok() {
+                    sandbox::none::remove_build_dir(real);
+                }
+            }
         };
+        remove_scratch();
+        let inputs = self.input_closure(&drv)?;
+        let mut request = self.request_for(drv_path, &drv, &scratch, &inputs)?;
+        request.rewrites = rewrites;
+        let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
+        let outcome = self.backend.build(&request, &mut log);
+        log.finish();
+        let result = match outcome {
+            Ok(BuildOutcome::Success) => check::compare(self.store, drv_path, &outputs, &scratch),
+            Ok(other) => Err(BuildFailure::permanent(format!("builder for '{printed}' {}", other.describe()))),
+            Err(e) => Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}"))),
+        };
+        remove_scratch();
+        result
+    }
+
+    fn run_builder(
+        &mut self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<(), BuildFailure> {
+        let printed = self.print(drv_path);
+        if drv.is_builtin() {
+            return self.run_builtin(drv_path, drv, outputs, inputs);
+        }
+        let request = self.request_for(drv_path, drv, outputs, inputs)?;
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
         log.finish();

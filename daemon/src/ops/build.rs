@@ -63,6 +63,7 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         max_silent_time: silent.map(Duration::from_secs),
         keep_failed: s.options.keep_failed,
         keep_going: s.options.keep_going,
+        check: false,
         verbose_client: false,
         log_dir: s.locations.log_dir.clone(),
         secret_keys: secret_keys(s)?,
@@ -83,12 +84,14 @@ async fn realise<R, W>(
     s: &Session,
     conn: &mut ServerConnection<R, W>,
     targets: Vec<DerivedPath>,
+    mode: BuildMode,
 ) -> Result<Vec<(DerivedPath, Result<BuildResult, BuildFailure>)>, OpError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let settings = build_settings(s)?;
+    let mut settings = build_settings(s)?;
+    settings.check = mode == BuildMode::Check;
     let session_backend_warning = s.settings.sandbox != "false";
     let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
         let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
@@ -179,7 +182,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let results = realise(s, conn, vec![DerivedPath::Opaque(r.path)]).await?;
+    let results = realise(s, conn, vec![DerivedPath::Opaque(r.path)], BuildMode::Normal).await?;
     let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
     if failures.is_empty() {
         Ok(Response::EnsurePath)
@@ -195,7 +198,7 @@ where
     W: AsyncWrite + Unpin,
 {
     check_repair(s, r.mode)?;
-    let results = realise(s, conn, r.paths).await?;
+    let results = realise(s, conn, r.paths, r.mode).await?;
     let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
     if failures.is_empty() {
         Ok(Response::BuildPaths)
@@ -215,7 +218,7 @@ where
     W: AsyncWrite + Unpin,
 {
     check_repair(s, r.mode)?;
-    let results = realise(s, conn, r.paths).await?;
+    let results = realise(s, conn, r.paths, r.mode).await?;
     let keyed = results
         .into_iter()
         .map(|(path, result)| {
