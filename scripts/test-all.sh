@@ -29,3 +29,9 @@ fi
 
 # Release mode: the differential tests hash and pack hundreds of megabytes.
 cargo test --release --workspace --locked 2>&1
+
+# Nix 2.26.3's own functional tests against casnix-daemon (when a NixOS/nix git directory with
+# the tag is at hand; see scripts/nixft.sh): every test known to pass must still pass.
+if [ "$(id -u)" -eq 0 ]; then
+    ./scripts/nixft.sh
+fi

@@ -54,16 +54,17 @@ impl DaemonKind {
 
     /// How this daemon is started for `client`.
     ///
-    /// The reference is chosen by `CASNIX_REFERENCE`: unset or `nix-2.8`, Nix 2.8's `nix-daemon`
-    /// from `PATH`; `nix-2.26`, Nix 2.26's in the trixie root; `client`, the client's own version
+    /// The reference is chosen by `CASNIX_REFERENCE`: unset or `nix-2.26`, Nix 2.26's in the
+    /// trixie root (casnix-daemon behaves as a Nix 2.26.3 daemon); `nix-2.8`, Nix 2.8's
+    /// `nix-daemon` from `PATH`; `client`, the client's own version
     /// (what users of each client see, at the newest protocol each speaks); anything else, a
     /// binary's path. The daemon under test is `CASNIX_DAEMON` (a path, or `nix-2.26`), else
     /// [`under_test_binary`].
     pub fn launch(self, client: ClientKind) -> Launch {
         match self {
             DaemonKind::Reference => match std::env::var("CASNIX_REFERENCE").ok().as_deref() {
-                None | Some("" | "nix-2.8") => Launch::Host(host_nix_daemon()),
-                Some("nix-2.26") => Launch::Trixie,
+                None | Some("" | "nix-2.26") => Launch::Trixie,
+                Some("nix-2.8") => Launch::Host(host_nix_daemon()),
                 Some("client") if client == ClientKind::Nix226 => Launch::Trixie,
                 Some("client") => Launch::Host(host_nix_daemon()),
                 Some(path) => Launch::Host(PathBuf::from(path)),
