@@ -101,7 +101,9 @@ fn leftovers(store: &Store) -> usize {
     let valid: BTreeSet<String> = store.query_all_valid_paths().unwrap().iter().map(|p| p.to_string()).collect();
     std::fs::read_dir(store.real_store_dir())
         .unwrap()
-        .filter(|e| !valid.contains(e.as_ref().unwrap().file_name().to_str().unwrap()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        // `.links` is Nix's (empty, kept for Nix's tools), not a leftover.
+        .filter(|name| name != ".links" && !valid.contains(name))
         .count()
 }
 
