@@ -10,14 +10,17 @@
 #
 # Usage: bench/store.sh [WORK_DIR] [ROUNDS]   (default /tmp/casnix-bench-store, 1 round)
 # Inputs are generated once (the tree and file with castore.sh's generator and seed). Each round
-# adds into fresh roots and deletes nothing while timing: deleting many files makes ext4 slow to
-# allocate inodes for a while, so the roots of earlier runs are deleted at the start, followed by
-# one wait of $SETTLE seconds (default 30). The machine may be shared: compare user+sys as well.
+# adds into fresh roots and deletes nothing while timing: after mass deletion, ext4 without a
+# journal scans for recently deleted inodes (deleted less than 60 s ago, 300 s while their inode
+# table is dirty) on every inode allocation, which can triple the time of an add. So the roots
+# of earlier runs are deleted at the start, synced, and followed by one wait of $SETTLE seconds
+# (default 70). Other processes deleting files on the same file system skew the figures the same
+# way; the machine may be shared: compare user+sys as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/casnix-bench-store}
 rounds=${2:-1}
-settle=${SETTLE:-30}
+settle=${SETTLE:-70}
 
 command -v nix-store >/dev/null || { echo "bench: nix-store missing (apt-get install nix-bin)" >&2; exit 2; }
 cargo build --release --quiet -p cli --bin casnix
