@@ -76,7 +76,7 @@ pub(crate) struct Pipeline<'a> {
 
 /// Buffers the workers are done with, for reading into (see [`Pipeline::buffers`]).
 #[derive(Clone, Copy)]
-pub(crate) struct Buffers<'p>(&'p Mutex<Receiver<Vec<u8>>>);
+pub(crate) struct Buffers<'p>(pub(crate) &'p Mutex<Receiver<Vec<u8>>>);
 
 impl Buffers<'_> {
     /// An empty buffer with room for [`CHUNK_SIZE`] bytes, recycled when possible.
@@ -97,6 +97,13 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
+    /// A stream to nowhere, for tests: the returned box holds its receiving end.
+    #[cfg(test)]
+    pub fn for_test() -> (Self, Box<dyn std::any::Any>) {
+        let (chunks, receiver) = mpsc::sync_channel(STREAM_QUEUE);
+        (Self { chunks }, Box::new(receiver))
+    }
+
     /// Sends the next piece of the file.
     pub fn send(&self, data: Vec<u8>) -> Result<(), IngestError> {
         self.chunks.send(StreamMessage::Data(data)).map_err(|_| IngestError::Internal("blob worker stopped"))

@@ -170,3 +170,94 @@ impl Read for Pieces<'_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+    use std::sync::{mpsc, Mutex};
+
+    use super::*;
+
+    /// Runs `read_files` on `files` and collects what it sends.
+    fn read(files: &[PathBuf]) -> Vec<Contents> {
+        let (_spare, recycled) = mpsc::channel();
+        let recycled = Mutex::new(recycled);
+        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        std::thread::scope(|scope| {
+            scope.spawn(|| read_files(files, Buffers(&recycled), sender));
+            receiver.iter().collect()
+        })
+    }
+
+    #[test]
+    fn sends_whole_and_large_files_in_order_then_the_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"hello").unwrap();
+        let large = dir.path().join("large");
+        let large_bytes: Vec<u8> = (0..WHOLE_LIMIT as usize + CHUNK_SIZE + 3).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&large, &large_bytes).unwrap();
+        std::fs::set_permissions(&large, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let missing = dir.path().join("missing");
+        let sent = read(&[small, large, missing.clone(), dir.path().join("never read")]);
+        let mut sent = sent.into_iter();
+        assert!(matches!(sent.next(), Some(Contents::Whole { executable: false, data }) if data == b"hello"));
+        let Some(Contents::Large { executable: true, size }) = sent.next() else { panic!("expected the large file") };
+        assert_eq!(size, large_bytes.len() as u64);
+        let mut got = Vec::new();
+        while got.len() < large_bytes.len() {
+            let Some(Contents::Piece(piece)) = sent.next() else { panic!("expected a piece") };
+            assert!(!piece.is_empty() && piece.len() <= CHUNK_SIZE);
+            got.extend_from_slice(&piece);
+        }
+        assert_eq!(got, large_bytes);
+        let Some(Contents::Failed(IngestError::Io { path, .. })) = sent.next() else { panic!("expected the failure") };
+        assert_eq!(path, missing);
+        assert!(sent.next().is_none(), "nothing follows a failure");
+    }
+
+    #[test]
+    fn a_file_whose_contents_differ_from_its_size_is_refused() {
+        // procfs files claim size 0 and yield bytes.
+        let proc_file = PathBuf::from("/proc/self/status");
+        if !proc_file.exists() {
+            return;
+        }
+        let sent = read(std::slice::from_ref(&proc_file));
+        assert!(matches!(&sent[..], [Contents::Failed(IngestError::FileChanged { path })] if *path == proc_file));
+    }
+
+    #[test]
+    fn stops_when_the_hashing_thread_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..QUEUE * 4)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, [i as u8]).unwrap();
+                path
+            })
+            .collect();
+        let (_spare, recycled) = mpsc::channel();
+        let recycled = Mutex::new(recycled);
+        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        drop(receiver);
+        // Returns (instead of blocking on a full queue) once nobody receives.
+        read_files(&files, Buffers(&recycled), sender);
+    }
+
+    #[test]
+    fn pieces_report_the_reading_threads_failure() {
+        use nix_formats::hash::{Algorithm, HashingWriter};
+        use nix_formats::nar::Writer;
+
+        let (stream, _receiving_end) = Stream::for_test();
+        let (sender, receiver) = mpsc::sync_channel(QUEUE);
+        sender.send(Contents::Piece(vec![1; 10])).unwrap();
+        sender.send(Contents::Failed(IngestError::Internal("disk on fire"))).unwrap();
+        let mut pieces = Pieces::new(&receiver, stream, 20);
+        let mut nar = Writer::new(HashingWriter::new(io::sink(), Algorithm::Sha256));
+        assert!(nar.regular(false, 20, &mut pieces).is_err());
+        assert!(matches!(pieces.failure, Some(IngestError::Internal("disk on fire"))));
+    }
+}
