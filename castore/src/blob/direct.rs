@@ -87,14 +87,15 @@ pub(crate) struct DirectWriter {
     written: u64,
 }
 
+/// Clears `O_DIRECT` on a file from [`create`]: of the flags `F_SETFL` changes, it is the only
+/// one set there, so no `F_GETFL` is needed.
 fn leave_direct_mode(file: &File) -> io::Result<()> {
-    let flags = rustix::fs::fcntl_getfl(file)?;
-    rustix::fs::fcntl_setfl(file, flags - OFlags::DIRECT)?;
+    rustix::fs::fcntl_setfl(file, OFlags::empty())?;
     Ok(())
 }
 
 impl DirectWriter {
-    /// A writer for `file`, which is new (empty) and in direct mode when `direct`.
+    /// A writer for `file`, made by [`create`] (new, empty, in direct mode when `direct`).
     pub fn new(file: &File, direct: bool) -> io::Result<Self> {
         let mut writer = Self { buffer: None, filled: 0, written: 0 };
         if direct {

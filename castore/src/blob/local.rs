@@ -195,18 +195,19 @@ impl Inner {
 
     /// A new temporary file in `tmp/`, for a blob whose digest is not known yet.
     fn create_temp(&self) -> Result<TempFile, BlobError> {
-        self.create_temp_in(&self.temp_dir)
+        self.create_temp_in(&self.temp_dir, true)
     }
 
-    /// A new temporary file `.tmp-…` in `dir` (created if missing).
-    fn create_temp_in(&self, dir: &Path) -> Result<TempFile, BlobError> {
+    /// A new temporary file `.tmp-…` in `dir` (created if missing); `whole_blocks` says whether
+    /// it will hold at least one whole block (else direct I/O buys nothing).
+    fn create_temp_in(&self, dir: &Path, whole_blocks: bool) -> Result<TempFile, BlobError> {
         let pid = self.pid;
         loop {
             let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
             let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}-{nanos:08x}"));
             // Synced blobs are written around the page cache (see `direct`).
-            match direct::create(&path, self.durability == Durability::Synced) {
+            match direct::create(&path, self.durability == Durability::Synced && whole_blocks) {
                 Ok((file, direct)) => return Ok(TempFile { path, file, direct, armed: true }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => match fs::create_dir(dir) {
@@ -625,7 +626,7 @@ impl Inner {
             Contents::Memory(bytes) => {
                 // The digest is known: write beside the final name, which spreads the files over
                 // the fan-out directories (and their inode groups) and keeps the rename local.
-                let temp = self.create_temp_in(&self.fan_out(&digest))?;
+                let temp = self.create_temp_in(&self.fan_out(&digest), bytes.len() >= direct::ALIGN)?;
                 let mut writer = DirectWriter::new(&temp.file, temp.direct).map_err(|e| BlobError::io(&temp.path, e))?;
                 writer
                     .write_all(&temp.file, bytes)
