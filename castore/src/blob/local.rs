@@ -21,8 +21,9 @@
 //! Writing: a writer hashes while it receives bytes, keeping up to 1 MiB in memory and spilling
 //! larger blobs to a temporary file in `tmp/`; a blob held in memory (or given whole to
 //! [`write_bytes`](BlobService::write_bytes)) is written to a temporary file in its fan-out
-//! directory, which spreads file creation over 256 directories. On [`finish`](BlobWriter::finish), if the blob is
-//! already stored (or already waiting), nothing is written; otherwise the temporary file gets its
+//! directory, which spreads file creation over 256 directories. With [`Durability::Synced`],
+//! temporary files are written with direct I/O (`O_DIRECT`, see `blob/direct.rs`).
+//! On [`finish`](BlobWriter::finish), if the blob is already stored (or already waiting), nothing is written; otherwise the temporary file gets its
 //! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
 //! waiting blobs durable (see [`durability`]: parallel `fsync`s, or one
 //! `syncfs` for large batches), renames them into place without replacing anything
@@ -38,10 +39,10 @@
 //! them): a link made between the check and the unlink survives, but loses its pool entry.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -49,6 +50,7 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
+use super::direct::{self, DirectWriter};
 use super::{BlobError, BlobReader, BlobService, BlobWriter};
 use crate::canonical;
 use crate::durability::{self, Durability};
@@ -161,6 +163,8 @@ fn make_canonical(file: &File, path: &Path, executable: bool) -> Result<(), Blob
 struct TempFile {
     path: PathBuf,
     file: File,
+    /// Opened for direct I/O (see [`direct`]).
+    direct: bool,
     armed: bool,
 }
 
@@ -194,18 +198,20 @@ impl Inner {
 
     /// A new temporary file in `tmp/`, for a blob whose digest is not known yet.
     fn create_temp(&self) -> Result<TempFile, BlobError> {
-        self.create_temp_in(&self.temp_dir)
+        self.create_temp_in(&self.temp_dir, true)
     }
 
-    /// A new temporary file `.tmp-…` in `dir` (created if missing).
-    fn create_temp_in(&self, dir: &Path) -> Result<TempFile, BlobError> {
+    /// A new temporary file `.tmp-…` in `dir` (created if missing); `whole_blocks` says whether
+    /// it will hold at least one whole block (else direct I/O buys nothing).
+    fn create_temp_in(&self, dir: &Path, whole_blocks: bool) -> Result<TempFile, BlobError> {
         let pid = self.pid;
         loop {
             let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
             let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}-{nanos:08x}"));
-            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-                Ok(file) => return Ok(TempFile { path, file, armed: true }),
+            // Synced blobs are written around the page cache (see `direct`).
+            match direct::create(&path, self.durability == Durability::Synced && whole_blocks) {
+                Ok((file, direct)) => return Ok(TempFile { path, file, direct, armed: true }),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => match fs::create_dir(dir) {
                     Ok(()) => self.root_changed.store(true, Ordering::Relaxed),
@@ -523,9 +529,9 @@ impl BlobService for LocalBlobService {
             Err(e) => return Err(BlobError::io(other, e)),
         };
         // The other variant exists: copy it into a new inode with the wanted mode.
-        let mut temp = inner.create_temp()?;
+        let temp = inner.create_temp()?;
         let temp_path = temp.path.clone();
-        io::copy(&mut source, &mut temp.file).map_err(|e| BlobError::io(&temp_path, e))?;
+        copy_into(&temp, &mut source).map_err(|e| BlobError::io(&temp_path, e))?;
         make_canonical(&temp.file, &temp_path, executable)?;
         if inner.durability == Durability::Synced {
             temp.file.sync_all().map_err(|e| BlobError::io(&temp_path, e))?;
@@ -551,19 +557,36 @@ struct LocalBlobWriter {
     size: u64,
     /// The bytes so far, while they fit in [`MEMORY_LIMIT`] and `temp` is `None`.
     memory: Vec<u8>,
-    temp: Option<TempFile>,
+    /// The temporary file once the blob outgrew memory, and its writer.
+    temp: Option<(TempFile, DirectWriter)>,
+}
+
+/// Copies `source` into the new temporary file `temp`.
+fn copy_into(temp: &TempFile, source: &mut impl io::Read) -> io::Result<()> {
+    let mut writer = DirectWriter::new(&temp.file, temp.direct)?;
+    let mut buffer = vec![0u8; 128 * 1024];
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => writer.write_all(&temp.file, &buffer[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    writer.finish(&temp.file).map(drop)
 }
 
 impl Write for LocalBlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.temp.is_none() && self.memory.len() + buf.len() > MEMORY_LIMIT {
-            let mut temp = self.inner.create_temp().map_err(io::Error::other)?;
-            temp.file.write_all(&self.memory)?;
+            let temp = self.inner.create_temp().map_err(io::Error::other)?;
+            let mut writer = DirectWriter::new(&temp.file, temp.direct)?;
+            writer.write_all(&temp.file, &self.memory)?;
             self.memory = Vec::new();
-            self.temp = Some(temp);
+            self.temp = Some((temp, writer));
         }
         match &mut self.temp {
-            Some(temp) => temp.file.write_all(buf)?,
+            Some((temp, writer)) => writer.write_all(&temp.file, buf)?,
             None => self.memory.extend_from_slice(buf),
         }
         self.hasher.update(buf);
@@ -581,7 +604,10 @@ impl BlobWriter for LocalBlobWriter {
         let LocalBlobWriter { inner, executable, hasher, size, memory, temp } = *self;
         let digest = B3Digest::from(hasher.finalize());
         let contents = match temp {
-            Some(temp) => Contents::Written(temp),
+            Some((temp, writer)) => {
+                writer.finish(&temp.file).map_err(|e| BlobError::io(&temp.path, e))?;
+                Contents::Written(temp)
+            }
             None => Contents::Memory(&memory),
         };
         inner.finish(digest, contents, executable)?;
@@ -606,9 +632,12 @@ impl Inner {
             Contents::Memory(bytes) => {
                 // The digest is known: write beside the final name, which spreads the files over
                 // the fan-out directories (and their inode groups) and keeps the rename local.
-                let mut temp = self.create_temp_in(&self.fan_out(&digest))?;
-                let path = temp.path.clone();
-                temp.file.write_all(bytes).map_err(|e| BlobError::io(path, e))?;
+                let temp = self.create_temp_in(&self.fan_out(&digest), bytes.len() >= direct::ALIGN)?;
+                let mut writer = DirectWriter::new(&temp.file, temp.direct).map_err(|e| BlobError::io(&temp.path, e))?;
+                writer
+                    .write_all(&temp.file, bytes)
+                    .and_then(|()| writer.finish(&temp.file))
+                    .map_err(|e| BlobError::io(&temp.path, e))?;
                 temp
             }
         };

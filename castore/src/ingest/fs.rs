@@ -1,17 +1,20 @@
-//! Ingest from a file system tree: walk it, then read each file once, in NAR order, while workers
-//! hash and store the contents.
+//! Ingest from a file system tree: walk it, then read each file once, in NAR order, on a reading
+//! thread (see `reader`), while the calling thread hashes the NAR and workers hash and store the
+//! contents.
 
 use std::ffi::OsString;
-use std::fs::{self, File, FileType};
-use std::io::{self, Read};
+use std::fs::{self, FileType};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver};
 
 use nix_formats::hash::{Algorithm, HashingWriter};
 use nix_formats::nar::{WriteError, Writer};
 
-use super::pipeline::{self, Pipeline, Stream, CHUNK_SIZE, WHOLE_LIMIT};
+use super::pipeline::{self, Pipeline};
+use super::reader::{self, Contents, Pieces};
 use super::tree::{Pending, PendingTree};
 use super::{IngestError, IngestLimits, Ingested};
 use crate::blob::BlobService;
@@ -45,8 +48,9 @@ fn unsupported_kind(file_type: &FileType) -> &'static str {
 /// Like a NAR of the tree: directory entries are sorted by name bytes, a regular file is
 /// executable when its owner may execute it, a symlink keeps its raw target, and other file
 /// types are refused ([`IngestError::UnsupportedFileType`]). The tree is walked first (names and
-/// types only); then each file is read once, in NAR order, hashed into the NAR's SHA-256, and
-/// handed to worker threads that hash it with BLAKE3 and store it. A file whose type or size
+/// types only); then a reading thread reads each file once, in NAR order, and the calling thread
+/// hashes it into the NAR's SHA-256 and hands it to worker threads that hash it with BLAKE3 and
+/// store it. A file whose type or size
 /// changes meanwhile gives [`IngestError::FileChanged`]. Blobs are flushed before the directories
 /// are stored.
 pub fn ingest_path(
@@ -62,10 +66,18 @@ pub fn ingest_path(
     let Walk { tree, files, .. } = walk;
 
     let ((nar_hash, nar_size), results) = pipeline::run(blobs, |pipeline| {
-        let mut nar = Writer::new(HashingWriter::new(io::sink(), Algorithm::Sha256));
-        emit(&tree, 0, &files, &mut nar, pipeline)?;
-        let (hash, size, _) = nar.finish()?.finish();
-        Ok(((hash, size), tree.file_count()))
+        let buffers = pipeline.buffers();
+        let (sender, contents) = mpsc::sync_channel(reader::QUEUE);
+        std::thread::scope(|scope| {
+            scope.spawn(|| reader::read_files(&files, buffers, sender));
+            let mut nar = Writer::new(HashingWriter::new(io::sink(), Algorithm::Sha256));
+            // `contents` is dropped when this returns, which stops the reader early on errors.
+            let emitted = emit(&tree, 0, &contents, &mut nar, pipeline);
+            drop(contents);
+            emitted?;
+            let (hash, size, _) = nar.finish()?.finish();
+            Ok(((hash, size), tree.file_count()))
+        })
     })?;
     blobs.flush()?;
     let (root, dirs) = tree.finish(&results)?;
@@ -120,19 +132,23 @@ impl Walk {
     }
 }
 
-/// Writes node `index` into the NAR hasher, reading files and handing them to the pipeline.
-fn emit(tree: &PendingTree, index: usize, files: &[PathBuf], nar: &mut NarHasher, pipeline: &Pipeline<'_>) -> Result<(), IngestError> {
+/// Writes node `index` into the NAR hasher, taking file contents from the reading thread in
+/// NAR order and handing them to the pipeline.
+fn emit(
+    tree: &PendingTree,
+    index: usize,
+    contents: &Receiver<Contents>,
+    nar: &mut NarHasher,
+    pipeline: &Pipeline<'_>,
+) -> Result<(), IngestError> {
     match tree.get(index) {
-        Some(Pending::File { slot }) => {
-            let path = files.get(*slot).ok_or(IngestError::Internal("file slot without path"))?;
-            read_file(path, *slot, nar, pipeline)
-        }
+        Some(Pending::File { slot }) => file(*slot, contents, nar, pipeline),
         Some(Pending::Symlink(target)) => Ok(nar.symlink(target.as_bytes())?),
         Some(Pending::Directory(entries)) => {
             nar.start_directory()?;
             for (name, child) in entries {
                 nar.entry(name)?;
-                emit(tree, *child, files, nar, pipeline)?;
+                emit(tree, *child, contents, nar, pipeline)?;
             }
             Ok(nar.end_directory()?)
         }
@@ -140,84 +156,25 @@ fn emit(tree: &PendingTree, index: usize, files: &[PathBuf], nar: &mut NarHasher
     }
 }
 
-/// Reads one file: into the NAR hash, and to the workers.
-fn read_file(path: &Path, slot: usize, nar: &mut NarHasher, pipeline: &Pipeline<'_>) -> Result<(), IngestError> {
-    // Not following symlinks: a file replaced by a symlink since the walk is an error, not a
-    // way to read another file.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => IngestError::FileChanged { path: path.to_path_buf() },
-            _ => io_error(path, e),
-        })?;
-    // Mode and size come from the open file, so they describe the bytes we read.
-    let meta = file.metadata().map_err(|e| io_error(path, e))?;
-    if !meta.is_file() {
-        return Err(IngestError::FileChanged { path: path.to_path_buf() });
-    }
-    let executable = meta.permissions().mode() & 0o100 != 0;
-    let size = meta.len();
-    if size <= WHOLE_LIMIT {
-        let mut data = pipeline.buffer();
-        file.take(size + 1).read_to_end(&mut data).map_err(|e| io_error(path, e))?;
-        if data.len() as u64 != size {
-            return Err(IngestError::FileChanged { path: path.to_path_buf() });
+/// The next file from the reading thread: into the NAR hash, and to the workers.
+fn file(slot: usize, contents: &Receiver<Contents>, nar: &mut NarHasher, pipeline: &Pipeline<'_>) -> Result<(), IngestError> {
+    match contents.recv() {
+        Ok(Contents::Whole { executable, data }) => {
+            nar.regular_bytes(executable, &data)?;
+            pipeline.whole(slot, executable, data)
         }
-        nar.regular_bytes(executable, &data)?;
-        return pipeline.whole(slot, executable, data);
-    }
-    let stream = pipeline.stream(slot, executable)?;
-    let mut tee = Tee { file, stream, pipeline, chunk: Vec::new(), position: 0 };
-    nar.regular(executable, size, &mut tee).map_err(|e| match e {
-        WriteError::Contents(source) => io_error(path, source),
-        WriteError::ContentsTooShort { .. } | WriteError::ContentsTooLong { .. } => {
-            IngestError::FileChanged { path: path.to_path_buf() }
-        }
-        other => other.into(),
-    })?;
-    let Tee { stream, chunk, .. } = tee;
-    if !chunk.is_empty() {
-        stream.send(chunk)?;
-    }
-    stream.end()
-}
-
-/// Reads a file in [`CHUNK_SIZE`] pieces, serving them to the NAR writer and then sending them
-/// to the file's worker.
-struct Tee<'p, 'a> {
-    file: File,
-    stream: Stream,
-    pipeline: &'p Pipeline<'a>,
-    chunk: Vec<u8>,
-    position: usize,
-}
-
-impl Read for Tee<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.position == self.chunk.len() {
-            let mut next = self.pipeline.buffer();
-            next.resize(CHUNK_SIZE, 0);
-            let mut filled = 0;
-            while filled < next.len() {
-                match self.file.read(&mut next[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            next.truncate(filled);
-            let done = std::mem::replace(&mut self.chunk, next);
-            self.position = 0;
-            if !done.is_empty() {
-                self.stream.send(done).map_err(io::Error::other)?;
+        Ok(Contents::Large { executable, size }) => {
+            let mut pieces = Pieces::new(contents, pipeline.stream(slot, executable)?, size);
+            match nar.regular(executable, size, &mut pieces) {
+                Ok(()) => pieces.finish(),
+                Err(e) => Err(pieces.failure.take().unwrap_or_else(|| match e {
+                    WriteError::Contents(_) => IngestError::Internal("blob worker stopped"),
+                    other => other.into(),
+                })),
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.position);
-        buf[..n].copy_from_slice(&self.chunk[self.position..self.position + n]);
-        self.position += n;
-        Ok(n)
+        Ok(Contents::Failed(error)) => Err(error),
+        Ok(Contents::Piece(_)) => Err(IngestError::Internal("reading thread out of step")),
+        Err(_) => Err(IngestError::Internal("reading thread stopped")),
     }
 }

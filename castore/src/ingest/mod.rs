@@ -1,7 +1,7 @@
 //! Ingest: turning a file system tree or a NAR into blobs and directories, and a root [`Node`].
 //!
-//! Both ingests read the tree once, in NAR order, on the calling thread, which also computes the
-//! NAR's SHA-256; worker threads hash the file contents with BLAKE3 and write them to the blob
+//! Both ingests read the tree once, in NAR order, and compute the NAR's SHA-256 on the calling
+//! thread (a file system tree is read on a thread of its own, `reader`); worker threads hash the file contents with BLAKE3 and write them to the blob
 //! service meanwhile (see `pipeline`). The tree's shape is recorded as it is read, and its
 //! directories are built bottom-up once the file digests are known; blobs are flushed (durable)
 //! before the directories are stored, in one transaction. A failed ingest stores no directory; the blobs it wrote stay in the pool, unused
@@ -10,6 +10,7 @@
 mod fs;
 mod nar;
 mod pipeline;
+mod reader;
 mod tree;
 
 use std::io;

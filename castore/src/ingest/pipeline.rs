@@ -37,7 +37,7 @@ const BATCH_FILES: usize = 128;
 const STREAM_QUEUE: usize = 8;
 
 /// Most worker threads.
-const MAX_WORKERS: usize = 8;
+const MAX_WORKERS: usize = 16;
 
 /// A piece of a streamed file.
 enum StreamMessage {
@@ -68,10 +68,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The ingesting thread's side of the pipeline.
 pub(crate) struct Pipeline<'a> {
     jobs: SyncSender<Job>,
-    spare: Receiver<Vec<u8>>,
+    spare: Mutex<Receiver<Vec<u8>>>,
     failed: &'a AtomicBool,
     /// Whole files not sent yet, and their bytes.
     batch: RefCell<(Vec<WholeFile>, usize)>,
+}
+
+/// Buffers the workers are done with, for reading into (see [`Pipeline::buffers`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Buffers<'p>(pub(crate) &'p Mutex<Receiver<Vec<u8>>>);
+
+impl Buffers<'_> {
+    /// An empty buffer with room for [`CHUNK_SIZE`] bytes, recycled when possible.
+    pub fn get(&self) -> Vec<u8> {
+        match lock(self.0).try_recv() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                buffer
+            }
+            Err(_) => Vec::with_capacity(CHUNK_SIZE),
+        }
+    }
 }
 
 /// The sending side of one streamed file.
@@ -80,6 +97,13 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
+    /// A stream to nowhere, for tests: the returned box holds its receiving end.
+    #[cfg(test)]
+    pub fn for_test() -> (Self, Box<dyn std::any::Any>) {
+        let (chunks, receiver) = mpsc::sync_channel(STREAM_QUEUE);
+        (Self { chunks }, Box::new(receiver))
+    }
+
     /// Sends the next piece of the file.
     pub fn send(&self, data: Vec<u8>) -> Result<(), IngestError> {
         self.chunks.send(StreamMessage::Data(data)).map_err(|_| IngestError::Internal("blob worker stopped"))
@@ -94,13 +118,12 @@ impl Stream {
 impl Pipeline<'_> {
     /// An empty buffer with room for [`CHUNK_SIZE`] bytes, recycled when possible.
     pub fn buffer(&self) -> Vec<u8> {
-        match self.spare.try_recv() {
-            Ok(mut buffer) => {
-                buffer.clear();
-                buffer
-            }
-            Err(_) => Vec::with_capacity(CHUNK_SIZE),
-        }
+        self.buffers().get()
+    }
+
+    /// The source of recycled buffers, for another thread.
+    pub fn buffers(&self) -> Buffers<'_> {
+        Buffers(&self.spare)
     }
 
     fn check(&self) -> Result<(), IngestError> {
@@ -149,10 +172,11 @@ impl Pipeline<'_> {
     }
 }
 
-/// One worker per core: storing a blob (creating, writing, renaming a file) costs more than
-/// reading and hashing it, so the reading thread shares a core.
+/// Four workers per core: storing a blob (creating, writing, renaming a file) mostly waits for
+/// the disk, the more so as synced blobs are written with direct I/O (which returns when the
+/// device has the bytes), so several writes per core keep the device busy.
 fn worker_count() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, MAX_WORKERS)
+    std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(4).clamp(4, MAX_WORKERS)
 }
 
 /// Runs `body` with a pipeline whose workers write into `blobs`. `body` returns its value and
@@ -176,7 +200,7 @@ pub(crate) fn run<T>(
             scope.spawn(move || worker(jobs, blobs, results, failure, failed, spare));
         }
         drop(spare_tx);
-        let pipeline = Pipeline { jobs: jobs_tx, spare: spare_rx, failed: &failed, batch: RefCell::new((Vec::new(), 0)) };
+        let pipeline = Pipeline { jobs: jobs_tx, spare: Mutex::new(spare_rx), failed: &failed, batch: RefCell::new((Vec::new(), 0)) };
         let outcome = body(&pipeline);
         match outcome {
             Ok(value) => pipeline.send_batch().map(|()| value),
