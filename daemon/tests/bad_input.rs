@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{encode, log_shows, raw_session, read_until_closed, Daemon};
+use common::{encode, log_shows, log_shows_times, raw_session, read_until_closed, Daemon};
 use tokio::io::AsyncWriteExt;
 use worker_protocol::ops::request::add::{CaMethodAlgo, IngestionMethod, NarFromPath};
 use worker_protocol::ops::request::query::{IsValidPath, QueryAllValidPaths};
@@ -77,10 +77,11 @@ async fn a_client_stopping_mid_request_is_dropped_after_the_timeout_but_idle_one
         conn.add_to_store("stalled", method, &BTreeSet::new(), false, &mut source).await
     });
     feeder.write_all(&[1u8; 100_000]).await.unwrap();
-    let result = tokio::time::timeout(GENEROUS, upload).await.unwrap().unwrap();
-    assert!(result.is_err(), "a stalled upload should fail: {result:?}");
+    assert!(log_shows_times(&daemon, "sent nothing for 2 s", 2, GENEROUS).await, "{}", daemon.daemon_log());
+    // The client learns of it once it is done sending (which needs the rest of its data).
     drop(feeder);
-    assert!(log_shows(&daemon, "sent nothing for 2 s", GENEROUS).await, "{}", daemon.daemon_log());
+    let result = tokio::time::timeout(GENEROUS, upload).await.unwrap().unwrap();
+    assert!(result.is_err(), "a stalled upload should fail: {result:?}\n{}", daemon.daemon_log());
 
     // The idle connection has waited longer than the timeout, and is still served.
     assert!(idle.query_all_valid_paths().await.unwrap().is_empty());

@@ -153,7 +153,7 @@ async fn systemd_socket_activation() {
     ] {
         cmd.arg("-E").arg(format!("{name}={}", value.display()));
     }
-    cmd.args(["-E", "RUST_LOG=daemon=debug,info", "-E", "NIX_REMOTE=local", DAEMON]);
+    cmd.args(["-E", "RUST_LOG=daemon=debug,info", "-E", "NO_COLOR=1", "-E", "NIX_REMOTE=local", DAEMON]);
     let log = fs::File::create(root.path("daemon.log")).unwrap();
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
     struct Kill<'a>(&'a mut std::process::Child);

@@ -102,6 +102,7 @@ impl TestRoot {
         let log = fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
         cmd.env("NIX_REMOTE", "local")
             .env("RUST_LOG", "daemon=debug,info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -391,9 +392,15 @@ pub async fn read_until_closed(stream: &mut tokio::net::UnixStream, limit: Durat
 
 /// Polls the daemon log of `root` until it contains `needle` (or `limit` passes).
 pub async fn log_shows(root: &TestRoot, needle: &str, limit: Duration) -> bool {
+    log_shows_times(root, needle, 1, limit).await
+}
+
+/// Polls the daemon log of `root` until `times` of its lines contain `needle` (or `limit`
+/// passes).
+pub async fn log_shows_times(root: &TestRoot, needle: &str, times: usize, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        if root.daemon_log().contains(needle) {
+        if root.daemon_log().lines().filter(|line| line.contains(needle)).count() >= times {
             return true;
         }
         if Instant::now() >= deadline {
