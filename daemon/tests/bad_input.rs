@@ -59,6 +59,8 @@ async fn garbage_gets_the_connection_dropped() {
 async fn a_client_stopping_mid_request_is_dropped_after_the_timeout_but_idle_ones_are_not() {
     let daemon = Daemon::start(TIMEOUT_CONF);
     let mut idle = daemon.connect().await;
+    // A request answered, then nothing: the connection is idle, not stalled.
+    assert!(idle.query_all_valid_paths().await.unwrap().is_empty());
 
     // Half a request: the opcode and the length of a path, then nothing.
     let (mut stream, ctx) = raw_session(&daemon).await;
