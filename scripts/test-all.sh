@@ -20,5 +20,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The Nix 2.26 client of the compatibility tests (a Debian trixie root) and their untrusted user.
+if [ "$(id -u)" -eq 0 ]; then
+    ./compat-tests/setup-trixie.sh
+fi
+
+# The daemon the compatibility tests check (unless CASNIX_DAEMON names another), built up front
+# so the tests never build it themselves.
+if [ -z "${CASNIX_DAEMON:-}" ]; then
+    cargo build --release --locked -p daemon --bin casnix-daemon 2>&1
+fi
+
 # Release mode: the differential tests hash and pack hundreds of megabytes.
 cargo test --release --workspace --locked 2>&1

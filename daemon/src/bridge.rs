@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use store::Store;
-use worker_protocol::logger::{LogMessage, ServerLogger};
+use worker_protocol::logger::{LogMessage, ServerLogger, Verbosity};
 
 /// The most bytes passed in one message.
 const MAX_CHUNK: usize = 256 << 10;
@@ -196,8 +196,30 @@ where
     result.map_err(BridgeError::Work)
 }
 
+/// What blocking work sends to the client's logger.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A logger message, sent as is.
+    Message(LogMessage),
+    /// A line of text at a level (dropped if the client's verbosity is lower).
+    Line(Verbosity, String),
+}
+
 /// Sends log messages from blocking work to the client, in order.
-pub type LogTx = mpsc::UnboundedSender<LogMessage>;
+#[derive(Debug, Clone)]
+pub struct LogTx(mpsc::UnboundedSender<Outgoing>);
+
+impl LogTx {
+    /// Sends a logger message (activities, results).
+    pub fn msg(&self, msg: LogMessage) {
+        let _ = self.0.send(Outgoing::Message(msg));
+    }
+
+    /// Sends a line of text at `level` (without its line feed).
+    pub fn line(&self, level: Verbosity, text: impl Into<String>) {
+        let _ = self.0.send(Outgoing::Line(level, text.into()));
+    }
+}
 
 /// Runs `work` on the blocking pool with a sender of log messages, which go to `logger` as
 /// they come (filtered by the client's verbosity there).
@@ -210,12 +232,16 @@ where
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let store = Arc::clone(store);
-    let task = tokio::task::spawn_blocking(move || work(&store, tx));
+    let task = tokio::task::spawn_blocking(move || work(&store, LogTx(tx)));
     let forward = async {
         let mut broken = None;
-        while let Some(msg) = rx.recv().await {
+        while let Some(out) = rx.recv().await {
             if broken.is_none() {
-                if let Err(e) = logger.forward(&msg).await {
+                let sent = match out {
+                    Outgoing::Message(msg) => logger.forward(&msg).await,
+                    Outgoing::Line(level, text) => logger.log(level, text).await,
+                };
+                if let Err(e) = sent {
                     // Keep draining so the work is never blocked; report once it ends.
                     broken = Some(e);
                 }

@@ -1,5 +1,8 @@
 //! `casnix-daemon`: serves Nix clients on the daemon socket (see the library's documentation).
 
+// `store::StoreError` is large; it is made once per failed request.
+#![allow(clippy::result_large_err)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -105,8 +108,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
     }
     // Fail early, with a clear message, when the store cannot be opened at all.
+    // and clean up after adds that a crash interrupted (once, not per connection).
     if backend == Backend::Local {
-        drop(session::open_store(&shared.locations).await.context("opening the store")?);
+        let store = session::open_store(&shared.locations).await.context("opening the store")?;
+        let recovered = tokio::task::spawn_blocking(move || store.recover()).await?;
+        match recovered {
+            Ok(r) => tracing::debug!(?r, "recovered"),
+            Err(e) => tracing::warn!("cleaning up after interrupted adds: {e}"),
+        }
     }
     let listener = listen::bind(&socket)?;
     tracing::info!(socket = %socket.display(), "casnix-daemon listening");

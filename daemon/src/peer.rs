@@ -50,7 +50,7 @@ impl Peer {
             _ if entry == "*" || *entry == self.user => true,
             Some(group) if group == self.group => true,
             Some(group) => match Group::from_name(group) {
-                Ok(Some(g)) => g.mem.iter().any(|m| *m == self.user),
+                Ok(Some(g)) => g.mem.contains(&self.user),
                 _ => false,
             },
             None => false,

@@ -60,7 +60,9 @@ impl Shared {
 /// Opens the store for one connection, so each sees the store as it is on disk now (Nix's
 /// tests delete and recreate it between connections).
 pub async fn open_store(locations: &Locations) -> anyhow::Result<Arc<Store>> {
-    let config = locations.store_config();
+    let mut config = locations.store_config();
+    // Each connection's temporary roots end with it, as with Nix's process per connection.
+    config.temp_roots = store::TempRootsScope::Own;
     let store = tokio::task::spawn_blocking(move || Store::open(&config)).await??;
     Ok(Arc::new(store))
 }

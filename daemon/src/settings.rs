@@ -123,6 +123,11 @@ impl RawSettings {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
+
+    /// Every setting as `name = value` lines (what Nix passes to hooks as `NIX_CONFIG`).
+    pub fn to_key_value(&self) -> String {
+        self.values.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+    }
 }
 
 /// The settings that matter to casnix-daemon, with Nix's defaults.

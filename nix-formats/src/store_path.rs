@@ -30,21 +30,23 @@ pub enum StorePathError {
     #[error("store path '{0}' has an invalid hash part")]
     BadHashPart(String),
     /// The name is empty.
-    #[error("store path '{0}' has an empty name")]
+    #[error("path '{0}' is not a valid store path: name must not be empty")]
     EmptyName(String),
     /// The name is longer than [`MAX_NAME_LEN`].
-    #[error("store path '{0}' has a name longer than {MAX_NAME_LEN} characters")]
+    #[error("path '{0}' is not a valid store path: name is longer than {MAX_NAME_LEN} characters")]
     NameTooLong(String),
-    /// The name contains a character outside `[A-Za-z0-9+-._?=]`.
-    #[error("store path '{path}' contains illegal character '{ch}'")]
+    /// The name contains a character outside `[A-Za-z0-9+-._?=]` (Nix's words).
+    #[error("path '{path}' is not a valid store path: name '{name}' contains illegal character '{ch}'")]
     IllegalCharacter {
-        /// The path (or name) checked.
+        /// The path (base name) checked.
         path: String,
+        /// The name.
+        name: String,
         /// The offending character.
         ch: char,
     },
     /// The name's first dash-separated component is `.` or `..`.
-    #[error("store path '{path}' has invalid name '{name}': first dash-separated component must not be '{component}'")]
+    #[error("path '{path}' is not a valid store path: name '{name}' is not valid: first dash-separated component must not be '{component}'")]
     DotComponent {
         /// The path (or name) checked.
         path: String,
@@ -94,7 +96,7 @@ pub fn check_name(path: &str, name: &str) -> Result<(), StorePathError> {
     }
     for c in name.chars() {
         if !(c.is_ascii_alphanumeric() || "+-._?=".contains(c)) {
-            return Err(StorePathError::IllegalCharacter { path: short(path), ch: c });
+            return Err(StorePathError::IllegalCharacter { path: short(path), name: short(name), ch: c });
         }
     }
     Ok(())
@@ -124,8 +126,8 @@ impl fmt::Display for StorePath {
 impl StorePath {
     /// Builds a store path from its digest and name, checking the name.
     pub fn from_digest(digest: &[u8; DIGEST_SIZE], name: &str) -> Result<Self, StorePathError> {
-        check_name(name, name)?;
         let text = nixbase32::encode(digest);
+        check_name(&format!("{text}-{name}"), name)?;
         let mut hash_part = [0u8; HASH_PART_LEN];
         hash_part.copy_from_slice(text.as_bytes());
         Ok(Self { hash_part, name: name.to_owned() })

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use nix_formats::derivation::Derivation;
+use nix_formats::derivation::{hash_placeholder, Derivation};
 use nix_formats::hash::{Algorithm, Hash};
 
 /// The environment of one build and the files to create in its build directory.
@@ -14,6 +14,32 @@ pub struct BuildEnv {
     pub vars: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Files to write in the build directory: name, contents.
     pub files: Vec<(String, Vec<u8>)>,
+    /// The builder's arguments.
+    pub args: Vec<Vec<u8>>,
+}
+
+/// Replaces every occurrence of each key of `rewrites` in `s` by its value (Nix's
+/// `rewriteStrings`, applied in the map's order).
+pub fn rewrite(s: &[u8], rewrites: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    let mut out = s.to_vec();
+    for (from, to) in rewrites {
+        if from.is_empty() || !out.windows(from.len()).any(|w| w == from.as_slice()) {
+            continue;
+        }
+        let mut next = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(from) {
+                next.extend_from_slice(to);
+                i += from.len();
+            } else {
+                next.push(out[i]);
+                i += 1;
+            }
+        }
+        out = next;
+    }
+    out
 }
 
 /// What the environment depends on besides the derivation.
@@ -29,6 +55,12 @@ pub struct EnvParams<'a> {
     pub fixed_output: bool,
     /// Each output's path.
     pub outputs: &'a BTreeMap<String, String>,
+    /// `impure-env`: values for `impureEnvVars` that win over the daemon's environment.
+    pub impure_env: &'a BTreeMap<String, String>,
+    /// More rewrites after the placeholders' (`--check`'s scratch paths).
+    pub rewrites: &'a BTreeMap<Vec<u8>, Vec<u8>>,
+    /// More structured attributes, merged in (with structured attributes only).
+    pub structured_extra: &'a BTreeMap<String, serde_json::Value>,
 }
 
 /// `'…'` quoting for the shell, as Nix's `shellEscape`.
@@ -130,6 +162,9 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
             let outputs: serde_json::Map<String, serde_json::Value> =
                 p.outputs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
             map.insert("outputs".into(), serde_json::Value::Object(outputs));
+            for (k, v) in p.structured_extra {
+                map.insert(k.clone(), v.clone());
+            }
             env.files.push((".attrs.sh".into(), structured_attrs_shell(map).into_bytes()));
             env.files.push((".attrs.json".into(), value.to_string().into_bytes()));
             set(&mut env, "NIX_ATTRS_SH_FILE", &format!("{}/.attrs.sh", p.build_dir));
@@ -143,12 +178,28 @@ pub fn build_env(drv: &Derivation, p: &EnvParams<'_>) -> Result<BuildEnv, Struct
         set(&mut env, "NIX_OUTPUT_CHECKED", "1");
         let impure = drv_strings_attr(drv, "impureEnvVars");
         for name in impure {
-            let value = std::env::var_os(&name).unwrap_or_default();
-            env.vars.insert(name.into_bytes(), value.into_encoded_bytes());
+            let value = match p.impure_env.get(&name) {
+                Some(v) => v.clone().into_bytes(),
+                None => std::env::var_os(&name).unwrap_or_default().into_encoded_bytes(),
+            };
+            env.vars.insert(name.into_bytes(), value);
         }
     }
     set(&mut env, "NIX_LOG_FD", "2");
     set(&mut env, "TERM", "xterm-256color");
+    // Output placeholders (`builtins.placeholder`) become the outputs' paths in the
+    // environment, the files and the arguments, as Nix's `inputRewrites`.
+    let rewrites: BTreeMap<Vec<u8>, Vec<u8>> = p
+        .outputs
+        .iter()
+        .map(|(name, path)| (hash_placeholder(name).into_bytes(), path.clone().into_bytes()))
+        .collect();
+    let both = |v: &[u8]| rewrite(&rewrite(v, &rewrites), p.rewrites);
+    env.vars = env.vars.into_iter().map(|(k, v)| (k, both(&v))).collect();
+    for (_, contents) in &mut env.files {
+        *contents = both(contents);
+    }
+    env.args = drv.args.iter().map(|a| both(a)).collect();
     Ok(env)
 }
 
@@ -193,7 +244,7 @@ mod tests {
     #[test]
     fn plain_environment_matches_nix() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/build", cores: 4, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let env = build_env(&drv(&[("out", "/nix/store/x-t"), ("big", "data"), ("passAsFile", "big")]), &p).unwrap();
         assert_eq!(get(&env, "PATH"), Some("/path-not-set"));
         assert_eq!(get(&env, "HOME"), Some("/homeless-shelter"));
@@ -208,9 +259,23 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_become_output_paths() {
+        let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
+        let ph = hash_placeholder("out");
+        let mut d = drv(&[("x", &format!("{ph}/bin")), ("y", "keep")]);
+        d.args = vec![format!("-c {ph}").into_bytes()];
+        let env = build_env(&d, &p).unwrap();
+        assert_eq!(get(&env, "x"), Some("/nix/store/x-t/bin"));
+        assert_eq!(get(&env, "y"), Some("keep"));
+        assert_eq!(env.args, vec![b"-c /nix/store/x-t".to_vec()]);
+        assert_eq!(rewrite(b"aXbX", &BTreeMap::from([(b"X".to_vec(), b"YY".to_vec())])), b"aYYbYY");
+    }
+
+    #[test]
     fn structured_attrs_files() {
         let outputs = BTreeMap::from([("out".to_owned(), "/nix/store/x-t".to_owned())]);
-        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs };
+        let p = EnvParams { store_dir: "/nix/store", build_dir: "/b", cores: 1, fixed_output: false, outputs: &outputs, impure_env: &BTreeMap::new(), rewrites: &BTreeMap::new(), structured_extra: &BTreeMap::new() };
         let json = r#"{"a":"it's","n":3,"f":1.5,"t":true,"l":["x",1],"m":{"k":"v"},"bad-name":1,"nested":[[1]]}"#;
         let env = build_env(&drv(&[("__json", json), ("out", "/nix/store/x-t")]), &p).unwrap();
         assert_eq!(get(&env, "out"), None);

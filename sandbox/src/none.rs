@@ -178,15 +178,19 @@ impl NoSandbox {
             cores: request.cores,
             fixed_output: request.fixed_output,
             outputs: &outputs,
+            impure_env: &request.impure_env,
+            rewrites: &request.rewrites,
+            structured_extra: &request.structured_extra,
         };
         let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;
         write_env_files(dir, &env.files)?;
+        write_env_files(dir, &request.extra_files)?;
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
         let writer2 = writer.try_clone().map_err(SandboxError::io("creating the log pipe"))?;
         let drv = &request.derivation;
         let mut command = Command::new(OsStr::from_bytes(&drv.builder));
         command
-            .args(drv.args.iter().map(|a| OsStr::from_bytes(a)))
+            .args(env.args.iter().map(|a| OsStr::from_bytes(a)))
             .env_clear()
             .envs(env.vars.iter().map(|(k, v)| {
                 (OsStr::from_bytes(k), OsStr::from_bytes(v))

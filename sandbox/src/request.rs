@@ -28,12 +28,22 @@ pub struct BuildRequest {
     /// Whether the derivation is fixed-output: it may reach the network and gets
     /// `impureEnvVars` from the daemon's environment.
     pub fixed_output: bool,
+    /// `impure-env`: values for `impureEnvVars` that win over the daemon's environment.
+    pub impure_env: BTreeMap<String, String>,
     /// Kill the builder after this long (`timeout`).
     pub timeout: Option<Duration>,
     /// Kill the builder after this long without output (`max-silent-time`).
     pub max_silent_time: Option<Duration>,
     /// Keep the build directory after a failure (`keep-failed`).
     pub keep_failed: bool,
+    /// More files for the build directory (such as `exportReferencesGraph`'s): name, contents.
+    pub extra_files: Vec<(String, Vec<u8>)>,
+    /// Strings replaced in the environment, the arguments and the files written for the
+    /// builder (Nix's `inputRewrites`; `--check` points outputs at scratch paths this way).
+    pub rewrites: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// More structured attributes (such as `exportReferencesGraph`'s closures), added to
+    /// `.attrs.json` and `.attrs.sh`.
+    pub structured_extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// How a builder ended.

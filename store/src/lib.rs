@@ -7,7 +7,8 @@
 
 pub mod db;
 mod flock;
+mod unix_socket;
 pub mod gc;
 pub mod local;
 
-pub use local::{Store, StoreConfig, StoreError};
+pub use local::{Recovered, Store, StoreConfig, StoreError, TempRootsScope};

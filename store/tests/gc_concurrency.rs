@@ -89,7 +89,8 @@ fn collector_runs_while_processes_add() {
     std::os::unix::fs::symlink(store.print(&rooted), root.join("state/gcroots/r")).unwrap();
     drop(store);
     let collector = open(root);
-    let mut slots: Vec<(Child, usize)> = (0..WORKERS).map(|w| (spawn(root, w), 1)).collect();
+    // Each worker slot: its current process (none once its last wave is over) and waves so far.
+    let mut slots: Vec<(Option<Child>, usize)> = (0..WORKERS).map(|w| (Some(spawn(root, w)), 1)).collect();
     let mut collections = 0;
     let mut deleted = 0;
     loop {
@@ -98,7 +99,8 @@ fn collector_runs_while_processes_add() {
         deleted += result.paths.len();
         assert!(!result.paths.contains(&rooted));
         let mut running = 0;
-        for (w, (child, waves)) in slots.iter_mut().enumerate() {
+        for (w, (slot, waves)) in slots.iter_mut().enumerate() {
+            let Some(child) = slot else { continue };
             match child.try_wait().unwrap() {
                 None => running += 1,
                 Some(status) => {
@@ -107,9 +109,11 @@ fn collector_runs_while_processes_add() {
                     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
                     assert!(status.success(), "worker {w}: {err}");
                     if *waves < WAVES {
-                        *child = spawn(root, w + *waves);
+                        *slot = Some(spawn(root, w + *waves));
                         *waves += 1;
                         running += 1;
+                    } else {
+                        *slot = None;
                     }
                 }
             }
@@ -117,9 +121,9 @@ fn collector_runs_while_processes_add() {
         if running == 0 {
             break;
         }
-        // Adds that find the collector running retry every 100 ms (casnix serves no
-        // `gc-socket` yet): leave them room.
-        std::thread::sleep(std::time::Duration::from_millis(150));
+        // Adds that find the collector running send their roots to its `gc-socket` and go on;
+        // the pause only lets the workers make progress between collections.
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(collections > 1);
     assert!(collector.is_valid(&rooted).unwrap());

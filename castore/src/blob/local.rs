@@ -104,6 +104,9 @@ pub struct SweepStats {
     pub bytes: u64,
     /// Stale temporary files removed.
     pub temporaries: u64,
+    /// Bytes that hard links save among the pool files kept: each file linked from more than
+    /// one place outside the pool saves its size once per extra link.
+    pub linked_savings: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -408,6 +411,8 @@ impl LocalBlobService {
                         if is_stale(&meta, now) && fs::remove_file(&path).is_ok() {
                             stats.temporaries += 1;
                         }
+                    } else if meta.nlink() > 2 {
+                        stats.linked_savings += (meta.nlink() - 2) * meta.len();
                     } else if meta.nlink() <= 1 {
                         match fs::remove_file(&path) {
                             Ok(()) => {
@@ -426,6 +431,7 @@ impl LocalBlobService {
             files: a.files + b.files,
             bytes: a.bytes + b.bytes,
             temporaries: a.temporaries + b.temporaries,
+            linked_savings: a.linked_savings + b.linked_savings,
         });
         let temp_dir = &self.inner.temp_dir;
         for entry in fs::read_dir(temp_dir).map_err(|e| BlobError::io(temp_dir, e))? {

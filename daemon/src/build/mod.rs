@@ -6,6 +6,8 @@
 //! Runs on the blocking pool (the store is synchronous); log messages reach the client through
 //! [`crate::bridge::with_logs`].
 
+pub mod check;
+pub mod checks;
 pub mod log;
 pub mod outputs;
 
@@ -82,12 +84,20 @@ pub struct BuildSettings {
     pub keep_failed: bool,
     /// `keep-going`.
     pub keep_going: bool,
+    /// `--check`: build the requested derivations again and compare with their valid outputs.
+    pub check: bool,
     /// Whether the client sees build output itself (then the error omits the log tail).
     pub verbose_client: bool,
     /// `$NIX_LOG_DIR`.
     pub log_dir: PathBuf,
     /// The keys of `secret-key-files`: outputs are signed with each.
     pub secret_keys: Vec<nix_formats::signature::SecretKey>,
+    /// `post-build-hook`: run after each successful build.
+    pub post_build_hook: Option<String>,
+    /// `impure-env` (`NAME=value` pairs).
+    pub impure_env: BTreeMap<String, String>,
+    /// The settings as `NIX_CONFIG` text, for the hook.
+    pub nix_config: String,
 }
 
 /// One realisation request's walk through the derivation graph.
@@ -112,7 +122,7 @@ impl<'a> Builder<'a> {
 
     /// Logs an error line to the client (as Nix logs failures of dependencies).
     fn log_error(&self, text: &str) {
-        let _ = self.log.send(LogMessage::Next(format!("\x1b[31;1merror:\x1b[0m {text}\n").into_bytes()));
+        self.log.line(worker_protocol::logger::Verbosity::Error, format!("\x1b[31;1merror:\x1b[0m {text}"));
     }
 
     /// Realises `target`: a valid opaque path, or the wanted outputs of a derivation.
@@ -129,7 +139,11 @@ impl<'a> Builder<'a> {
                 }
             }
             DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv_path), outputs } => {
+                self.check_wanted_outputs(drv_path, outputs)?;
                 let status = self.build_derivation(drv_path)?;
+                if self.settings.check && status == BuildStatus::AlreadyValid {
+                    self.check_derivation(drv_path)?;
+                }
                 let mut result = BuildResult::new(status, "");
                 result.built_outputs = self.built_outputs(drv_path, outputs)?;
                 Ok(result)
@@ -138,6 +152,25 @@ impl<'a> Builder<'a> {
                 Err(BuildFailure::misc("casnix-daemon cannot build dynamic derivations yet"))
             }
         }
+    }
+
+    /// Every wanted output must be an output of the derivation (Nix's "does not have wanted
+    /// outputs").
+    fn check_wanted_outputs(&self, drv_path: &StorePath, wanted: &OutputsSpec) -> Result<(), BuildFailure> {
+        let OutputsSpec::Names(names) = wanted else { return Ok(()) };
+        if !self.store.is_valid(drv_path).map_err(|e| BuildFailure::misc(e.to_string()))? {
+            return Ok(());
+        }
+        let drv = read_derivation(self.store, drv_path).map_err(|e| BuildFailure::misc(e.to_string()))?;
+        let missing: Vec<String> = names.iter().filter(|n| !drv.outputs.contains_key(*n)).map(|n| format!("'{n}'")).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(BuildFailure::misc(format!(
+            "derivation '{}' does not have wanted outputs {}",
+            self.print(drv_path),
+            missing.join(", ")
+        )))
     }
 
     /// The realisations of the wanted outputs (ids keyed by the derivation's output hashes).
@@ -198,7 +231,10 @@ impl<'a> Builder<'a> {
         }
         // Inputs first.
         let mut failed = Vec::new();
-        for input in drv.input_drvs.keys() {
+        // In order of derivation name, as Nix's worker orders its goals.
+        let mut input_drvs: Vec<&StorePath> = drv.input_drvs.keys().collect();
+        input_drvs.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.cmp(b)));
+        for input in input_drvs {
             if let Err(e) = self.build_derivation(input) {
                 if e.status != BuildStatus::DependencyFailed {
                     self.log_error(&e.message);
@@ -210,12 +246,9 @@ impl<'a> Builder<'a> {
             }
         }
         if !failed.is_empty() {
-            let output_list: String = outputs.values().map(|p| format!("\n  {}", self.print(p))).collect();
-            let n = failed.len();
-            let noun = if n == 1 { "dependency" } else { "dependencies" };
             return Err(BuildFailure {
                 status: BuildStatus::DependencyFailed,
-                message: format!("Cannot build '{printed}'.\nReason: {n} {noun} failed.\nOutput paths:{output_list}"),
+                message: format!("{} dependencies of derivation '{printed}' failed to build", failed.len()),
             });
         }
         for src in &drv.input_srcs {
@@ -304,6 +337,75 @@ impl<'a> Builder<'a> {
         Ok(closure)
     }
 
+    /// The request for building `drv` with its outputs at `outputs`.
+    fn request_for(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<BuildRequest, BuildFailure> {
+        Ok(BuildRequest {
+            drv_base_name: drv_path.to_string(),
+            derivation: drv.clone(),
+            store_dir: self.store.store_dir().as_str().to_owned(),
+            outputs: outputs.iter().map(|(k, p)| (k.clone(), self.store.real_path(p))).collect(),
+            inputs: inputs.iter().map(|p| self.store.real_path(p)).collect(),
+            build_dir_parent: self.settings.build_dir_parent.clone(),
+            cores: self.settings.cores,
+            fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
+            impure_env: self.settings.impure_env.clone(),
+            timeout: self.settings.timeout,
+            max_silent_time: self.settings.max_silent_time,
+            keep_failed: self.settings.keep_failed,
+            extra_files: self.export_references_graph(drv, inputs)?,
+            structured_extra: self.structured_export_graph(drv, inputs)?,
+            rewrites: BTreeMap::new(),
+        })
+    }
+
+    /// `--check` of a derivation whose outputs are valid: built again at scratch paths (the
+    /// outputs' hash parts rewritten for the builder), compared, and the scratch paths removed.
+    fn check_derivation(&mut self, drv_path: &StorePath) -> Result<(), BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let printed = self.print(drv_path);
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        if drv.is_builtin() {
+            return Ok(());
+        }
+        let outputs = self.output_paths(drv_path, &drv)?;
+        let mut scratch = BTreeMap::new();
+        let mut rewrites = BTreeMap::new();
+        for (name, path) in &outputs {
+            let tmp = check::scratch_path(self.store, drv_path, &drv.name, name)?;
+            rewrites.insert(path.hash_part().as_bytes().to_vec(), tmp.hash_part().as_bytes().to_vec());
+            scratch.insert(name.clone(), tmp);
+        }
+        let real_scratch: Vec<PathBuf> = scratch.values().map(|p| self.store.real_path(p)).collect();
+        let _locks = PathLock::acquire_all(real_scratch.iter().map(|p| p.as_path())).map_err(misc)?;
+        let remove_scratch = || {
+            for real in &real_scratch {
+                if std::fs::symlink_metadata(real).is_ok() {
+                    sandbox::none::remove_build_dir(real);
+                }
+            }
+        };
+        remove_scratch();
+        let inputs = self.input_closure(&drv)?;
+        let mut request = self.request_for(drv_path, &drv, &scratch, &inputs)?;
+        request.rewrites = rewrites;
+        let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
+        let outcome = self.backend.build(&request, &mut log);
+        log.finish();
+        let result = match outcome {
+            Ok(BuildOutcome::Success) => check::compare(self.store, drv_path, &outputs, &scratch),
+            Ok(other) => Err(BuildFailure::permanent(format!("builder for '{printed}' {}", other.describe()))),
+            Err(e) => Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}"))),
+        };
+        remove_scratch();
+        result
+    }
+
     fn run_builder(
         &mut self,
         drv_path: &StorePath,
@@ -315,19 +417,7 @@ impl<'a> Builder<'a> {
         if drv.is_builtin() {
             return self.run_builtin(drv_path, drv, outputs, inputs);
         }
-        let request = BuildRequest {
-            drv_base_name: drv_path.to_string(),
-            derivation: drv.clone(),
-            store_dir: self.store.store_dir().as_str().to_owned(),
-            outputs: outputs.iter().map(|(k, p)| (k.clone(), self.store.real_path(p))).collect(),
-            inputs: inputs.iter().map(|p| self.store.real_path(p)).collect(),
-            build_dir_parent: self.settings.build_dir_parent.clone(),
-            cores: self.settings.cores,
-            fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
-            timeout: self.settings.timeout,
-            max_silent_time: self.settings.max_silent_time,
-            keep_failed: self.settings.keep_failed,
-        };
+        let request = self.request_for(drv_path, drv, outputs, inputs)?;
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
         log.finish();
@@ -368,7 +458,162 @@ impl<'a> Builder<'a> {
         if registered.is_err() {
             remove_outputs();
         }
-        registered
+        registered?;
+        self.run_post_build_hook(drv_path, outputs)
+    }
+
+    /// The closure `exportReferencesGraph` exports for `path_text`: the path must be in the
+    /// input closure; derivations in the closure bring their valid outputs' closures.
+    fn export_closure(&self, path_text: &str, inputs: &BTreeSet<StorePath>) -> Result<BTreeSet<StorePath>, BuildFailure> {
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let path = self.store.store_dir().parse(path_text).map_err(|_| {
+            BuildFailure::permanent(format!("'exportReferencesGraph' contains a non-store path '{path_text}'"))
+        })?;
+        if !inputs.contains(&path) {
+            return Err(BuildFailure::permanent(format!(
+                "cannot export references of path '{path_text}' because it is not in the input closure of the derivation"
+            )));
+        }
+        let mut paths = self.store.closure([&path], ClosureOptions::default()).map_err(misc)?;
+        let drvs: Vec<StorePath> = paths.iter().filter(|p| p.to_string().ends_with(".drv")).cloned().collect();
+        for d in drvs {
+            for out in self.store.query_derivation_outputs(&d).map_err(misc)?.values() {
+                if self.store.is_valid(out).map_err(misc)? {
+                    paths.extend(self.store.closure([out], ClosureOptions::default()).map_err(misc)?);
+                }
+            }
+        }
+        Ok(paths)
+    }
+
+    /// The files of `exportReferencesGraph` without structured attributes: for each
+    /// `name path` pair, `name` holds the exported closure in Nix's registration format.
+    fn export_references_graph(&self, drv: &Derivation, inputs: &BTreeSet<StorePath>) -> Result<Vec<(String, Vec<u8>)>, BuildFailure> {
+        if drv.env.contains_key(&b"__json"[..]) {
+            return Ok(Vec::new());
+        }
+        let Some(spec) = drv.env.get(&b"exportReferencesGraph"[..]) else { return Ok(Vec::new()) };
+        let spec = String::from_utf8_lossy(spec);
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        if !words.len().is_multiple_of(2) {
+            return Err(BuildFailure::permanent(format!("odd number of tokens in 'exportReferencesGraph': '{spec}'")));
+        }
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        let mut files = Vec::new();
+        for pair in words.chunks(2) {
+            let (name, path_text) = (pair[0], pair[1]);
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(BuildFailure::permanent(format!("invalid file name '{name}' in 'exportReferencesGraph'")));
+            }
+            let mut text = String::new();
+            for p in &self.export_closure(path_text, inputs)? {
+                let refs = self.store.query_references(p).map_err(misc)?;
+                text.push_str(&format!("{}\n\n{}\n", self.print(p), refs.len()));
+                for r in refs {
+                    text.push_str(&format!("{}\n", self.print(&r)));
+                }
+            }
+            files.push((name.to_owned(), text.into_bytes()));
+        }
+        Ok(files)
+    }
+
+    /// With structured attributes, `exportReferencesGraph` is an object whose keys become
+    /// attributes holding the exported closures as path-info JSON (Nix's `pathInfoToJSON`).
+    fn structured_export_graph(
+        &self,
+        drv: &Derivation,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, BuildFailure> {
+        let mut extra = BTreeMap::new();
+        let Some(json) = drv.env.get(&b"__json"[..]) else { return Ok(extra) };
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+        let Some(graph) = value.get("exportReferencesGraph").and_then(|g| g.as_object()) else { return Ok(extra) };
+        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
+        for (key, paths) in graph {
+            let mut closure = BTreeSet::new();
+            for p in paths.as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
+                closure.extend(self.export_closure(p, inputs)?);
+            }
+            let mut list = Vec::new();
+            for p in &closure {
+                let info = self.store.query_path_info(p).map_err(misc)?.ok_or_else(|| {
+                    BuildFailure::misc(format!("path '{}' is not valid", self.print(p)))
+                })?;
+                let closure_size: u64 = self
+                    .store
+                    .closure([p], ClosureOptions::default())
+                    .map_err(misc)?
+                    .iter()
+                    .map(|q| self.store.query_path_info(q).ok().flatten().map_or(0, |i| i.nar_size))
+                    .sum();
+                let mut obj = serde_json::Map::new();
+                if let Some(ca) = &info.ca {
+                    obj.insert("ca".into(), ca.to_string().into());
+                }
+                obj.insert("closureSize".into(), closure_size.into());
+                obj.insert("narHash".into(), info.nar_hash.encode(nix_formats::hash::Encoding::Nix32, true).into());
+                obj.insert("narSize".into(), info.nar_size.into());
+                obj.insert("path".into(), self.print(p).into());
+                let refs: Vec<serde_json::Value> = info.references.iter().map(|r| self.print(r).into()).collect();
+                obj.insert("references".into(), refs.into());
+                obj.insert("valid".into(), true.into());
+                list.push(serde_json::Value::Object(obj));
+            }
+            extra.insert(key.clone(), serde_json::Value::Array(list));
+        }
+        Ok(extra)
+    }
+
+    /// Runs `post-build-hook` with `DRV_PATH` and `OUT_PATHS`, its output going to the
+    /// client as post-build log lines (Nix's `runPostBuildHook`).
+    fn run_post_build_hook(&self, drv_path: &StorePath, outputs: &BTreeMap<String, StorePath>) -> Result<(), BuildFailure> {
+        let Some(hook) = self.settings.post_build_hook.as_deref().filter(|h| !h.is_empty()) else { return Ok(()) };
+        let printed = self.print(drv_path);
+        let out_paths: Vec<String> = outputs.values().collect::<BTreeSet<_>>().into_iter().map(|p| self.print(p)).collect();
+        let id = ActivityId::next();
+        self.log.msg(LogMessage::StartActivity {
+            id,
+            level: worker_protocol::logger::Verbosity::Talkative,
+            kind: worker_protocol::logger::ActivityType::PostBuildHook,
+            text: format!("running post-build-hook '{hook}'").into_bytes(),
+            fields: vec![worker_protocol::logger::Field::String(printed.clone().into_bytes())],
+            parent: ActivityId::NONE,
+        });
+        let result = (|| -> Result<std::process::ExitStatus, std::io::Error> {
+            let (reader, writer) = std::io::pipe()?;
+            let writer2 = writer.try_clone()?;
+            let mut command = std::process::Command::new(hook);
+            command
+                .env("DRV_PATH", &printed)
+                .env("OUT_PATHS", out_paths.join(" "))
+                .env("NIX_CONFIG", &self.settings.nix_config)
+                .stdin(std::process::Stdio::null())
+                .stdout(writer)
+                .stderr(writer2);
+            let mut child = command.spawn()?;
+            drop(command);
+            for line in sandbox::none::line_reader(reader) {
+                self.log.msg(LogMessage::Result {
+                    id,
+                    kind: worker_protocol::logger::ResultType::PostBuildLogLine,
+                    fields: vec![worker_protocol::logger::Field::String(line)],
+                });
+            }
+            child.wait()
+        })();
+        self.log.msg(LogMessage::StopActivity { id });
+        match result {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(BuildFailure::misc(format!(
+                "program '{hook}' {}",
+                match status.code() {
+                    Some(code) => format!("failed with exit code {code}"),
+                    None => "was killed by a signal".to_owned(),
+                }
+            ))),
+            Err(e) => Err(BuildFailure::misc(format!("running post-build-hook '{hook}': {e}"))),
+        }
     }
 
     /// Runs a builtin builder in this process, then checks and registers its outputs.
@@ -400,6 +645,7 @@ impl<'a> Builder<'a> {
         if registered.is_err() {
             remove_outputs();
         }
-        registered
+        registered?;
+        self.run_post_build_hook(drv_path, outputs)
     }
 }

@@ -33,6 +33,49 @@ fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) 
     }
 }
 
+/// Whether structured attributes say `unsafeDiscardReferences.<output> = true`.
+fn discards_references(drv: &Derivation, output: &str) -> bool {
+    let Some(json) = drv.env.get(&b"__json"[..]) else { return false };
+    let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    value.get("unsafeDiscardReferences").and_then(|d| d.get(output)).and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// Registers what a fixed-output derivation produced with the wrong hash at the path of the
+/// hash it has (best effort: the build fails either way).
+fn register_actual_fixed_output(
+    st: &Store,
+    drv_path: &StorePath,
+    drv: &Derivation,
+    output: &str,
+    real: &Path,
+    method: Method,
+    got: &Hash,
+) {
+    let name = nix_formats::store_path::output_path_name(&drv.name, output);
+    let Ok(actual) = st.store_dir().make_fixed_output_path(&name, method == Method::Nar, got, [], false) else { return };
+    if method != Method::Nar && method != Method::Flat {
+        return;
+    }
+    let target = st.real_path(&actual);
+    let Ok(_lock) = store::local::PathLock::acquire(&target) else { return };
+    if st.is_valid(&actual).unwrap_or(true) {
+        return;
+    }
+    if std::fs::rename(real, &target).is_err() {
+        return;
+    }
+    let built = BuiltOutput {
+        path: actual,
+        source: target,
+        references: BTreeSet::new(),
+        deriver: Some(drv_path.clone()),
+        ca: Some(ContentAddress { method, hash: got.clone() }),
+    };
+    if let Err(e) = st.register_locked_outputs(&[built]) {
+        tracing::warn!("registering the output of a fixed-output derivation with the wrong hash: {e}");
+    }
+}
+
 /// Checks and registers the outputs of `drv` (built at `paths`), with `inputs` the input
 /// closure. The outputs' locks are held by the caller.
 pub fn register(
@@ -46,7 +89,7 @@ pub fn register(
     let drv_printed = st.print(drv_path);
     let mut candidates: BTreeSet<StorePath> = inputs.clone();
     candidates.extend(paths.values().cloned());
-    let mut built = Vec::new();
+    let mut built = BTreeMap::new();
     for (name, path) in paths {
         let real = st.real_path(path);
         if std::fs::symlink_metadata(&real).is_err() {
@@ -59,12 +102,18 @@ pub fn register(
         scanner
             .scan_path(&real)
             .map_err(|e| BuildFailure::misc(format!("scanning '{}' for references: {e}", st.print(path))))?;
-        let references = scanner.found_store_paths(candidates.iter());
+        let mut references = scanner.found_store_paths(candidates.iter());
+        if discards_references(drv, name) {
+            references.clear();
+        }
         let ca = match drv.outputs.get(name) {
             Some(DerivationOutput::CaFixed(ca)) => {
                 let got = hash_output(&real, ca.method, ca.hash.algorithm())
                     .map_err(|e| BuildFailure::misc(format!("hashing '{}': {e}", st.print(path))))?;
                 if got != ca.hash {
+                    // As Nix: the output is still registered, at the path its actual hash gives,
+                    // then the build fails.
+                    register_actual_fixed_output(st, drv_path, drv, name, &real, ca.method, &got);
                     return Err(BuildFailure::hash_mismatch(format!(
                         "hash mismatch in fixed-output derivation '{drv_printed}':\n  specified: {}\n     got:    {}",
                         ca.hash.encode(Encoding::Sri, true),
@@ -82,8 +131,10 @@ pub fn register(
             }
             _ => None,
         };
-        built.push(BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
+        built.insert(name.clone(), BuiltOutput { path: path.clone(), source: real, references, deriver: Some(drv_path.clone()), ca });
     }
+    super::checks::check_outputs(st, drv, &built)?;
+    let built: Vec<BuiltOutput> = built.into_values().collect();
     let infos = st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
     // Signed as Nix signs what it registers when `secret-key-files` is set.
     for mut info in infos {

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix_formats::build_result::{BuildResult, KeyedBuildResult};
+use nix_formats::build_result::{BuildResult, BuildStatus, KeyedBuildResult};
 use nix_formats::derivation::DerivationOutput;
 use nix_formats::derived_path::DerivedPath;
 use nix_formats::signature::SecretKey;
 use sandbox::{Backend, NoSandbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
-use worker_protocol::logger::{LogMessage, RemoteError};
+use worker_protocol::logger::RemoteError;
 use worker_protocol::ops::request::build::*;
 use worker_protocol::ops::Response;
 use worker_protocol::types::BuildMode;
@@ -63,9 +63,19 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         max_silent_time: silent.map(Duration::from_secs),
         keep_failed: s.options.keep_failed,
         keep_going: s.options.keep_going,
+        check: false,
         verbose_client: false,
         log_dir: s.locations.log_dir.clone(),
         secret_keys: secret_keys(s)?,
+        post_build_hook: raw.get("post-build-hook").map(str::to_owned),
+        nix_config: raw.to_key_value(),
+        impure_env: raw
+            .get("impure-env")
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
     })
 }
 
@@ -74,27 +84,46 @@ async fn realise<R, W>(
     s: &Session,
     conn: &mut ServerConnection<R, W>,
     targets: Vec<DerivedPath>,
+    mode: BuildMode,
 ) -> Result<Vec<(DerivedPath, Result<BuildResult, BuildFailure>)>, OpError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let settings = build_settings(s)?;
+    let mut settings = build_settings(s)?;
+    settings.check = mode == BuildMode::Check;
     let session_backend_warning = s.settings.sandbox != "false";
     let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
         let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
         if session_backend_warning && !targets.is_empty() {
-            let _ = tx.send(LogMessage::Next(
-                format!("{}\n", warning("casnix-daemon has no sandbox backend yet; building without a sandbox")).into_bytes(),
-            ));
+            tx.line(
+                worker_protocol::logger::Verbosity::Warn,
+                warning("casnix-daemon has no sandbox backend yet; building without a sandbox"),
+            );
         }
+        let keep_going = settings.keep_going;
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
+        let mut stopped = false;
+        // Built in Nix's goal order (paths to substitute first, then derivations by name);
+        // answered in the request's order.
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        order.sort_by_key(|&i| goal_key(&targets[i]));
+        let mut results: Vec<Option<Result<BuildResult, BuildFailure>>> = vec![None; targets.len()];
+        for i in order {
+            // Without keep-going, the first failure cancels what is left (as failures without
+            // a message, like Nix's cancelled goals).
+            let result = if stopped {
+                Err(BuildFailure { status: BuildStatus::MiscFailure, message: String::new() })
+            } else {
+                builder.realise(&targets[i])
+            };
+            stopped |= result.is_err() && !keep_going;
+            results[i] = Some(result);
+        }
         let results: Vec<_> = targets
             .into_iter()
-            .map(|target| {
-                let result = builder.realise(&target);
-                (target, result)
-            })
+            .zip(results)
+            .map(|(t, r)| (t, r.unwrap_or_else(|| Err(BuildFailure::misc("not built")))))
             .collect();
         Ok::<_, std::convert::Infallible>(results)
     })
@@ -102,18 +131,42 @@ where
     Ok(results)
 }
 
-/// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
-/// itself; several as a list.
-fn build_error(s: &Session, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError {
-    let store_dir = s.store.store_dir();
-    match failures.as_slice() {
-        [(_, failure)] => OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status())),
-        _ => {
-            let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
-            let names: Vec<String> = failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
-            OpError::Remote(RemoteError::new(format!("build of {} failed", names.join(", "))).with_status(status))
+/// Nix's goal key: substitutions (`a$`) before derivations (`b$`), derivations by name.
+fn goal_key(target: &DerivedPath) -> (u8, String, String) {
+    match target {
+        DerivedPath::Opaque(p) => (0, p.name().to_owned(), p.to_string()),
+        DerivedPath::Built { drv_path, .. } => {
+            let p = drv_path.base_store_path();
+            (1, p.name().to_owned(), p.to_string())
         }
     }
+}
+
+/// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
+/// itself; several are logged, then reported as a list.
+async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let store_dir = s.store.store_dir();
+    if let [(_, failure)] = failures.as_slice() {
+        return OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status()));
+    }
+    for (_, failure) in &failures {
+        if !failure.message.is_empty() {
+            let line = format!("\x1b[31;1merror:\x1b[0m {}", failure.message);
+            if let Err(e) = conn.logger().log(worker_protocol::logger::Verbosity::Error, line).await {
+                return OpError::Connection(e);
+            }
+        }
+    }
+    let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
+    let names: std::collections::BTreeSet<String> =
+        failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
+    OpError::Remote(
+        RemoteError::new(format!("build of {} failed", names.into_iter().collect::<Vec<_>>().join(", "))).with_status(status),
+    )
 }
 
 fn check_repair(s: &Session, mode: BuildMode) -> Result<(), OpError> {
@@ -129,12 +182,12 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let results = realise(s, conn, vec![DerivedPath::Opaque(r.path)]).await?;
+    let results = realise(s, conn, vec![DerivedPath::Opaque(r.path)], BuildMode::Normal).await?;
     let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
     if failures.is_empty() {
         Ok(Response::EnsurePath)
     } else {
-        Err(build_error(s, failures))
+        Err(build_error(s, conn, failures).await)
     }
 }
 
@@ -145,12 +198,12 @@ where
     W: AsyncWrite + Unpin,
 {
     check_repair(s, r.mode)?;
-    let results = realise(s, conn, r.paths).await?;
+    let results = realise(s, conn, r.paths, r.mode).await?;
     let failures: Vec<_> = results.into_iter().filter_map(|(t, r)| r.err().map(|e| (t, e))).collect();
     if failures.is_empty() {
         Ok(Response::BuildPaths)
     } else {
-        Err(build_error(s, failures))
+        Err(build_error(s, conn, failures).await)
     }
 }
 
@@ -165,7 +218,7 @@ where
     W: AsyncWrite + Unpin,
 {
     check_repair(s, r.mode)?;
-    let results = realise(s, conn, r.paths).await?;
+    let results = realise(s, conn, r.paths, r.mode).await?;
     let keyed = results
         .into_iter()
         .map(|(path, result)| {

@@ -52,13 +52,26 @@ pub async fn add_perm_root(s: &Session, r: AddPermRoot) -> Result<Response, OpEr
 }
 
 /// `FindRoots`: untrusted clients see where roots are only as `{censored}`.
-pub async fn find_roots(s: &Session) -> Result<Response, OpError> {
+pub async fn find_roots<R, W>(s: &Session, conn: &mut ServerConnection<R, W>) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let censor = !s.trusted();
-    Ok(Response::FindRoots(bridge::run(&s.store, move |st| st.find_roots(censor)).await?))
+    let roots = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        st.find_roots_reporting(censor, &mut |line| tx.line(Verbosity::Info, line))
+    })
+    .await?;
+    Ok(Response::FindRoots(roots))
 }
 
-/// `CollectGarbage` with the daemon's `keep-outputs`/`keep-derivations`.
-pub async fn collect_garbage(s: &Session, r: CollectGarbage) -> Result<Response, OpError> {
+/// `CollectGarbage` with the daemon's `keep-outputs`/`keep-derivations`; what the collector
+/// does is logged to the client as Nix logs it.
+pub async fn collect_garbage<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: CollectGarbage) -> Result<Response, OpError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     if r.ignore_liveness {
         return refuse("you are not allowed to ignore liveness");
     }
@@ -72,9 +85,14 @@ pub async fn collect_garbage(s: &Session, r: CollectGarbage) -> Result<Response,
     options.max_freed = r.max_freed;
     options.keep_outputs = s.settings.keep_outputs;
     options.keep_derivations = s.settings.keep_derivations;
-    let result = bridge::run(&s.store, move |st| st.collect_garbage(&options)).await?;
+    let result = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
+        st.collect_garbage_reporting(&options, &mut |line| {
+            tx.line(Verbosity::Info, line);
+        })
+    })
+    .await?;
     Ok(Response::CollectGarbage(GcResult {
-        paths: result.paths.iter().map(|p| s.print(p)).collect(),
+        paths: result.printed(s.store.store_dir()),
         bytes_freed: result.bytes_freed,
     }))
 }
@@ -101,7 +119,9 @@ where
         return refuse("you are not privileged to repair paths");
     }
     conn.logger().log(Verbosity::Info, "reading the Nix store...").await?;
+    conn.logger().log(Verbosity::Info, "checking path existence...").await?;
     if r.check_contents {
+        conn.logger().log(Verbosity::Info, "checking link hashes...").await?;
         conn.logger().log(Verbosity::Info, "checking store hashes...").await?;
     }
     let report = bridge::run(&s.store, move |st| st.verify_store(r.check_contents, r.repair)).await?;
@@ -119,6 +139,11 @@ where
             }
         };
         conn.logger().log(Verbosity::Error, line).await?;
+        // With repair, what could not be restored is reported as Nix reports it (it has only
+        // substituters to repair from; casnix has the castore too).
+        if r.repair && !report.repaired.contains(path) && !report.invalidated.contains(path) {
+            conn.logger().log(Verbosity::Error, format!("\x1b[31;1merror:\x1b[0m cannot repair path '{printed}'")).await?;
+        }
     }
     Ok(Response::VerifyStore(!report.is_ok()))
 }

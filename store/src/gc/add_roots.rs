@@ -80,7 +80,7 @@ mod tests {
         let root = dir.path().join("result");
         assert_eq!(store.add_perm_root(&info.path, &root).unwrap(), root);
         assert_eq!(std::fs::read_link(&root).unwrap(), Path::new(&store.print(&info.path)));
-        let roots = store.find_roots_no_temp().unwrap();
+        let roots = store.find_roots_no_temp(false).unwrap();
         assert!(roots.get(&info.path).is_some_and(|links| links.contains(root.to_str().unwrap())));
         // Again over the old link is fine; over a regular file is not.
         store.add_perm_root(&info.path, &root).unwrap();

@@ -34,19 +34,55 @@ impl Store {
     /// `findRoots(censor)`). Temporary roots are named `{temp:<pid>}`, or `{censored}` if
     /// `censor`.
     pub fn find_roots(&self, censor: bool) -> Result<Roots, StoreError> {
-        let mut roots = self.find_roots_no_temp()?;
+        self.find_roots_reporting(censor, &mut |line| tracing::info!("{line}"))
+    }
+
+    /// [`Store::find_roots`], telling `progress` what Nix tells its user meanwhile (`removing
+    /// stale link from '…' to '…'`).
+    pub fn find_roots_reporting(&self, censor: bool, progress: &mut dyn FnMut(&str)) -> Result<Roots, StoreError> {
+        let mut roots = self.find_roots_no_temp_reporting(censor, progress)?;
         self.find_temp_roots(&mut roots, censor)?;
         Ok(roots)
     }
 
-    /// The roots under `gcroots/` and `profiles/` (Nix's `findRootsNoTemp`, without runtime
-    /// roots). Stale links in `gcroots/auto` are removed, as Nix does.
-    pub fn find_roots_no_temp(&self) -> Result<Roots, StoreError> {
+    /// The roots under `gcroots/` and `profiles/`, and the runtime roots of running processes
+    /// (Nix's `findRootsNoTemp`; runtime roots are named `/proc/<pid>/fd/3` and the like, or
+    /// `{censored}` if `censor`). Stale links in `gcroots/auto` are removed, as Nix does.
+    pub fn find_roots_no_temp(&self, censor: bool) -> Result<Roots, StoreError> {
+        self.find_roots_no_temp_reporting(censor, &mut |line| tracing::info!("{line}"))
+    }
+
+    /// [`Store::find_roots_no_temp`] with what Nix reports meanwhile going to `progress`.
+    pub fn find_roots_no_temp_reporting(&self, censor: bool, progress: &mut dyn FnMut(&str)) -> Result<Roots, StoreError> {
         let mut roots = Roots::new();
+        let mut notes = Vec::new();
         for dir in ["gcroots", "profiles"] {
-            self.scan_roots(&self.state_dir().join(dir), 0, &mut roots)?;
+            self.scan_roots(&self.state_dir().join(dir), 0, &mut roots, &mut notes)?;
         }
+        for note in &notes {
+            progress(note);
+        }
+        self.find_runtime_roots(&mut roots, censor)?;
         Ok(roots)
+    }
+
+    /// Adds the runtime roots (see [`super::runtime_roots`]): valid paths that running
+    /// processes use.
+    pub fn find_runtime_roots(&self, roots: &mut Roots, censor: bool) -> Result<(), StoreError> {
+        let prefix = format!("{}/", self.store_dir().as_str());
+        for (target, links) in super::runtime_roots::scan(&prefix) {
+            let Some(path) = self.store_path_of_target(Path::new(&target)) else { continue };
+            if !self.db().is_valid(&path)? {
+                continue;
+            }
+            let names = roots.entry(path).or_default();
+            if censor {
+                names.insert(CENSORED.to_string());
+            } else {
+                names.extend(links);
+            }
+        }
+        Ok(())
     }
 
     /// The store path that `target` (a link's text) names, if it is inside the store directory.
@@ -63,14 +99,14 @@ impl Store {
         Ok(())
     }
 
-    fn scan_roots(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
-        match self.scan_one(path, depth, roots) {
+    fn scan_roots(&self, path: &Path, depth: usize, roots: &mut Roots, notes: &mut Vec<String>) -> Result<(), StoreError> {
+        match self.scan_one(path, depth, roots, notes) {
             Err(StoreError::Io { source, .. }) if is_ignorable(&source) => Ok(()),
             other => other,
         }
     }
 
-    fn scan_one(&self, path: &Path, depth: usize, roots: &mut Roots) -> Result<(), StoreError> {
+    fn scan_one(&self, path: &Path, depth: usize, roots: &mut Roots, notes: &mut Vec<String>) -> Result<(), StoreError> {
         let meta = std::fs::symlink_metadata(path).map_err(StoreError::io("reading", path))?;
         let kind = meta.file_type();
         if kind.is_dir() {
@@ -79,7 +115,7 @@ impl Store {
             }
             for entry in std::fs::read_dir(path).map_err(StoreError::io("reading", path))? {
                 let entry = entry.map_err(StoreError::io("reading", path))?;
-                self.scan_roots(&entry.path(), depth + 1, roots)?;
+                self.scan_roots(&entry.path(), depth + 1, roots, notes)?;
             }
         } else if kind.is_symlink() {
             let target = std::fs::read_link(path).map_err(StoreError::io("reading link", path))?;
@@ -94,6 +130,11 @@ impl Store {
             match std::fs::symlink_metadata(&target) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if path.starts_with(self.state_dir().join("gcroots").join("auto")) {
+                        notes.push(format!(
+                            "removing stale link from '{}' to '{}'",
+                            path.display(),
+                            target.display()
+                        ));
                         let _ = std::fs::remove_file(path);
                     }
                 }
@@ -132,7 +173,7 @@ impl Store {
             if name.starts_with('.') {
                 continue;
             }
-            let Ok(pid) = name.parse::<u32>() else { continue };
+            let Some(pid) = temp_roots_owner(name) else { continue };
             let path = entry.path();
             for printed in read_temp_roots_file(&path)? {
                 let Some(store_path) = self.store_path_of_target(Path::new(&printed)) else { continue };
@@ -142,6 +183,21 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The process a temporary roots file belongs to: its name is `<pid>` (a process's file) or
+/// `<pid>-<n>` (one `Store`'s, see [`crate::TempRootsScope`]). Nix reads both with `std::stoi`,
+/// which stops at the `-`.
+fn temp_roots_owner(name: &str) -> Option<u32> {
+    let (pid, rest) = match name.split_once('-') {
+        Some((pid, n)) => (pid, Some(n)),
+        None => (name, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(pid) || rest.is_some_and(|n| !all_digits(n)) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// The roots in one `temproots/<pid>` file, or none if its process is dead (then the file is
@@ -172,4 +228,18 @@ fn read_temp_roots_file(path: &PathBuf) -> Result<Vec<String>, StoreError> {
 
 fn try_lock_exclusive(file: &File, path: &Path) -> Result<bool, StoreError> {
     crate::flock::lock(file, FlockOperation::NonBlockingLockExclusive).map_err(StoreError::io("locking", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_roots_file_names() {
+        assert_eq!(temp_roots_owner("1234"), Some(1234));
+        assert_eq!(temp_roots_owner("1234-7"), Some(1234));
+        for bad in ["", "-", "12-", "-3", "12-a", "a", "1 2", "12-3-4", "99999999999"] {
+            assert_eq!(temp_roots_owner(bad), None, "{bad}");
+        }
+    }
 }

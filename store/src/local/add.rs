@@ -13,7 +13,7 @@ use nix_formats::signature::TrustedKeys;
 use nix_formats::store_path::StorePath;
 
 use super::error::{Mismatch, StoreError};
-use super::hashing_reader::HashingReader;
+use super::modulo_hash::{ModuloHasher, ModuloReader};
 use super::path_lock::PathLock;
 use super::root_encoding::encode_root;
 use super::Store;
@@ -97,15 +97,20 @@ impl Store {
         Ok(ready.into_iter().map(|r| r.info.path).collect())
     }
 
-    /// Ingests `nar` and checks it against `info`; returns the root node.
+    /// Ingests `nar` and checks it against `info`; returns the root node. The content address,
+    /// if any, is checked as Nix 2.26 checks it: hashed modulo the path's own hash part (see
+    /// [`super::modulo_hash`]), so self-referencing objects are accepted.
     fn ingest_checked(&self, info: &ValidPathInfo, nar: impl Read) -> Result<Node, StoreError> {
-        let extra_algo = match &info.ca {
-            Some(ca) if ca.method == Method::Nar && ca.hash.algorithm() != Algorithm::Sha256 => {
-                Some(ca.hash.algorithm())
-            }
+        let hash_part = info.path.hash_part();
+        // For a NAR address the NAR is looked through for the hash part; with SHA-256 the NAR
+        // hash is the address's hash unless the hash part occurs, and only then is the NAR
+        // hashed again (rendered from castore).
+        let nar_algo = match &info.ca {
+            Some(ca) if ca.method == Method::Nar => Some(ca.hash.algorithm()),
             _ => None,
         };
-        let mut reader = HashingReader::new(nar, extra_algo);
+        let scan = nar_algo.map(|algo| ModuloHasher::new((algo != Algorithm::Sha256).then_some(algo), hash_part));
+        let mut reader = ModuloReader::new(nar, scan);
         let ingested = self.castore.ingest_nar(&mut reader)?;
         let printed = self.print(&info.path);
         if ingested.nar_hash != info.nar_hash {
@@ -119,9 +124,15 @@ impl Store {
             return Err(StoreError::SizeMismatch { path: printed, expected: info.nar_size, got: ingested.nar_size });
         }
         if let Some(ca) = &info.ca {
-            let got = match ca.method {
-                Method::Nar => reader.finish().unwrap_or_else(|| ingested.nar_hash.clone()),
-                Method::Flat | Method::Text => self.flat_hash(&printed, ca, &ingested.root)?,
+            let got = match (ca.method, reader.finish()) {
+                (Method::Nar, Some((Some(hash), _))) => hash,
+                (Method::Nar, Some((None, false))) => ingested.nar_hash.clone(),
+                (Method::Nar, _) => {
+                    let hasher = ModuloHasher::new(Some(ca.hash.algorithm()), hash_part);
+                    let (hash, _) = self.castore.render_nar(&ingested.root, hasher)?.finish();
+                    hash.unwrap_or_else(|| Hash::zero(ca.hash.algorithm()))
+                }
+                (Method::Flat | Method::Text, _) => self.flat_hash(&printed, ca, &ingested.root, hash_part)?,
             };
             if got != ca.hash {
                 return Err(StoreError::CaHashMismatch(Box::new(Mismatch { path: printed, expected: ca.hash.clone(), got })));
@@ -131,9 +142,13 @@ impl Store {
         Ok(ingested.root)
     }
 
-    /// The hash of a flat or text object's single file, with the address's algorithm.
-    fn flat_hash(&self, printed: &str, ca: &ContentAddress, root: &Node) -> Result<Hash, StoreError> {
+    /// The hash of a flat or text object's single file, with the address's algorithm, modulo
+    /// `hash_part`.
+    fn flat_hash(&self, printed: &str, ca: &ContentAddress, root: &Node, hash_part: &str) -> Result<Hash, StoreError> {
         let Node::File { digest, executable: false, .. } = root else {
+            if matches!(root, Node::Directory { .. }) {
+                return Err(StoreError::FlatIsDirectory(printed.to_owned()));
+            }
             return Err(StoreError::NotAFlatFile { path: printed.to_owned(), method: ca.method.name() });
         };
         let mut reader = self
@@ -141,22 +156,34 @@ impl Store {
             .blobs()
             .open_read(digest)?
             .ok_or_else(|| StoreError::CorruptCastoreRoot(printed.to_owned()))?;
-        let mut hashing = HashingReader::new(&mut reader, Some(ca.hash.algorithm()));
-        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(StoreError::io("reading blob for", printed))?;
-        Ok(hashing.finish().unwrap_or_else(|| Hash::zero(ca.hash.algorithm())))
+        let mut hasher = ModuloHasher::new(Some(ca.hash.algorithm()), hash_part);
+        std::io::copy(&mut reader, &mut hasher).map_err(StoreError::io("reading blob for", printed))?;
+        Ok(hasher.finish().0.unwrap_or_else(|| Hash::zero(ca.hash.algorithm())))
     }
 
-    /// Checks that the content address, name and references give the path claimed.
+    /// Checks that the content address, name and references give the path claimed (Nix's
+    /// `ValidPathInfo::isContentAddressed`): a reference to the path itself counts as `self`
+    /// (`:self` in the path's type) for NAR SHA-256 addresses; flat and other NAR addresses
+    /// allow no references at all; a text address allows no self-reference (Nix 2.26 fails an
+    /// assertion there; casnix refuses the path as not content-addressed).
     pub(crate) fn check_ca_path(&self, info: &ValidPathInfo, ca: &ContentAddress) -> Result<(), StoreError> {
         let self_ref = info.references.contains(&info.path);
         let others = info.references.iter().filter(|r| **r != info.path);
+        let mismatch = |computed: String| StoreError::CaPathMismatch {
+            path: self.print(&info.path),
+            ca: ca.to_string(),
+            computed,
+        };
+        let nar_sha256 = ca.method == Method::Nar && ca.hash.algorithm() == Algorithm::Sha256;
+        if ca.method != Method::Text && !nar_sha256 && !info.references.is_empty() {
+            return Err(StoreError::CaReferencesNotAllowed { name: info.path.name().to_owned() });
+        }
+        if ca.method == Method::Text && self_ref {
+            return Err(mismatch(String::new()));
+        }
         let computed = ca.store_path(&self.store_dir, info.path.name(), others, self_ref)?;
         if computed != info.path {
-            return Err(StoreError::CaPathMismatch {
-                path: self.print(&info.path),
-                ca: ca.to_string(),
-                computed: self.print(&computed),
-            });
+            return Err(mismatch(self.print(&computed)));
         }
         Ok(())
     }

@@ -68,8 +68,10 @@ pub enum StoreError {
     /// An export stream is malformed.
     #[error(transparent)]
     Export(#[from] super::export_format::ExportFormatError),
-    /// The content address, name and references give another store path than the one claimed.
-    #[error("path '{path}' claims content address '{ca}', which gives '{computed}'")]
+    /// The content address, name and references give another store path than the one claimed
+    /// (Nix's words; `computed` is empty where Nix gives no path, a text address with a
+    /// self-reference).
+    #[error("cannot add path '{path}' to the Nix store because it claims to be content-addressed but isn't")]
     CaPathMismatch {
         /// The store path claimed.
         path: String,
@@ -78,6 +80,15 @@ pub enum StoreError {
         /// The path the address gives.
         computed: String,
     },
+    /// A flat or non-SHA-256 content address with references (Nix's words).
+    #[error("fixed output derivation '{name}' is not allowed to refer to other store paths.\nYou may need to use the 'unsafeDiscardReferences' derivation attribute, see the manual for more details.")]
+    CaReferencesNotAllowed {
+        /// The path's name.
+        name: String,
+    },
+    /// A flat or text content address for a directory (Nix's words: it tries to read it).
+    #[error("reading from file '{0}': Is a directory")]
+    FlatIsDirectory(String),
     /// Flat and text content addresses need a single regular, non-executable file.
     #[error("path '{path}' has a {method} content address but is not a regular non-executable file")]
     NotAFlatFile {

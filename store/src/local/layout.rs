@@ -13,8 +13,29 @@ const BUILD_GROUP: &str = "nixbld";
 /// Creates what is missing of the layout; existing directories are left as they are, except
 /// that the store directory's mode is set when running as root.
 pub(crate) fn create(real_store_dir: &Path, state_dir: &Path) -> Result<(), StoreError> {
-    for dir in [real_store_dir.to_path_buf(), state_dir.join("gcroots"), state_dir.join("profiles"), state_dir.join("temproots")] {
+    let gcroots = state_dir.join("gcroots");
+    let gcroots_existed = gcroots.is_dir();
+    // `.links` is Nix's hard-link pool; casnix never uses it (its pool is the castore), but Nix
+    // creates it and tools expect it.
+    for dir in [real_store_dir.to_path_buf(), real_store_dir.join(".links"), gcroots.clone(), state_dir.join("profiles"), state_dir.join("temproots")] {
         std::fs::create_dir_all(&dir).map_err(StoreError::io("creating directory", &dir))?;
+    }
+    // As Nix's `LocalStore` does: profiles are roots, and each user gets a place for theirs.
+    if !gcroots_existed {
+        let link = gcroots.join("profiles");
+        match std::os::unix::fs::symlink(state_dir.join("profiles"), &link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io("creating symlink", &link)(e)),
+        }
+    }
+    for dir in [state_dir.join("profiles").join("per-user"), gcroots.join("per-user")] {
+        std::fs::create_dir_all(&dir).map_err(StoreError::io("creating directory", &dir))?;
+        let mode = std::fs::metadata(&dir).map_err(StoreError::io("reading", &dir))?.permissions().mode() & 0o7777;
+        if mode != 0o755 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(StoreError::io("changing the mode of", &dir))?;
+        }
     }
     if rustix::process::geteuid().is_root() {
         if let Some(gid) = group_id(BUILD_GROUP) {
@@ -60,7 +81,7 @@ mod tests {
     fn creates_state_directories() {
         let dir = tempfile::tempdir().unwrap();
         create(&dir.path().join("store"), &dir.path().join("state")).unwrap();
-        for sub in ["store", "state/gcroots", "state/profiles", "state/temproots"] {
+        for sub in ["store", "state/gcroots", "state/profiles", "state/temproots", "state/profiles/per-user", "state/gcroots/per-user"] {
             assert!(dir.path().join(sub).is_dir(), "{sub}");
         }
     }

@@ -10,9 +10,10 @@ use super::path_lock::PathLock;
 use super::Store;
 
 /// The store path an entry of the store directory belongs to: the entry itself, or the path
-/// whose lock file or temporary tree it is. `None` for names that are none of these (left alone).
-fn owner(name: &str) -> Option<StorePath> {
-    let base = if let Some(base) = name.strip_suffix(".lock") {
+/// whose lock file, temporary tree, or build directory (`.chroot`, `.check`, Nix's) it is.
+/// `None` for names that are none of these.
+pub(crate) fn owner(name: &str) -> Option<StorePath> {
+    let base = if let Some(base) = [".lock", ".chroot", ".check"].iter().find_map(|s| name.strip_suffix(s)) {
         base
     } else if let Some(at) = name.find(".tmp-") {
         &name[..at]
@@ -80,6 +81,8 @@ mod tests {
         assert_eq!(owner(p).unwrap().to_string(), p);
         assert_eq!(owner(&format!("{p}.lock")).unwrap().to_string(), p);
         assert_eq!(owner(&format!("{p}.tmp-12-3")).unwrap().to_string(), p);
+        assert_eq!(owner(&format!("{p}.chroot")).unwrap().to_string(), p);
+        assert_eq!(owner(&format!("{p}.check")).unwrap().to_string(), p);
         assert_eq!(owner(".links"), None);
         assert_eq!(owner("junk"), None);
     }

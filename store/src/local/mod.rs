@@ -25,8 +25,8 @@
 //!    and the old tree is deleted afterwards, so a valid path is never missing or partial;
 //! 4. record the castore root, then register the path (and its references) in one transaction.
 //!
-//! Before all this the path becomes a temporary root of the process (`temp_roots`), so no
-//! collector deletes it meanwhile.
+//! Before all this the path becomes a temporary root of the process or of the `Store`
+//! (`temp_roots`, see [`TempRootsScope`]), so no collector deletes it meanwhile.
 //!
 //! Submodules: [`error`], [`path_lock`], `add` (adding), `read` (queries and NARs), `verify`
 //! (verification, repair, deletion), `export` and [`export_format`] (Nix's export format),
@@ -36,11 +36,12 @@ mod add;
 mod add_ca;
 mod adopt;
 mod hashing_reader;
+mod modulo_hash;
 pub mod error;
 mod export;
 pub mod export_format;
 mod layout;
-mod leftovers;
+pub(crate) mod leftovers;
 pub mod path_lock;
 mod read;
 mod register_outputs;
@@ -59,6 +60,7 @@ pub use add::NarToAdd;
 pub use error::{Mismatch, StoreError};
 pub use path_lock::{PathLock, PoolLock};
 pub use register_outputs::BuiltOutput;
+pub use temp_roots::TempRootsScope;
 pub use verify::{PathProblem, VerifyReport};
 
 /// Where a [`Store`] lives.
@@ -76,6 +78,9 @@ pub struct StoreConfig {
     /// Whether contents and directories are synced to stable storage. Only scratch stores (tests)
     /// should turn this off.
     pub durability: Durability,
+    /// Whose temporary roots file this `Store` writes: the process's (Nix's way, the default) or
+    /// its own (a daemon's per-connection `Store`).
+    pub temp_roots: TempRootsScope,
 }
 
 impl StoreConfig {
@@ -87,6 +92,7 @@ impl StoreConfig {
             state_dir: state_dir.into(),
             castore_root: None,
             durability: Durability::Synced,
+            temp_roots: TempRootsScope::Process,
         }
     }
 
@@ -99,6 +105,15 @@ impl StoreConfig {
     pub fn castore_root(&self) -> PathBuf {
         self.castore_root.clone().unwrap_or_else(|| self.state_dir.join("casnix").join("castore"))
     }
+}
+
+/// What [`Store::recover`] cleaned up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Names removed from the store directory.
+    pub leftovers: std::collections::BTreeSet<String>,
+    /// Castore roots deleted because Nix's database does not back them.
+    pub castore_roots: usize,
 }
 
 /// A local Nix store on castore. Shareable between threads; several processes may open the
@@ -114,7 +129,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store, creating its directories and database on a fresh root.
+    /// Opens the store, creating its directories and database on a fresh root. Opening is
+    /// cheap (no scan of the store): a daemon opens one `Store` per connection. Cleaning up
+    /// after interrupted processes is [`Store::recover`]'s job.
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         let real_store_dir = config.real_store_dir();
         layout::create(&real_store_dir, &config.state_dir)?;
@@ -125,8 +142,21 @@ impl Store {
         let mut castore_config = CastoreConfig::new(config.castore_root());
         castore_config.durability = config.durability;
         let castore = Castore::open_with(castore_config)?;
-        let temp_roots = temp_roots::TempRoots::for_state_dir(&config.state_dir);
+        let temp_roots = temp_roots::TempRoots::for_scope(config.temp_roots, &config.state_dir);
         Ok(Self { store_dir, real_store_dir, state_dir: config.state_dir.clone(), db, castore, temp_roots })
+    }
+
+    /// Cleans up after processes that died while changing the store: removes leftovers of
+    /// interrupted adds from the store directory ([`Store::remove_leftovers`]: only those whose
+    /// path lock is free) and deletes castore roots that Nix's database does not back
+    /// ([`crate::db::Db::reconcile_castore_roots`]). It reads the whole store directory and the
+    /// castore roots table, so it costs time proportional to the store's size: call it once when
+    /// a daemon starts, and in command-line tools that open the store locally, not per
+    /// connection.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let leftovers = self.remove_leftovers()?;
+        let castore_roots = self.db.reconcile_castore_roots()?;
+        Ok(Recovered { leftovers, castore_roots })
     }
 
     /// The logical store directory.
@@ -159,9 +189,10 @@ impl Store {
         self.real_store_dir.join(path.to_string())
     }
 
-    /// Makes `path` a temporary root of this process, in Nix's format (`temproots/<pid>`, and
-    /// the collector's socket while one runs), so no garbage collector deletes it while this
-    /// process lives. Every add does this for its paths.
+    /// Makes `path` a temporary root, in Nix's format (`temproots/<pid>`, or `<pid>-<n>` for
+    /// [`TempRootsScope::Own`]; and the collector's socket while one runs), so no garbage
+    /// collector deletes it while this process (or, for `Own`, this `Store`) lives. Every add
+    /// does this for its paths; a daemon does it for paths a client asks it to root.
     pub fn add_temp_root(&self, path: &StorePath) -> Result<(), StoreError> {
         self.temp_roots.add(&self.print(path))
     }

@@ -8,13 +8,19 @@
 //! line feed, answered by the byte `1`). A collector deletes the file of a process that is gone
 //! (it can lock the file then).
 //!
-//! Nix keeps one such file per process; so does this module, whatever the number of `Store`s.
+//! Nix keeps one such file per process (and a daemon forks one process per connection, so each
+//! connection's roots vanish with it). [`TempRootsScope::Process`] does the same, whatever the
+//! number of `Store`s; [`TempRootsScope::Own`] gives one `Store` a file of its own,
+//! `temproots/<pid>-<n>`, removed when that `Store` is dropped: a daemon serving many connections
+//! in one process opens a `Store` per connection with it. Nix (2.4–2.26) reads such a name with
+//! `std::stoi`, which takes the leading `<pid>`, and treats the file like any other.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -22,10 +28,24 @@ use rustix::fs::FlockOperation;
 
 use super::error::StoreError;
 
-/// One state directory's temporary roots for this process.
+/// Whose temporary roots file a [`Store`](super::Store) writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TempRootsScope {
+    /// The process's `temproots/<pid>`, shared by every `Store` of the process on the same
+    /// state directory and removed with the last of them (Nix's behaviour).
+    #[default]
+    Process,
+    /// A file of this `Store`'s own, `temproots/<pid>-<n>`, removed when the `Store` is dropped:
+    /// its roots end with it, as a Nix daemon connection's roots end with its process.
+    Own,
+}
+
+/// One file of temporary roots (a process's, or one `Store`'s).
 #[derive(Debug)]
 pub(crate) struct TempRoots {
     state_dir: PathBuf,
+    /// The file's name in `temproots/`.
+    name: String,
     inner: Mutex<Inner>,
 }
 
@@ -58,20 +78,45 @@ impl TempRoots {
         if let Some(live) = map.get(state_dir).and_then(Weak::upgrade) {
             return live;
         }
-        let fresh = Arc::new(Self { state_dir: state_dir.to_path_buf(), inner: Mutex::default() });
+        let fresh = Arc::new(Self {
+            state_dir: state_dir.to_path_buf(),
+            name: std::process::id().to_string(),
+            inner: Mutex::default(),
+        });
         map.insert(state_dir.to_path_buf(), Arc::downgrade(&fresh));
         fresh
     }
 
+    /// Temporary roots of one `Store` alone, in `temproots/<pid>-<n>` (`n` counts up within the
+    /// process, so no two live files share a name).
+    pub fn own(state_dir: &Path) -> Arc<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Self {
+            state_dir: state_dir.to_path_buf(),
+            name: format!("{}-{n}", std::process::id()),
+            inner: Mutex::default(),
+        })
+    }
+
+    /// For the given scope: the shared process file, or a file of its own.
+    pub fn for_scope(scope: TempRootsScope, state_dir: &Path) -> Arc<Self> {
+        match scope {
+            TempRootsScope::Process => Self::for_state_dir(state_dir),
+            TempRootsScope::Own => Self::own(state_dir),
+        }
+    }
+
     fn path(&self) -> PathBuf {
-        self.state_dir.join("temproots").join(std::process::id().to_string())
+        self.state_dir.join("temproots").join(&self.name)
     }
 
     /// Creates and write-locks the file (Nix's `createTempRootsFile`).
     fn create_file(&self) -> Result<File, StoreError> {
         let path = self.path();
         loop {
-            // A file with our pid is stale: no two live processes share a pid.
+            // A file with our name is stale: no two live processes share a pid, and `<n>` is
+            // never reused within this process.
             let _ = std::fs::remove_file(&path);
             let file = open_rw(&path)?;
             lock(&file, FlockOperation::LockExclusive, &path)?;
@@ -127,7 +172,7 @@ impl TempRoots {
     fn tell_collector(&self, inner: &mut Inner, printed: &str) -> Result<bool, StoreError> {
         let socket_path = self.state_dir.join("gc-socket").join("socket");
         if inner.socket.is_none() {
-            match UnixStream::connect(&socket_path) {
+            match crate::unix_socket::with_short_path(&socket_path, |p| UnixStream::connect(p)) {
                 Ok(s) => inner.socket = Some(s),
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => {
                     return Ok(false)

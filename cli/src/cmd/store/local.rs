@@ -29,12 +29,18 @@ pub fn is_local(spec: Option<&str>) -> bool {
     spec == "local"
 }
 
-/// Opens the local store the environment names.
+/// Opens the local store the environment names, and cleans up after interrupted processes
+/// (`Store::recover`), as every local command does; a store this user cannot clean up (another
+/// user's) is still opened, with a warning.
 fn open() -> Result<Store> {
     let non_empty = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     let store_dir = non_empty("NIX_STORE_DIR").unwrap_or_else(|| "/nix/store".to_owned());
     let state_dir = non_empty("NIX_STATE_DIR").map_or_else(|| PathBuf::from("/nix/var/nix"), PathBuf::from);
-    Store::open(&StoreConfig::new(store_dir, state_dir)).context("cannot open the local store")
+    let store = Store::open(&StoreConfig::new(store_dir, state_dir)).context("cannot open the local store")?;
+    if let Err(e) = store.recover() {
+        eprintln!("warning: cannot clean up the local store: {e}");
+    }
+    Ok(store)
 }
 
 /// Runs one command on the local store.
@@ -154,11 +160,11 @@ fn gc(store: &Store, args: GcArgs) -> Result<()> {
     let result = store.collect_garbage(&options)?;
     if action == GcAction::DeleteDead {
         drop(out);
-        let printed = GcResult { paths: result.paths.iter().map(|p| store.print(p)).collect(), bytes_freed: result.bytes_freed };
+        let printed = GcResult { paths: result.printed(store.store_dir()), bytes_freed: result.bytes_freed };
         return print_freed(&printed);
     }
-    for path in &result.paths {
-        writeln!(out, "{}", store.print(path))?;
+    for path in result.printed(store.store_dir()) {
+        writeln!(out, "{path}")?;
     }
     Ok(())
 }
