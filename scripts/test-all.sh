@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
+# casnix-daemon's tests: socket activation, and running a client as an unprivileged user.
+command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test-all: missing ${need_apt[*]}; run as root (or install them) first" >&2

@@ -172,7 +172,7 @@ where
     E: Send + 'static,
     W: AsyncWrite + Unpin,
 {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(OUTPUT_DEPTH);
+    let (tx, rx) = mpsc::channel::<Bytes>(OUTPUT_DEPTH);
     let store = Arc::clone(store);
     let task = tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter { tx, pending: BytesMut::new() };
@@ -181,6 +181,9 @@ where
         (result, flushed)
     });
     let forward = async {
+        // Owned here, so a failed write closes the channel and the blocking writer stops
+        // (rather than waiting forever for room).
+        let mut rx = rx;
         while let Some(chunk) = rx.recv().await {
             output.write_all(&chunk).await?;
         }
@@ -188,9 +191,9 @@ where
     };
     let (joined, forwarded) = tokio::join!(task, forward);
     let (result, _) = joined.map_err(|e| BridgeError::Join(e.to_string()))?;
-    let value = result.map_err(BridgeError::Work)?;
+    // When the client went away, the work failed because of it: report the cause.
     forwarded.map_err(BridgeError::Io)?;
-    Ok(value)
+    result.map_err(BridgeError::Work)
 }
 
 /// What blocking work sends to the client's logger.

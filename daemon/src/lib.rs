@@ -9,6 +9,7 @@
 //! - [`session`]: one connection; [`ops`]: one operation each, answered as Nix 2.26 does;
 //! - [`build`]: realising derivations with a [`sandbox`] backend;
 //! - [`bridge`]: the blocking store work fed from and to the async connection;
+//! - [`timeout`]: dropping clients that stall mid-request or stop reading;
 //! - [`version`]: the version string clients see.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -23,4 +24,5 @@ pub mod ops;
 pub mod peer;
 pub mod session;
 pub mod settings;
+pub mod timeout;
 pub mod version;

@@ -13,6 +13,7 @@ use crate::locations::Locations;
 use crate::ops::{self, OpError, Session};
 use crate::peer::{Peer, Trust};
 use crate::settings::Settings;
+use crate::timeout::{io_timeout, TimedStream};
 use crate::version::version_string;
 use store::Store;
 
@@ -82,6 +83,7 @@ where
         None => shared.forced_trust.unwrap_or(Trust::Trusted),
     };
     let store = open_store(&shared.locations).await?;
+    let (stream, timer) = TimedStream::new(stream, io_timeout(&settings));
     let config = ServerConfig {
         info: ClientHandshakeInfo {
             daemon_nix_version: Some(version_string()),
@@ -94,6 +96,7 @@ where
         ..ServerConfig::default()
     };
     let mut conn = ServerConnection::accept(stream, &config).await?;
+    timer.idle();
     tracing::debug!(version = %conn.version(), ?trust, "handshake done");
     let mut session = Session {
         store,
@@ -130,6 +133,7 @@ where
             }
             Err(OpError::Connection(e)) => return Err(e.into()),
         }
+        timer.idle();
     }
     tracing::debug!(served, "client closed the connection");
     Ok(())
