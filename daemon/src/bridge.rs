@@ -40,18 +40,16 @@ pub enum BridgeError<E> {
     Io(io::Error),
 }
 
-/// Runs `work` on the blocking pool with the store.
+/// Runs `work` with the store, here: each connection has a thread of its own (see
+/// `listen`), so blocking it for the length of a store call holds up nothing else, and a
+/// query costs no hand-over between threads.
 pub async fn run<T, E, F>(store: &Arc<Store>, work: F) -> Result<T, BridgeError<E>>
 where
     F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || work(&store)).await {
-        Ok(result) => result.map_err(BridgeError::Work),
-        Err(e) => Err(BridgeError::Join(e.to_string())),
-    }
+    work(store).map_err(BridgeError::Work)
 }
 
 /// A `Read` whose bytes come, on demand, from an async reader on the other side.

@@ -43,17 +43,35 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Serves one accepted connection on a thread of its own with a single-threaded runtime, as
+/// Nix serves each in a process of its own: the session's store work runs on that thread
+/// directly (no hand-over between threads per request), and a slow client or a long
+/// operation never holds up another connection.
+fn handle_on_own_thread(stream: UnixStream, backend: Backend, shared: Arc<Shared>) {
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!("refusing a connection: {e}"),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::error!("starting a connection's runtime: {e}"),
+    };
+    runtime.block_on(async move {
+        match UnixStream::from_std(stream) {
+            Ok(stream) => handle(stream, backend, shared).await,
+            Err(e) => tracing::warn!("refusing a connection: {e}"),
+        }
+    });
+}
+
 /// Serves one accepted connection with `backend`.
 async fn handle(stream: UnixStream, backend: Backend, shared: Arc<Shared>) {
     let cred = match stream.peer_cred() {
         Ok(cred) => cred,
         Err(e) => return tracing::warn!("refusing a connection without credentials: {e}"),
     };
-    // Names come from NSS, which may block.
-    let peer = match tokio::task::spawn_blocking(move || Peer::from_ids(cred.uid(), cred.gid(), cred.pid())).await {
-        Ok(peer) => peer,
-        Err(e) => return tracing::warn!("refusing a connection: {e}"),
-    };
+    // Names come from NSS, which may block: this thread is the connection's own.
+    let peer = Peer::from_ids(cred.uid(), cred.gid(), cred.pid());
     let span = tracing::info_span!("conn", uid = peer.uid, pid = peer.pid, user = %peer.user);
     async move {
         tracing::debug!("accepted");
@@ -90,7 +108,8 @@ pub async fn run(listener: UnixListener, backend: Backend, shared: Arc<Shared>) 
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tasks.spawn(handle(stream, backend.clone(), Arc::clone(&shared)));
+                    let (backend, shared) = (backend.clone(), Arc::clone(&shared));
+                    tasks.spawn_blocking(move || handle_on_own_thread(stream, backend, shared));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.

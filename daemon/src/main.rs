@@ -134,7 +134,8 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Each connection holds a blocking-pool thread for its life (its own runtime runs there).
+    let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4096).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");

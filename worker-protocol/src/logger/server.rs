@@ -202,6 +202,16 @@ impl<W: AsyncWrite + Unpin> ServerLogger<W> {
         self.send_bytes(&STDERR_LAST.to_le_bytes()).await
     }
 
+    /// Ends the operation successfully and sends `reply` after `STDERR_LAST` in one write (one
+    /// system call for the whole answer), then flushes.
+    pub async fn last_with_reply(&mut self, reply: &[u8]) -> Result<(), ProtocolError> {
+        self.working = false;
+        let mut out = BytesMut::with_capacity(8 + reply.len());
+        put_u64(&mut out, STDERR_LAST);
+        out.extend_from_slice(reply);
+        self.send_bytes(&out).await
+    }
+
     /// Ends the operation with `error` (`STDERR_ERROR`, in the form for the client's version)
     /// and flushes. Allowed while idle too: a request that cannot even be read is answered so.
     pub async fn error(&mut self, error: &RemoteError) -> Result<(), ProtocolError> {

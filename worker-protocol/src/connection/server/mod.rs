@@ -4,7 +4,7 @@ mod export;
 mod input;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 
 pub use export::ExportWriter;
 pub use input::PayloadReader;
@@ -210,10 +210,7 @@ where
         response.encode(&mut out, &self.ctx)?;
         self.current = None;
         self.input.settle().await?;
-        self.logger.last().await?;
-        let writer = self.logger.get_mut();
-        writer.write_all(&out).await.map_err(ProtocolError::from_io)?;
-        writer.flush().await.map_err(ProtocolError::from_io)
+        self.logger.last_with_reply(&out).await
     }
 
     /// Ends the request being served with an error (`STDERR_ERROR`). Its unread payload is
