@@ -1,5 +1,6 @@
-//! Running blocking store work (SQLite, file system) on tokio's blocking pool while the
-//! connection's async reader or writer feeds it.
+//! Running store work (SQLite, file system) for a connection. [`run`] calls the store right
+//! there: each connection has a thread of its own. Work that streams from or to the client
+//! runs on tokio's blocking pool while the connection's async reader or writer feeds it.
 //!
 //! The store is synchronous (`std::io::Read`/`Write`); the connection is async and borrowed
 //! for the length of a request, so it cannot move into a blocking task. These bridges pass

@@ -8,7 +8,7 @@
 //!   credentials;
 //! - [`session`]: one connection; [`ops`]: one operation each, answered as Nix 2.26 does;
 //! - [`build`]: realising derivations with a [`sandbox`] backend;
-//! - [`bridge`]: the blocking store work fed from and to the async connection;
+//! - [`bridge`]: store work on the connection's thread, fed from and to the async connection;
 //! - [`timeout`]: dropping clients that stall mid-request or stop reading;
 //! - [`version`]: the version string clients see.
 
