@@ -29,6 +29,15 @@ use worker_protocol::logger::{ActivityId, LogMessage};
 use crate::bridge::LogTx;
 use crate::ops::query::read_derivation;
 
+/// Removes whatever is at each of `paths` (a builder's partial or stale outputs).
+fn remove_present<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) {
+    for path in paths {
+        if std::fs::symlink_metadata(path).is_ok() {
+            sandbox::none::remove_build_dir(path);
+        }
+    }
+}
+
 /// How a build failed: the status, the message, and whether it was a hash mismatch or timeout
 /// (for the exit status Nix's clients end with).
 #[derive(Debug, Clone)]
@@ -265,11 +274,7 @@ impl<'a> Builder<'a> {
             return Ok(BuildStatus::AlreadyValid);
         }
         self.check_system(&printed, &drv)?;
-        for real in &real_outputs {
-            if std::fs::symlink_metadata(real).is_ok() {
-                sandbox::none::remove_build_dir(real);
-            }
-        }
+        remove_present(&real_outputs);
         let inputs = self.input_closure(&drv)?;
         self.run_builder(drv_path, &drv, &outputs, &inputs)?;
         Ok(BuildStatus::Built)
@@ -383,14 +388,7 @@ impl<'a> Builder<'a> {
         }
         let real_scratch: Vec<PathBuf> = scratch.values().map(|p| self.store.real_path(p)).collect();
         let _locks = PathLock::acquire_all(real_scratch.iter().map(|p| p.as_path())).map_err(misc)?;
-        let remove_scratch = || {
-            for real in &real_scratch {
-                if std::fs::symlink_metadata(real).is_ok() {
-                    sandbox::none::remove_build_dir(real);
-                }
-            }
-        };
-        remove_scratch();
+        remove_present(&real_scratch);
         let inputs = self.input_closure(&drv)?;
         let mut request = self.request_for(drv_path, &drv, &scratch, &inputs)?;
         request.rewrites = rewrites;
@@ -402,7 +400,7 @@ impl<'a> Builder<'a> {
             Ok(other) => Err(BuildFailure::permanent(format!("builder for '{printed}' {}", other.describe()))),
             Err(e) => Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}"))),
         };
-        remove_scratch();
+        remove_present(&real_scratch);
         result
     }
 
@@ -422,14 +420,8 @@ impl<'a> Builder<'a> {
         let outcome = self.backend.build(&request, &mut log);
         log.finish();
         let _ = log::write_build_log(&self.settings.log_dir, &drv_path.to_string(), log.contents(), true);
-        let remove_outputs = || {
-            for path in outputs.values() {
-                let real = self.store.real_path(path);
-                if std::fs::symlink_metadata(&real).is_ok() {
-                    sandbox::none::remove_build_dir(&real);
-                }
-            }
-        };
+        let real: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
+        let remove_outputs = || remove_present(&real);
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -454,12 +446,7 @@ impl<'a> Builder<'a> {
             };
             return Err(BuildFailure { status, message });
         }
-        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys);
-        if registered.is_err() {
-            remove_outputs();
-        }
-        registered?;
-        self.run_post_build_hook(drv_path, outputs)
+        self.register_and_hook(drv_path, drv, outputs, inputs)
     }
 
     /// The closure `exportReferencesGraph` exports for `path_text`: the path must be in the
@@ -616,6 +603,22 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Checks and registers the built outputs (removing them if that fails), then runs the
+    /// post-build hook.
+    fn register_and_hook(
+        &self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        inputs: &BTreeSet<StorePath>,
+    ) -> Result<(), BuildFailure> {
+        if let Err(e) = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys) {
+            remove_present(&outputs.values().map(|p| self.store.real_path(p)).collect::<Vec<_>>());
+            return Err(e);
+        }
+        self.run_post_build_hook(drv_path, outputs)
+    }
+
     /// Runs a builtin builder in this process, then checks and registers its outputs.
     fn run_builtin(
         &mut self,
@@ -629,23 +632,11 @@ impl<'a> Builder<'a> {
         let log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let ran = sandbox::builtin::run(drv, &real);
         log.finish();
-        let remove_outputs = || {
-            for path in real.values() {
-                if std::fs::symlink_metadata(path).is_ok() {
-                    sandbox::none::remove_build_dir(path);
-                }
-            }
-        };
         if let Err(e) = ran {
-            remove_outputs();
+            remove_present(real.values());
             self.log_error(&e.0);
             return Err(BuildFailure::permanent(format!("builder for '{printed}' failed with exit code 1")));
         }
-        let registered = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys);
-        if registered.is_err() {
-            remove_outputs();
-        }
-        registered?;
-        self.run_post_build_hook(drv_path, outputs)
+        self.register_and_hook(drv_path, drv, outputs, inputs)
     }
 }

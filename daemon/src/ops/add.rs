@@ -181,6 +181,14 @@ where
     Ok(Response::ImportPaths(paths))
 }
 
+/// Nix's "is not valid" error unless `path` is valid.
+fn require_valid(s: &Session, path: &nix_formats::store_path::StorePath) -> Result<(), OpError> {
+    if s.store.is_valid(path)? {
+        return Ok(());
+    }
+    Err(StoreError::InvalidPath(s.print(path)).into())
+}
+
 /// `ExportPath`: the path in Nix's export format, in `STDERR_WRITE` messages.
 pub async fn export_path<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: ExportPath) -> Result<(), OpError>
 where
@@ -188,10 +196,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let path = r.path;
-    let check = path.clone();
-    if !bridge::run(&s.store, move |st| st.is_valid(&check)).await? {
-        return Err(StoreError::InvalidPath(s.print(&path)).into());
-    }
+    require_valid(s, &path)?;
     {
         let mut out = conn.export_writer()?;
         bridge::with_output(&s.store, &mut out, move |st, w| {
@@ -211,10 +216,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let path = r.path;
-    let check = path.clone();
-    if !bridge::run(&s.store, move |st| st.is_valid(&check)).await? {
-        return Err(StoreError::InvalidPath(s.print(&path)).into());
-    }
+    require_valid(s, &path)?;
     let out = conn.nar_reply().await?;
     let streamed = bridge::with_output(&s.store, out, move |st, w| st.nar_from_path(&path, w).map(|_| ())).await;
     match streamed {
