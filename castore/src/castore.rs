@@ -145,6 +145,27 @@ impl Castore {
         Ok(result)
     }
 
+    /// Ingests the NAR at the start of `input` up to the durability barrier (see
+    /// [`ingest::ingest_nar_staged`]); [`Castore::commit_staged`] completes it.
+    pub fn ingest_nar_staged(&self, input: impl Read) -> Result<ingest::StagedNar, CastoreIngestError> {
+        Ok(ingest::ingest_nar_staged(input, &self.config.limits, &self.blobs)?)
+    }
+
+    /// Makes staged NARs durable together: one blob flush, one directory transaction.
+    pub fn commit_staged<'a>(&self, staged: impl IntoIterator<Item = &'a ingest::StagedNar> + Clone) -> Result<(), CastoreIngestError> {
+        ingest::StagedNar::commit_all(staged.clone(), &self.blobs, &self.directories)?;
+        for s in staged {
+            self.after_ingest(&s.ingested.root)?;
+        }
+        Ok(())
+    }
+
+    /// Creates several trees atomically with one durability barrier (see
+    /// [`materialise::materialise_many_atomically`]).
+    pub fn materialise_many_atomically(&self, items: &[(&Node, &Path)]) -> Result<(), MaterialiseError> {
+        materialise::materialise_many_atomically(items, &self.blobs, &self.directories, self.config.durability)
+    }
+
     /// Writes the NAR of the tree `root` (see [`render::render_nar`]).
     pub fn render_nar<W: Write>(&self, root: &Node, out: W) -> Result<W, RenderError> {
         render::render_nar(root, &self.blobs, &self.directories, out)

@@ -195,46 +195,88 @@ pub fn materialise_atomically(
     directories: &dyn DirectoryService,
     durability: Durability,
 ) -> Result<(), MaterialiseError> {
+    materialise_many_atomically(&[(root, dest)], blobs, directories, durability)
+}
+
+/// [`materialise_atomically`] for several trees with one barrier: every tree is built beside
+/// its destination, all are synced together, then each is renamed into place and each parent
+/// directory synced once. Stops at the first error: trees renamed before it stay (each is
+/// complete), the other temporary trees are removed.
+pub fn materialise_many_atomically(
+    items: &[(&Node, &Path)],
+    blobs: &dyn BlobService,
+    directories: &dyn DirectoryService,
+    durability: Durability,
+) -> Result<(), MaterialiseError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
-        return Err(MaterialiseError::InvalidDestination(dest.to_path_buf()));
-    };
-    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-    if fs::symlink_metadata(dest).is_ok() {
-        return Err(MaterialiseError::DestinationExists(dest.to_path_buf()));
-    }
-    let mut temp_name = name.to_os_string();
-    temp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let temp = parent.join(temp_name);
-    let result = materialise_returning_directories(root, &temp, blobs, directories).and_then(|created| {
-        if durability == Durability::Synced {
-            let mut to_sync = created.directories;
-            to_sync.extend(created.copies);
-            durability::sync_all(&to_sync, parent).map_err(|(path, e)| io_error(&path, e))?;
-        }
-        let parent_handle = File::open(parent).map_err(|e| io_error(parent, e))?;
-        match rustix::fs::renameat_with(rustix::fs::CWD, &temp, rustix::fs::CWD, dest, rustix::fs::RenameFlags::NOREPLACE) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::EXIST) => return Err(MaterialiseError::DestinationExists(dest.to_path_buf())),
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
-                // No RENAME_NOREPLACE here: a plain rename refuses to replace a non-empty
-                // directory, and we checked that `dest` was absent.
-                if fs::symlink_metadata(dest).is_ok() {
-                    return Err(MaterialiseError::DestinationExists(dest.to_path_buf()));
-                }
-                fs::rename(&temp, dest).map_err(|e| io_error(dest, e))?;
+    // Temporary trees and their destinations; a temporary is cleared once renamed.
+    let mut pending: Vec<(PathBuf, &Path)> = Vec::with_capacity(items.len());
+    let result = (|| {
+        let mut to_sync = Vec::new();
+        let mut parents: Vec<&Path> = Vec::new();
+        for &(root, dest) in items {
+            let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+                return Err(MaterialiseError::InvalidDestination(dest.to_path_buf()));
+            };
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            if fs::symlink_metadata(dest).is_ok() {
+                return Err(MaterialiseError::DestinationExists(dest.to_path_buf()));
             }
-            Err(e) => return Err(io_error(dest, e.into())),
+            let mut temp_name = name.to_os_string();
+            temp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+            let temp = parent.join(temp_name);
+            pending.push((temp.clone(), dest));
+            let created = materialise_returning_directories(root, &temp, blobs, directories)?;
+            to_sync.extend(created.directories);
+            to_sync.extend(created.copies);
+            if !parents.contains(&parent) {
+                parents.push(parent);
+            }
+        }
+        let Some(anchor) = parents.first().copied() else { return Ok(()) };
+        if durability == Durability::Synced {
+            durability::sync_all(&to_sync, anchor).map_err(|(path, e)| io_error(&path, e))?;
+        }
+        let handles = parents
+            .iter()
+            .map(|parent| File::open(parent).map_err(|e| io_error(parent, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (temp, dest) in pending.iter_mut() {
+            rename_into_place(temp, dest)?;
+            temp.clear();
         }
         if durability == Durability::Synced {
-            parent_handle.sync_all().map_err(|e| io_error(parent, e))?;
+            for (handle, parent) in handles.iter().zip(&parents) {
+                handle.sync_all().map_err(|e| io_error(parent, e))?;
+            }
         }
         Ok(())
-    });
-    if result.is_err() && fs::symlink_metadata(&temp).is_ok() {
-        let _ = remove_tree(&temp);
+    })();
+    if result.is_err() {
+        for (temp, _) in &pending {
+            if !temp.as_os_str().is_empty() && fs::symlink_metadata(temp).is_ok() {
+                let _ = remove_tree(temp);
+            }
+        }
     }
     result
+}
+
+/// Renames `temp` to `dest`, refusing to replace anything.
+fn rename_into_place(temp: &Path, dest: &Path) -> Result<(), MaterialiseError> {
+    match rustix::fs::renameat_with(rustix::fs::CWD, temp, rustix::fs::CWD, dest, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Err(MaterialiseError::DestinationExists(dest.to_path_buf())),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+            // No RENAME_NOREPLACE here: a plain rename refuses to replace a non-empty
+            // directory, and we checked that `dest` was absent.
+            if fs::symlink_metadata(dest).is_ok() {
+                return Err(MaterialiseError::DestinationExists(dest.to_path_buf()));
+            }
+            fs::rename(temp, dest).map_err(|e| io_error(dest, e))
+        }
+        Err(e) => Err(io_error(dest, e.into())),
+    }
 }
 
 /// Removes the tree at `path` (a file, symlink or directory), making read-only directories

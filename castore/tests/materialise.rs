@@ -202,3 +202,84 @@ fn versions_of_a_tree_share_everything_but_their_changes() {
     assert_eq!(inodes.len(), files + 9);
     assert_eq!(roots.iter().collect::<std::collections::HashSet<_>>().len(), 10);
 }
+
+#[test]
+fn several_trees_materialise_together_and_a_failure_leaves_no_temporaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let mut roots = Vec::new();
+    for n in 0..5 {
+        let source = tmp.path().join(format!("src{n}"));
+        common::write(
+            &dir(vec![
+                ("n", file(format!("{n}\n").as_bytes(), false)),
+                ("sub", sample()),
+            ]),
+            &source,
+        );
+        roots.push((store.ingest_path(&source).unwrap().root, source));
+    }
+    let dests: Vec<_> = (0..5).map(|n| out.join(format!("t{n}"))).collect();
+    let items: Vec<(&Node, &Path)> = roots
+        .iter()
+        .zip(&dests)
+        .map(|((root, _), d)| (root, d.as_path()))
+        .collect();
+    store.materialise_many_atomically(&items[..3]).unwrap();
+    for (n, dest) in dests.iter().enumerate().take(3) {
+        assert_canonical(dest);
+        assert_eq!(common::dump(dest), common::dump(&roots[n].1));
+    }
+    // t3 is built, then t1 is found in place: nothing of t3 and t1's new tree is left behind.
+    let err = store
+        .materialise_many_atomically(&[items[3], items[1]])
+        .unwrap_err();
+    assert!(
+        matches!(err, MaterialiseError::DestinationExists(_)),
+        "{err}"
+    );
+    let mut names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["t0", "t1", "t2"]);
+    store.materialise_many_atomically(&[]).unwrap();
+}
+
+#[test]
+fn staged_blobs_are_readable_before_the_flush_and_after_it() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let mut nar = Vec::new();
+    let contents = common::noise(3000, 7);
+    let mut writer = nix_formats::nar::Writer::new(&mut nar);
+    writer
+        .regular(false, contents.len() as u64, &mut contents.as_slice())
+        .unwrap();
+    writer.finish().unwrap();
+    let staged = store.ingest_nar_staged(nar.as_slice()).unwrap();
+    let Node::File { digest, .. } = staged.ingested.root else {
+        panic!("not a file")
+    };
+    assert!(
+        !castore::BlobService::has(store.blobs(), &digest).unwrap(),
+        "flushed before the commit"
+    );
+    let read = |store: &Castore| {
+        let mut bytes = Vec::new();
+        castore::BlobService::open_read(store.blobs(), &digest)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        bytes
+    };
+    assert_eq!(read(&store), contents);
+    store.commit_staged([&staged]).unwrap();
+    assert!(castore::BlobService::has(store.blobs(), &digest).unwrap());
+    assert_eq!(read(&store), contents);
+}

@@ -257,6 +257,23 @@ impl Inner {
         Ok(None)
     }
 
+    /// Opens a blob stored or staged (written but not flushed yet: its temporary file, until a
+    /// flush moves it into the pool).
+    fn open_stored_or_staged(&self, digest: &B3Digest) -> Result<Option<File>, BlobError> {
+        if let Some(file) = self.open(digest)? {
+            return Ok(Some(file));
+        }
+        let Some(temp) = lock(&self.staged).get(digest).map(|(temp, _)| temp.clone()) else {
+            return Ok(None);
+        };
+        match File::open(&temp) {
+            Ok(file) => Ok(Some(file)),
+            // Flushed meanwhile: it is in the pool now.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.open(digest),
+            Err(e) => Err(BlobError::io(temp, e)),
+        }
+    }
+
     fn flush(&self) -> Result<(), BlobError> {
         let _flushing = lock(&self.flush_lock);
         let staged: Vec<(B3Digest, (PathBuf, bool))> = lock(&self.staged).drain().collect();
@@ -494,7 +511,7 @@ impl BlobService for LocalBlobService {
     }
 
     fn open_read(&self, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>, BlobError> {
-        Ok(self.inner.open(digest)?.map(|file| Box::new(file) as Box<dyn BlobReader>))
+        Ok(self.inner.open_stored_or_staged(digest)?.map(|file| Box::new(file) as Box<dyn BlobReader>))
     }
 
     fn writer(&self) -> Result<Box<dyn BlobWriter>, BlobError> {

@@ -70,7 +70,8 @@ pub trait BlobService: Send + Sync {
     /// The blob's size, or `None` if it is not stored.
     fn size(&self, digest: &B3Digest) -> Result<Option<u64>, BlobError>;
 
-    /// Opens the blob for reading, or `None` if it is not stored.
+    /// Opens the blob for reading, or `None` if it is not stored (the local pool also opens
+    /// blobs written but not flushed yet).
     fn open_read(&self, digest: &B3Digest) -> Result<Option<Box<dyn BlobReader>>, BlobError>;
 
     /// A writer for a new blob.

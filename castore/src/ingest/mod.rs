@@ -22,7 +22,7 @@ use crate::directory_service::DirectoryServiceError;
 use crate::node::InvalidSymlinkTarget;
 
 pub use fs::ingest_path;
-pub use nar::ingest_nar;
+pub use nar::{ingest_nar, ingest_nar_staged, StagedNar};
 
 use nix_formats::hash::Hash;
 

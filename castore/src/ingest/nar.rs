@@ -10,6 +10,7 @@ use super::pipeline::{self, Pipeline, CHUNK_SIZE, WHOLE_LIMIT};
 use super::tree::{Pending, PendingTree};
 use super::{IngestError, IngestLimits, Ingested};
 use crate::blob::BlobService;
+use crate::directory::Directory;
 use crate::directory_service::DirectoryService;
 use crate::node::SymlinkTarget;
 
@@ -42,6 +43,46 @@ pub fn ingest_nar<R: Read>(
     blobs: &dyn BlobService,
     directories: &dyn DirectoryService,
 ) -> Result<Ingested, IngestError> {
+    let staged = ingest_nar_staged(input, limits, blobs)?;
+    staged.commit(blobs, directories)?;
+    Ok(staged.ingested)
+}
+
+/// A NAR ingested up to its durability barrier: its new blobs are staged in the blob service
+/// (readable, not yet flushed) and its directories are not stored yet. Several are made
+/// durable with one flush and one transaction by [`StagedNar::commit_all`].
+#[derive(Debug, Clone)]
+pub struct StagedNar {
+    /// The tree, and the NAR's hash and size.
+    pub ingested: Ingested,
+    /// The tree's directories, children before parents.
+    pub directories: Vec<Directory>,
+}
+
+impl StagedNar {
+    /// Flushes the blobs and stores the directories of this NAR.
+    pub fn commit(&self, blobs: &dyn BlobService, directories: &dyn DirectoryService) -> Result<(), IngestError> {
+        Self::commit_all([self], blobs, directories)
+    }
+
+    /// Flushes the staged blobs (one barrier for all) and stores the directories of `staged`
+    /// in one transaction.
+    pub fn commit_all<'a>(
+        staged: impl IntoIterator<Item = &'a StagedNar>,
+        blobs: &dyn BlobService,
+        directories: &dyn DirectoryService,
+    ) -> Result<(), IngestError> {
+        blobs.flush()?;
+        let dirs: Vec<Directory> = staged.into_iter().flat_map(|s| s.directories.iter().cloned()).collect();
+        if !dirs.is_empty() {
+            directories.put_many(&dirs)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`ingest_nar`] up to the durability barrier: see [`StagedNar`].
+pub fn ingest_nar_staged<R: Read>(input: R, limits: &IngestLimits, blobs: &dyn BlobService) -> Result<StagedNar, IngestError> {
     let hashing = HashingReader { inner: input, hasher: Hasher::new(Algorithm::Sha256), count: 0 };
     let mut reader = Reader::new(hashing, limits.nar);
     let mut tree = PendingTree::new(limits.max_nodes);
@@ -50,12 +91,8 @@ pub fn ingest_nar<R: Read>(
         Ok(((), tree.file_count()))
     })?;
     let HashingReader { hasher, count, .. } = reader.into_inner();
-    blobs.flush()?;
-    let (root, dirs) = tree.finish(&files)?;
-    if !dirs.is_empty() {
-        directories.put_many(&dirs)?;
-    }
-    Ok(Ingested { root, nar_hash: hasher.finish(), nar_size: count })
+    let (root, directories) = tree.finish(&files)?;
+    Ok(StagedNar { ingested: Ingested { root, nar_hash: hasher.finish(), nar_size: count }, directories })
 }
 
 /// Reads the archive's events into `tree`, handing file contents to the pipeline.

@@ -72,6 +72,9 @@ pub(crate) struct Pipeline<'a> {
     failed: &'a AtomicBool,
     /// Whole files not sent yet, and their bytes.
     batch: RefCell<(Vec<WholeFile>, usize)>,
+    /// Starts the workers; taken by the first job. A small archive whose files all fit in one
+    /// batch never starts them: its batch is stored on the ingesting thread.
+    start: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
 }
 
 /// Buffers the workers are done with, for reading into (see [`Pipeline::buffers`]).
@@ -135,6 +138,10 @@ impl Pipeline<'_> {
     }
 
     fn send(&self, job: Job) -> Result<(), IngestError> {
+        let start = self.start.borrow_mut().take();
+        if let Some(start) = start {
+            start();
+        }
         self.jobs.send(job).map_err(|_| IngestError::Internal("blob workers stopped"))
     }
 
@@ -194,15 +201,30 @@ pub(crate) fn run<T>(
     let failure: Mutex<Option<IngestError>> = Mutex::new(None);
     let failed = AtomicBool::new(false);
     let outcome = std::thread::scope(|scope| {
-        for _ in 0..worker_count() {
-            let spare = spare_tx.clone();
-            let (jobs, results, failure, failed) = (&jobs_rx, &results, &failure, &failed);
-            scope.spawn(move || worker(jobs, blobs, results, failure, failed, spare));
-        }
-        drop(spare_tx);
-        let pipeline = Pipeline { jobs: jobs_tx, spare: Mutex::new(spare_rx), failed: &failed, batch: RefCell::new((Vec::new(), 0)) };
+        let (jobs, results_ref, failure_ref, failed_ref, spare) = (&jobs_rx, &results, &failure, &failed, &spare_tx);
+        let start = move || {
+            for _ in 0..worker_count() {
+                let spare = spare.clone();
+                scope.spawn(move || worker(jobs, blobs, results_ref, failure_ref, failed_ref, spare));
+            }
+        };
+        let pipeline = Pipeline {
+            jobs: jobs_tx,
+            spare: Mutex::new(spare_rx),
+            failed: &failed,
+            batch: RefCell::new((Vec::new(), 0)),
+            start: RefCell::new(Some(Box::new(start))),
+        };
         let outcome = body(&pipeline);
         match outcome {
+            Ok(value) if pipeline.start.borrow().is_some() => {
+                // No worker was needed: the last (only) batch is stored here.
+                let files = std::mem::take(&mut pipeline.batch.borrow_mut().0);
+                process(Job::Batch(files), blobs, spare).map(|done| {
+                    lock(&results).extend(done);
+                    value
+                })
+            }
             Ok(value) => pipeline.send_batch().map(|()| value),
             Err(e) => Err(e),
         }

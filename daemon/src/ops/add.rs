@@ -14,7 +14,7 @@ use nix_formats::path_info::ValidPathInfo;
 use nix_formats::signature::TrustedKeys;
 use store::local::NarToAdd;
 use store::{Store, StoreError};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
 use worker_protocol::nar_stream::NarStream;
 use worker_protocol::ops::payload::decode_multiple_item_info;
@@ -127,8 +127,12 @@ where
     Ok(Response::AddToStoreNar)
 }
 
-/// `AddMultipleToStore`: a count, then each path's info and NAR, added one by one in order
-/// (clients send them with references first).
+/// `AddMultipleToStore`: a count, then each path's info and NAR (clients send them with
+/// references first). Small NARs are gathered in memory, up to [`BATCH_BYTES`] and
+/// [`BATCH_ITEMS`], and each batch is added with one durability barrier and one database
+/// transaction; a NAR too large for a batch is streamed into the store on its own, after the
+/// batch before it. When a batch fails, none of its paths are added (Nix adds each path on its
+/// own, so the paths before the failing one stay); the client gets the same error.
 pub async fn add_multiple_to_store<R, W>(
     s: &Session,
     conn: &mut ServerConnection<R, W>,
@@ -140,29 +144,103 @@ where
 {
     let keys = signature_policy(s, r.dont_check_sigs)?;
     let trusted = s.trusted();
+    let repair = r.repair;
     let ctx = conn.ctx().clone();
     let mut items = WireReader::new(conn.payload()?);
     let count: u64 = items.read_value(&ctx).await?;
     if count > MAX_MULTIPLE {
         return refuse(format!("too many paths in one AddMultipleToStore ({count})"));
     }
+    let mut batch = Batch::default();
     for _ in 0..count {
         let mut info = items.read_with(&ctx, decode_multiple_item_info).await?;
         if !trusted {
             info.ultimate = false;
         }
-        let keys = keys.clone();
-        let repair = r.repair;
         let mut nar = NarStream::new(&mut items, nix_formats::nar::Limits::default());
-        let added = bridge::with_input(&s.store, &mut nar, move |st, nar| {
-            st.add_nars_checked(vec![NarToAdd { info, nar }], repair, keys.as_ref())
-        })
-        .await;
-        // The next item starts after this NAR, whether or not the store read all of it.
-        nar.drain().await?;
-        added?;
+        if batch.paths.contains(&info.path) {
+            // Sent twice: the second copy would be skipped as valid already.
+            nar.drain().await?;
+            continue;
+        }
+        let size = usize::try_from(info.nar_size).unwrap_or(usize::MAX);
+        if size == 0 || size > BATCH_BYTES {
+            batch.flush(s, repair, &keys).await?;
+            add_streamed(s, info, &mut nar, Vec::new(), repair, &keys).await?;
+            continue;
+        }
+        if batch.bytes + size > BATCH_BYTES || batch.items.len() >= BATCH_ITEMS {
+            batch.flush(s, repair, &keys).await?;
+        }
+        // One byte more than announced tells a longer NAR from an exact one.
+        let mut bytes = Vec::with_capacity(size);
+        (&mut nar)
+            .take(info.nar_size + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| OpError::Connection(worker_protocol::error::ProtocolError::from_io(e)))?;
+        if bytes.len() > size {
+            // Longer than its info says: the store reports the mismatch, reading it all.
+            batch.flush(s, repair, &keys).await?;
+            add_streamed(s, info, &mut nar, bytes, repair, &keys).await?;
+            continue;
+        }
+        batch.bytes += bytes.len();
+        batch.paths.insert(info.path.clone());
+        batch.items.push(NarToAdd { info, nar: std::io::Cursor::new(bytes) });
     }
+    batch.flush(s, repair, &keys).await?;
     Ok(Response::AddMultipleToStore)
+}
+
+/// The most NAR bytes one `AddMultipleToStore` batch holds in memory.
+const BATCH_BYTES: usize = 32 << 20;
+/// The most paths in one `AddMultipleToStore` batch.
+const BATCH_ITEMS: usize = 4096;
+
+/// Paths of an `AddMultipleToStore` read but not yet added.
+#[derive(Default)]
+struct Batch {
+    items: Vec<NarToAdd<std::io::Cursor<Vec<u8>>>>,
+    paths: BTreeSet<nix_formats::store_path::StorePath>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Adds the gathered paths in one go and empties the batch.
+    async fn flush(&mut self, s: &Session, repair: bool, keys: &Option<TrustedKeys>) -> Result<(), OpError> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.items);
+        tracing::debug!(paths = items.len(), bytes = self.bytes, "adding a batch");
+        self.paths.clear();
+        self.bytes = 0;
+        let keys = keys.clone();
+        bridge::run(&s.store, move |st| st.add_nars_checked(items, repair, keys.as_ref())).await?;
+        Ok(())
+    }
+}
+
+/// Adds one path whose NAR is `head` followed by the rest of `nar`, streamed into the store.
+async fn add_streamed<R: AsyncRead + Unpin>(
+    s: &Session,
+    info: ValidPathInfo,
+    nar: &mut NarStream<R>,
+    head: Vec<u8>,
+    repair: bool,
+    keys: &Option<TrustedKeys>,
+) -> Result<(), OpError> {
+    let keys = keys.clone();
+    let mut input = AsyncReadExt::chain(std::io::Cursor::new(head), &mut *nar);
+    let added = bridge::with_input(&s.store, &mut input, move |st, nar| {
+        st.add_nars_checked(vec![NarToAdd { info, nar }], repair, keys.as_ref())
+    })
+    .await;
+    // The next item starts after this NAR, whether or not the store read all of it.
+    nar.drain().await?;
+    added?;
+    Ok(())
 }
 
 /// `ImportPaths`: Nix's export format, pulled from the client. Untrusted clients' paths need

@@ -85,22 +85,26 @@ impl Store {
         for item in &batch {
             self.add_temp_root(&item.info.path)?;
         }
+        let mut staged = Vec::new();
         for NarToAdd { info, nar } in batch {
             if !repair && self.db.is_valid(&info.path)? {
                 continue;
             }
-            let root = self.ingest_checked(&info, nar)?;
-            let derivation = self.derivation_of(&info.path, &root)?;
-            ready.push(Ready { info, root, derivation });
+            let ingested = self.ingest_checked(&info, nar)?;
+            let derivation = self.derivation_of(&info.path, &ingested.ingested.root)?;
+            ready.push(Ready { info, root: ingested.ingested.root.clone(), derivation });
+            staged.push(ingested);
         }
+        // One durability barrier for the batch's blobs and directories, then one for its trees.
+        self.castore.commit_staged(&staged)?;
         self.install_and_register(&ready)?;
         Ok(ready.into_iter().map(|r| r.info.path).collect())
     }
 
-    /// Ingests `nar` and checks it against `info`; returns the root node. The content address,
-    /// if any, is checked as Nix 2.26 checks it: hashed modulo the path's own hash part (see
-    /// [`super::modulo_hash`]), so self-referencing objects are accepted.
-    fn ingest_checked(&self, info: &ValidPathInfo, nar: impl Read) -> Result<Node, StoreError> {
+    /// Ingests `nar` (staged: see [`castore::StagedNar`]) and checks it against `info`. The
+    /// content address, if any, is checked as Nix 2.26 checks it: hashed modulo the path's own
+    /// hash part (see [`super::modulo_hash`]), so self-referencing objects are accepted.
+    fn ingest_checked(&self, info: &ValidPathInfo, nar: impl Read) -> Result<castore::StagedNar, StoreError> {
         let hash_part = info.path.hash_part();
         // For a NAR address the NAR is looked through for the hash part; with SHA-256 the NAR
         // hash is the address's hash unless the hash part occurs, and only then is the NAR
@@ -111,13 +115,14 @@ impl Store {
         };
         let scan = nar_algo.map(|algo| ModuloHasher::new((algo != Algorithm::Sha256).then_some(algo), hash_part));
         let mut reader = ModuloReader::new(nar, scan);
-        let ingested = self.castore.ingest_nar(&mut reader)?;
+        let staged = self.castore.ingest_nar_staged(&mut reader)?;
+        let ingested = &staged.ingested;
         let printed = self.print(&info.path);
         if ingested.nar_hash != info.nar_hash {
             return Err(StoreError::HashMismatch(Box::new(Mismatch {
                 path: printed,
                 expected: info.nar_hash.clone(),
-                got: ingested.nar_hash,
+                got: ingested.nar_hash.clone(),
             })));
         }
         if info.nar_size != 0 && ingested.nar_size != info.nar_size {
@@ -128,6 +133,8 @@ impl Store {
                 (Method::Nar, Some((Some(hash), _))) => hash,
                 (Method::Nar, Some((None, false))) => ingested.nar_hash.clone(),
                 (Method::Nar, _) => {
+                    // Rendering reads the directories: store them first.
+                    self.castore.commit_staged([&staged])?;
                     let hasher = ModuloHasher::new(Some(ca.hash.algorithm()), hash_part);
                     let (hash, _) = self.castore.render_nar(&ingested.root, hasher)?.finish();
                     hash.unwrap_or_else(|| Hash::zero(ca.hash.algorithm()))
@@ -139,7 +146,7 @@ impl Store {
             }
             self.check_ca_path(info, ca)?;
         }
-        Ok(ingested.root)
+        Ok(staged)
     }
 
     /// The hash of a flat or text object's single file, with the address's algorithm, modulo
@@ -219,7 +226,14 @@ impl Store {
         if ready.is_empty() {
             return Ok(());
         }
-        for r in ready {
+        // Paths with nothing at their place are created together (one barrier); the others
+        // (leftovers, repairs) are swapped in one by one.
+        let reals: Vec<std::path::PathBuf> = ready.iter().map(|r| self.real_path(&r.info.path)).collect();
+        let (fresh, occupied): (Vec<_>, Vec<_>) =
+            ready.iter().zip(&reals).partition(|(_, real)| std::fs::symlink_metadata(real).is_err());
+        let fresh: Vec<(&Node, &std::path::Path)> = fresh.iter().map(|(r, real)| (&r.root, real.as_path())).collect();
+        self.castore.materialise_many_atomically(&fresh)?;
+        for (r, _) in occupied {
             self.install(&r.info.path, &r.root)?;
         }
         let roots: Vec<CastoreRoot> = ready
