@@ -24,6 +24,22 @@ pub fn warning(text: &str) -> String {
     format!("\x1b[35;1mwarning:\x1b[0m {text}")
 }
 
+/// Nix's error prefix (`error:` in bold red), continuation lines indented under the message
+/// and stripped of trailing blanks, as Nix shows a logged error.
+pub fn error_text(text: &str) -> String {
+    let mut out = String::from("\x1b[31;1merror:\x1b[0m ");
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str("       ");
+        }
+        out.push_str(line);
+        let kept = out.trim_end().len();
+        out.truncate(kept);
+    }
+    out
+}
+
 /// `SetOptions`: kept for this connection; settings an untrusted client may not change are
 /// ignored with Nix's warnings.
 pub async fn set_options<R, W>(s: &mut Session, conn: &mut ServerConnection<R, W>, options: ClientOptions) -> Result<Response, OpError>
