@@ -212,6 +212,8 @@ in {{
   # Another builder, the same output: the same path, valid once the first is built.
   same = fixed "fixed" "{right}" "echo fetching; printf 'fixed contents\n' > $out";
   wrong = fixed "fixed-wrong" "{wrong}" "echo 'fixed contents' > $out";
+  # A flat fixed output may not refer to store paths (checked before its hash).
+  refers = fixed "fixed-refers" "{wrong}" "echo ${{lib.busybox}} > $out";
   user = lib.mk {{
     name = "fixed-user";
     script = "mkdir $out; cat ${{fixed "fixed" "{right}" "echo 'fixed contents' > $out"}} > $out/copy";
@@ -232,6 +234,7 @@ in {{
         let wrong_drv = s.cmd(["nix-instantiate", &file, "-A", "wrong"]).expect_ok().run().line();
         s.cmd(["nix-store", "--realise", &wrong_drv]).expect_fail().run();
         s.cmd(with(nix_build(s), &["-f", &file, "wrong", "--no-link"])).expect_fail().run();
+        s.cmd(["nix-build", &file, "-A", "refers"]).expect_fail().run();
         let wrong_out = s.cmd(["nix-store", "-q", "--outputs", &wrong_drv]).expect_ok().run().line();
         s.cmd(["nix-store", "--check-validity", &wrong_out]).expect_fail().run();
         s.cmd(["nix-build", &file, "-A", "user", "-o", "user"]).expect_ok().run();
