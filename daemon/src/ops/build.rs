@@ -293,3 +293,26 @@ where
     .await?;
     Ok(Response::BuildDerivation(result))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: BuildStatus, message: &str) -> BuildFailure {
+        BuildFailure { status, message: message.to_owned() }
+    }
+
+    #[test]
+    fn exit_status_combines_failures_as_nix_does() {
+        let permanent = failure(BuildStatus::PermanentFailure, "builder failed");
+        let timed_out = failure(BuildStatus::TimedOut, "timed out");
+        let mismatch = failure(BuildStatus::OutputRejected, "hash mismatch in fixed-output derivation");
+        let other = failure(BuildStatus::MiscFailure, "something");
+        assert_eq!(failing_exit_status([&other].into_iter()), 1);
+        assert_eq!(failing_exit_status([&permanent, &other].into_iter()), 100);
+        assert_eq!(failing_exit_status([&timed_out].into_iter()), 101);
+        assert_eq!(failing_exit_status([&mismatch].into_iter()), 102);
+        assert_eq!(failing_exit_status([&timed_out, &mismatch].into_iter()), 103);
+        assert_eq!(failing_exit_status([&failure(BuildStatus::NotDeterministic, "x")].into_iter()), 104);
+    }
+}

@@ -27,17 +27,15 @@ pub fn warning(text: &str) -> String {
 /// Nix's error prefix (`error:` in bold red), continuation lines indented under the message
 /// and stripped of trailing blanks, as Nix shows a logged error.
 pub fn error_text(text: &str) -> String {
-    let mut out = String::from("\x1b[31;1merror:\x1b[0m ");
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-            out.push_str("       ");
-        }
-        out.push_str(line);
-        let kept = out.trim_end().len();
-        out.truncate(kept);
-    }
-    out
+    let lines: Vec<String> = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let prefix = if i == 0 { "\x1b[31;1merror:\x1b[0m " } else { "       " };
+            format!("{prefix}{line}").trim_end().to_owned()
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// `SetOptions`: kept for this connection; settings an untrusted client may not change are
@@ -117,3 +115,17 @@ where
     Ok(Response::AddBuildLog)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn error_lines_are_indented_under_the_message() {
+        assert_eq!(error_text("one line"), "\x1b[31;1merror:\x1b[0m one line");
+        assert_eq!(
+            error_text("builder failed;\nlast 1 log lines:\n> x  \n\nFor full logs"),
+            "\x1b[31;1merror:\x1b[0m builder failed;\n       last 1 log lines:\n       > x\n\n       For full logs"
+        );
+    }
+}
