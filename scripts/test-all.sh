@@ -10,6 +10,8 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# The builder of the build scenarios (compat-tests/tests/build.rs): a static busybox.
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test-all: missing ${need_apt[*]}; run as root (or install them) first" >&2

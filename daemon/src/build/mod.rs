@@ -97,6 +97,9 @@ pub struct BuildSettings {
     pub check: bool,
     /// Whether the client sees build output itself (then the error omits the log tail).
     pub verbose_client: bool,
+    /// Whether `nix-command` is enabled (a failed build's message then suggests `nix log`,
+    /// else `nix-store -l`).
+    pub nix_command: bool,
     /// `$NIX_LOG_DIR`.
     pub log_dir: PathBuf,
     /// The keys of `secret-key-files`: outputs are signed with each.
@@ -131,7 +134,7 @@ impl<'a> Builder<'a> {
 
     /// Logs an error line to the client (as Nix logs failures of dependencies).
     fn log_error(&self, text: &str) {
-        self.log.line(worker_protocol::logger::Verbosity::Error, format!("\x1b[31;1merror:\x1b[0m {text}"));
+        self.log.line(worker_protocol::logger::Verbosity::Error, crate::ops::other::error_text(text));
     }
 
     /// Realises `target`: a valid opaque path, or the wanted outputs of a derivation.
@@ -438,7 +441,8 @@ impl<'a> Builder<'a> {
                 for line in lines {
                     message.push_str(&format!("> {line}\n"));
                 }
-                message.push_str(&format!("For full logs, run 'nix log {printed}'."));
+                let command = if self.settings.nix_command { "nix log" } else { "nix-store -l" };
+                message.push_str(&format!("For full logs, run:\n  \x1b[1m{command} {printed}\x1b[0m"));
             }
             let status = match outcome {
                 BuildOutcome::TimedOut(_) | BuildOutcome::Silent(_) => BuildStatus::TimedOut,

@@ -108,6 +108,16 @@ pub fn register(
         }
         let ca = match drv.outputs.get(name) {
             Some(DerivationOutput::CaFixed(ca)) => {
+                // Only a SHA-256 NAR-hashed path can carry references in its name's hash (Nix
+                // fails to compute the others' paths, before comparing hashes).
+                let nar_sha256 = ca.method == Method::Nar && ca.hash.algorithm() == nix_formats::hash::Algorithm::Sha256;
+                if !nar_sha256 && !references.is_empty() {
+                    let path_name = if name == "out" { drv.name.clone() } else { format!("{}-{name}", drv.name) };
+                    return Err(BuildFailure::misc(format!(
+                        "fixed output derivation '{path_name}' is not allowed to refer to other store paths.\n\
+                         You may need to use the 'unsafeDiscardReferences' derivation attribute, see the manual for more details."
+                    )));
+                }
                 let got = hash_output(&real, ca.method, ca.hash.algorithm())
                     .map_err(|e| BuildFailure::misc(format!("hashing '{}': {e}", st.print(path))))?;
                 if got != ca.hash {

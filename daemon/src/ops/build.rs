@@ -18,7 +18,7 @@ use worker_protocol::ops::request::build::*;
 use worker_protocol::ops::Response;
 use worker_protocol::types::BuildMode;
 
-use super::other::warning;
+use super::other::{error_text, warning};
 use super::{refuse, OpError, Session};
 use crate::bridge;
 use crate::build::{BuildFailure, BuildSettings, Builder};
@@ -65,6 +65,7 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         keep_going: s.options.keep_going,
         check: false,
         verbose_client: false,
+        nix_command: s.settings.experimental_features.iter().any(|f| f == "nix-command"),
         log_dir: s.locations.log_dir.clone(),
         secret_keys: secret_keys(s)?,
         post_build_hook: raw.get("post-build-hook").map(str::to_owned),
@@ -142,31 +143,68 @@ fn goal_key(target: &DerivedPath) -> (u8, String, String) {
     }
 }
 
-/// The error for failed targets, as Nix's `throwBuildErrors`: one failure is reported as
-/// itself; several are logged, then reported as a list.
-async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
+/// The error for failed targets, as Nix's `Store::buildPaths`: its goals are a set in goal-key
+/// order; the first failure with a message is kept, later ones are logged as they come. One
+/// failed target is reported as its own error; several as a list of their derivations (the
+/// kept failure logged first).
+async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, mut failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let store_dir = s.store.store_dir();
-    if let [(_, failure)] = failures.as_slice() {
-        return OpError::Remote(RemoteError::new(failure.message.clone()).with_status(failure.exit_status()));
-    }
+    failures.sort_by_key(|(t, _)| goal_key(t));
+    let status = failing_exit_status(failures.iter().map(|(_, f)| f));
+    let mut kept: Option<&BuildFailure> = None;
+    let mut to_log = Vec::new();
     for (_, failure) in &failures {
-        if !failure.message.is_empty() {
-            let line = format!("\x1b[31;1merror:\x1b[0m {}", failure.message);
-            if let Err(e) = conn.logger().log(worker_protocol::logger::Verbosity::Error, line).await {
-                return OpError::Connection(e);
-            }
+        if failure.message.is_empty() {
+            continue;
+        }
+        match kept {
+            None => kept = Some(failure),
+            Some(_) => to_log.push(failure.message.as_str()),
         }
     }
-    let status = failures.iter().map(|(_, f)| f.exit_status()).max().unwrap_or(1);
-    let names: std::collections::BTreeSet<String> =
-        failures.iter().map(|(t, _)| format!("'{}'", t.to_text(store_dir))).collect();
+    let names: std::collections::BTreeSet<String> = failures
+        .iter()
+        .map(|(t, _)| match t {
+            DerivedPath::Opaque(p) => format!("'{}'", store_dir.print(p)),
+            DerivedPath::Built { drv_path, .. } => format!("'{}'", store_dir.print(drv_path.base_store_path())),
+        })
+        .collect();
+    if let (1, Some(failure)) = (names.len(), kept) {
+        return OpError::Remote(RemoteError::new(failure.message.clone()).with_status(status));
+    }
+    to_log.extend(kept.map(|f| f.message.as_str()));
+    for message in to_log {
+        if let Err(e) = conn.logger().log(worker_protocol::logger::Verbosity::Error, error_text(message)).await {
+            return OpError::Connection(e);
+        }
+    }
     OpError::Remote(
         RemoteError::new(format!("build of {} failed", names.into_iter().collect::<Vec<_>>().join(", "))).with_status(status),
     )
+}
+
+/// The exit status a client ends with after these failures (Nix's `Worker::failingExitStatus`:
+/// 100 plus bits for a timeout, a hash mismatch; 104 for a `--check` mismatch; else 1).
+fn failing_exit_status<'a>(failures: impl Iterator<Item = &'a BuildFailure>) -> u32 {
+    let mut mask = 0;
+    for failure in failures {
+        mask |= match failure.exit_status() {
+            100 => 0x04,
+            101 => 0x05,
+            102 => 0x06,
+            104 => 0x08,
+            _ => 0,
+        };
+    }
+    if mask == 0 {
+        1
+    } else {
+        mask | 0x60
+    }
 }
 
 fn check_repair(s: &Session, mode: BuildMode) -> Result<(), OpError> {
@@ -254,4 +292,27 @@ where
     })
     .await?;
     Ok(Response::BuildDerivation(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(status: BuildStatus, message: &str) -> BuildFailure {
+        BuildFailure { status, message: message.to_owned() }
+    }
+
+    #[test]
+    fn exit_status_combines_failures_as_nix_does() {
+        let permanent = failure(BuildStatus::PermanentFailure, "builder failed");
+        let timed_out = failure(BuildStatus::TimedOut, "timed out");
+        let mismatch = failure(BuildStatus::OutputRejected, "hash mismatch in fixed-output derivation");
+        let other = failure(BuildStatus::MiscFailure, "something");
+        assert_eq!(failing_exit_status([&other].into_iter()), 1);
+        assert_eq!(failing_exit_status([&permanent, &other].into_iter()), 100);
+        assert_eq!(failing_exit_status([&timed_out].into_iter()), 101);
+        assert_eq!(failing_exit_status([&mismatch].into_iter()), 102);
+        assert_eq!(failing_exit_status([&timed_out, &mismatch].into_iter()), 103);
+        assert_eq!(failing_exit_status([&failure(BuildStatus::NotDeterministic, "x")].into_iter()), 104);
+    }
 }

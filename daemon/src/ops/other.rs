@@ -24,6 +24,20 @@ pub fn warning(text: &str) -> String {
     format!("\x1b[35;1mwarning:\x1b[0m {text}")
 }
 
+/// Nix's error prefix (`error:` in bold red), continuation lines indented under the message
+/// and stripped of trailing blanks, as Nix shows a logged error.
+pub fn error_text(text: &str) -> String {
+    let lines: Vec<String> = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let prefix = if i == 0 { "\x1b[31;1merror:\x1b[0m " } else { "       " };
+            format!("{prefix}{line}").trim_end().to_owned()
+        })
+        .collect();
+    lines.join("\n")
+}
+
 /// `SetOptions`: kept for this connection; settings an untrusted client may not change are
 /// ignored with Nix's warnings.
 pub async fn set_options<R, W>(s: &mut Session, conn: &mut ServerConnection<R, W>, options: ClientOptions) -> Result<Response, OpError>
@@ -101,3 +115,17 @@ where
     Ok(Response::AddBuildLog)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn error_lines_are_indented_under_the_message() {
+        assert_eq!(error_text("one line"), "\x1b[31;1merror:\x1b[0m one line");
+        assert_eq!(
+            error_text("builder failed;\nlast 1 log lines:\n> x  \n\nFor full logs"),
+            "\x1b[31;1merror:\x1b[0m builder failed;\n       last 1 log lines:\n       > x\n\n       For full logs"
+        );
+    }
+}
