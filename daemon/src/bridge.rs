@@ -98,6 +98,26 @@ where
     E: Send + 'static,
     R: AsyncRead + Unpin,
 {
+    with_input_reading_ahead(store, input, 0, work).await
+}
+
+/// [`with_input`], where each demand asks `input` for at least `read_ahead` bytes (up to
+/// [`MAX_CHUNK`]), so that a consumer reading a few bytes at a time (a NAR parser reading
+/// tokens) costs one hand-over between threads per `read_ahead` bytes rather than per read. For
+/// inputs that end where their data ends (a framed payload, an inline NAR), never for a payload
+/// pulled with `STDERR_READ`.
+pub async fn with_input_reading_ahead<T, E, F, R>(
+    store: &Arc<Store>,
+    input: &mut R,
+    read_ahead: usize,
+    work: F,
+) -> Result<T, BridgeError<E>>
+where
+    F: FnOnce(&Store, DemandReader) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+    R: AsyncRead + Unpin,
+{
     let (demand_tx, mut demand_rx) = mpsc::channel::<usize>(1);
     let (supply_tx, supply_rx) = mpsc::channel::<io::Result<Bytes>>(1);
     let reader = DemandReader { demand: demand_tx, supply: supply_rx, current: Bytes::new(), at_end: false };
@@ -105,7 +125,7 @@ where
     let task = tokio::task::spawn_blocking(move || work(&store, reader));
     let serve = async {
         while let Some(want) = demand_rx.recv().await {
-            let mut buf = BytesMut::zeroed(want);
+            let mut buf = BytesMut::zeroed(want.max(read_ahead.min(MAX_CHUNK)));
             let got = input.read(&mut buf).await.map(|n| {
                 buf.truncate(n);
                 buf.freeze()

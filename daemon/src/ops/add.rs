@@ -26,6 +26,10 @@ use worker_protocol::wire::WireReader;
 use super::{refuse, OpError, Session};
 use crate::bridge;
 
+/// How much a NAR or dump is read ahead of its parser (see
+/// [`bridge::with_input_reading_ahead`]).
+const READ_AHEAD: usize = 64 << 10;
+
 /// The most paths one `AddMultipleToStore` may carry.
 const MAX_MULTIPLE: u64 = 1 << 20;
 
@@ -56,11 +60,12 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut payload = conn.payload()?;
+    let ahead = if payload.is_pulled() { 0 } else { READ_AHEAD };
     let info = match r {
         AddToStore::Framed(f) => {
             let method = store_method(f.method.method)?;
             let algo = f.method.algo;
-            bridge::with_input(&s.store, &mut payload, move |st, input| {
+            bridge::with_input_reading_ahead(&s.store, &mut payload, ahead, move |st, input| {
                 st.add_to_store(&f.name, method, algo, &f.references, input)
             })
             .await?
@@ -72,7 +77,7 @@ where
                 (true, true) => (Method::Nar, l.algo),
                 (true, false) => (Method::Flat, l.algo),
             };
-            bridge::with_input(&s.store, &mut payload, move |st, input| {
+            bridge::with_input_reading_ahead(&s.store, &mut payload, ahead, move |st, input| {
                 if method == Method::Nar {
                     return st.add_to_store(&l.name, method, algo, &BTreeSet::new(), input);
                 }
@@ -120,7 +125,8 @@ where
     let keys = signature_policy(s, r.dont_check_sigs)?;
     let repair = r.repair;
     let mut payload = conn.payload()?;
-    bridge::with_input(&s.store, &mut payload, move |st, nar| {
+    let ahead = if payload.is_pulled() { 0 } else { READ_AHEAD };
+    bridge::with_input_reading_ahead(&s.store, &mut payload, ahead, move |st, nar| {
         st.add_nars_checked(vec![NarToAdd { info, nar }], repair, keys.as_ref())
     })
     .await?;
@@ -233,7 +239,7 @@ async fn add_streamed<R: AsyncRead + Unpin>(
 ) -> Result<(), OpError> {
     let keys = keys.clone();
     let mut input = AsyncReadExt::chain(std::io::Cursor::new(head), &mut *nar);
-    let added = bridge::with_input(&s.store, &mut input, move |st, nar| {
+    let added = bridge::with_input_reading_ahead(&s.store, &mut input, READ_AHEAD, move |st, nar| {
         st.add_nars_checked(vec![NarToAdd { info, nar }], repair, keys.as_ref())
     })
     .await;

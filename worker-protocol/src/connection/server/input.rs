@@ -136,6 +136,13 @@ impl<R, W> PayloadReader<'_, R, W> {
     pub fn content(&self) -> Option<Content> {
         self.content
     }
+
+    /// Whether the client sends the payload only when asked (`STDERR_READ`), so that asking
+    /// for more than will be used may fail the client (Nix's fails when asked past the end).
+    /// A framed payload or an inline NAR ends where it ends and can be read ahead.
+    pub fn is_pulled(&self) -> bool {
+        matches!(self.source, Source::Pulled(_))
+    }
 }
 
 impl<R, W> AsyncRead for PayloadReader<'_, R, W>
