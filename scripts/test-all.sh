@@ -10,6 +10,10 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# The sandbox crate's `oci` backend runs builds with runc (Debian installs it in /usr/sbin).
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need_apt+=(runc)
+# The sandbox tests' builders: a static busybox (/bin/busybox) put in a test store.
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test-all: missing ${need_apt[*]}; run as root (or install them) first" >&2
