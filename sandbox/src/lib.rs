@@ -4,13 +4,17 @@
 //! - [`request`]: the request, the outcome, the [`Backend`] trait;
 //! - [`env`]: the builder's environment as Nix sets it (`passAsFile`, structured attributes);
 //! - [`builtin`]: Nix's builtin builders (`buildenv`, `fetchurl`);
-//! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host.
+//! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host;
+//! - [`plan`]: the sandbox a build gets, whatever backend makes it;
+//! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
 pub mod env;
 pub mod none;
+pub mod plan;
+pub mod prepare;
 pub mod request;
 
 pub use none::NoSandbox;
