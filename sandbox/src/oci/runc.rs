@@ -178,11 +178,11 @@ impl Runc {
 /// What runc said when it failed, from its log file: the `level=error` messages.
 pub fn runc_errors(runc_log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(runc_log).ok()?;
-    let errors: Vec<&str> = text
+    let errors: Vec<String> = text
         .lines()
         .filter(|l| l.contains("level=error"))
         .map(|l| l.split_once("msg=").map_or(l, |(_, m)| m))
-        .map(|m| m.trim().trim_matches('"'))
+        .map(|m| m.trim().trim_matches('"').replace("\\\"", "\"").replace("\\\\", "\\"))
         .collect();
     (!errors.is_empty()).then(|| errors.join("; "))
 }
@@ -226,10 +226,10 @@ mod tests {
         let log = dir.path().join("runc.log");
         std::fs::write(
             &log,
-            "time=\"x\" level=warning msg=\"meh\"\ntime=\"x\" level=error msg=\"runc run failed: no such file\"\n",
+            "time=\"x\" level=warning msg=\"meh\"\ntime=\"x\" level=error msg=\"runc run failed: exec: \\\"/b\\\": no such file\"\n",
         )
         .unwrap();
-        assert_eq!(runc_errors(&log).as_deref(), Some("runc run failed: no such file"));
+        assert_eq!(runc_errors(&log).as_deref(), Some("runc run failed: exec: \"/b\": no such file"));
         std::fs::write(&log, "").unwrap();
         assert_eq!(runc_errors(&log), None);
     }
