@@ -251,3 +251,21 @@ fn setuid_bits_are_refused_and_no_privileges_are_left() {
     assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
     f.assert_clean(&backend);
 }
+
+#[test]
+fn a_store_that_runc_cannot_reach_is_explained() {
+    let f = fixture();
+    let backend = f.backend();
+    if sandbox::oci::bundle::IdMode::current() != sandbox::oci::bundle::IdMode::Rootful {
+        return;
+    }
+    std::fs::set_permissions(&f.store, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let mut request = f.request("unreachable", "true");
+    request.outputs.insert("out".into(), f.store.join("sub/00000000000000000000000000000000-x"));
+    std::fs::create_dir(f.store.join("sub")).unwrap();
+    let (result, _) = run(&backend, &request);
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains("searchable by others") && message.contains("mode 750"), "{message}");
+    std::fs::remove_dir(f.store.join("sub")).unwrap();
+    f.assert_clean(&backend);
+}

@@ -68,10 +68,29 @@ fn builder_host_gid(plan: &SandboxPlan) -> u32 {
 /// group keeps its access).
 pub fn adapt_root(plan: &SandboxPlan, mode: IdMode) -> Result<(), SandboxError> {
     if mode == IdMode::Rootful {
+        check_searchable(&plan.chroot_dir)?;
         chown(&plan.chroot_dir, None, Some(CONTAINER_ROOT_HOST_ID))?;
         chmod(&plan.chroot_dir, 0o710)?;
         chown(&plan.root, Some(CONTAINER_ROOT_HOST_ID), Some(builder_host_gid(plan)))?;
         chmod(&plan.root, plan.root_mode)?;
+    }
+    Ok(())
+}
+
+/// runc's setup reaches the root as [`CONTAINER_ROOT_HOST_ID`]: the directories above the
+/// chroot directory (the store directory and up) must be searchable by others, as
+/// `/nix/store` is.
+fn check_searchable(chroot_dir: &Path) -> Result<(), SandboxError> {
+    for dir in chroot_dir.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(SandboxError::io(format!("reading '{}'", dir.display())))?;
+        if meta.permissions().mode() & 0o001 == 0 {
+            return Err(SandboxError::Unsupported(format!(
+                "the 'oci' sandbox backend needs the directories above the store to be searchable by \
+                 others, and '{}' is not (mode {:o})",
+                dir.display(),
+                meta.permissions().mode() & 0o7777
+            )));
+        }
     }
     Ok(())
 }
