@@ -6,16 +6,19 @@
 //! - [`builtin`]: Nix's builtin builders (`buildenv`, `fetchurl`);
 //! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host;
 //! - [`plan`]: the sandbox a build gets, whatever backend makes it;
-//! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards.
+//! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards;
+//! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
 pub mod env;
+pub mod native;
 pub mod none;
 pub mod plan;
 pub mod prepare;
 pub mod request;
 
+pub use native::NativeSandbox;
 pub use none::NoSandbox;
 pub use request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
