@@ -7,18 +7,21 @@
 //! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host;
 //! - [`plan`]: the sandbox a build gets, whatever backend makes it;
 //! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards;
+//! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities);
 //! - [`oci`]: the `oci` backend: a plan as an OCI bundle that `runc` runs.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
 pub mod env;
+pub mod native;
 pub mod none;
 pub mod oci;
 pub mod plan;
 pub mod prepare;
 pub mod request;
 
+pub use native::NativeSandbox;
 pub use none::NoSandbox;
 pub use oci::OciBackend;
 pub use request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};

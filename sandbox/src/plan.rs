@@ -472,6 +472,7 @@ pub fn plan(request: &BuildRequest, config: &SandboxConfig) -> Result<Option<San
             ("/dev/stdin", "/proc/self/fd/0"),
             ("/dev/stdout", "/proc/self/fd/1"),
             ("/dev/stderr", "/proc/self/fd/2"),
+            ("/dev/ptmx", "/dev/pts/ptmx"),
         ] {
             symlinks.push(Symlink { target: target.into(), points_to: points_to.into() });
         }
