@@ -84,7 +84,7 @@ fn check_searchable(chroot_dir: &Path) -> Result<(), SandboxError> {
     for dir in chroot_dir.ancestors().skip(1) {
         let meta = std::fs::metadata(dir).map_err(SandboxError::io(format!("reading '{}'", dir.display())))?;
         if meta.permissions().mode() & 0o001 == 0 {
-            return Err(SandboxError::Unsupported(format!(
+            return Err(SandboxError::Setup(format!(
                 "the 'oci' sandbox backend needs the directories above the store to be searchable by \
                  others, and '{}' is not (mode {:o})",
                 dir.display(),

@@ -117,7 +117,7 @@ impl OciBackend {
         // status otherwise (128 + n after signal n: not told apart from an exit code).
         if let BuildOutcome::Failed(_) = outcome {
             if let Some(errors) = runc::runc_errors(&runc_log) {
-                return Err(SandboxError::Unsupported(format!("runc could not run the builder: {errors}")));
+                return Err(SandboxError::Setup(format!("runc could not run the builder: {errors}")));
             }
         }
         Ok(outcome)

@@ -188,7 +188,7 @@ pub fn runc_errors(runc_log: &Path) -> Option<String> {
 }
 
 fn not_installed(detail: &str) -> SandboxError {
-    SandboxError::Unsupported(format!(
+    SandboxError::Setup(format!(
         "the 'oci' sandbox backend needs 'runc', which is not installed ({detail}); install it \
          (Debian: 'apt-get install runc') or choose another 'sandbox-backend'"
     ))
