@@ -14,11 +14,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
-use super::protocol::{HelperRequest, GO, INSIDE_ARG, SETUP_ERROR, UNSHARED};
+use super::protocol::{HelperRequest, GO, HELPER_ARG, INSIDE_ARG, SETUP_ERROR, UNSHARED};
 use super::{confine, setup, sys};
 
 /// The exit code of a helper that could not set the sandbox up.
 const SETUP_FAILED: i32 = 125;
+
+/// For programs that embed the helper: when the first argument is [`HELPER_ARG`] or
+/// [`INSIDE_ARG`], runs the helper and returns its exit code; `None` otherwise. Must be called
+/// first thing in `main`, while the process has one thread.
+pub fn dispatch() -> Option<i32> {
+    let first = std::env::args_os().nth(1)?;
+    (first == HELPER_ARG || first == INSIDE_ARG).then(main)
+}
 
 /// The helper's entry point; returns its exit code (or does not return: it ends as its builder
 /// ended, or becomes the builder).

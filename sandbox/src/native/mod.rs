@@ -30,12 +30,20 @@ pub const HELPER_NAME: &str = "casnix-build-sandbox";
 pub struct NativeSandbox {
     config: SandboxConfig,
     helper: PathBuf,
+    helper_args: Vec<String>,
 }
 
 impl NativeSandbox {
     /// A backend with these settings, running the helper at `helper`.
     pub fn new(config: SandboxConfig, helper: PathBuf) -> Self {
-        Self { config, helper }
+        Self { config, helper, helper_args: Vec::new() }
+    }
+
+    /// A backend whose helper is the running executable itself, which must call
+    /// [`helper::dispatch`] first thing (as `casnix-daemon` does).
+    pub fn embedded(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let exe = std::env::current_exe().map_err(SandboxError::io("finding the current executable"))?;
+        Ok(Self { config, helper: exe, helper_args: vec![protocol::HELPER_ARG.to_owned()] })
     }
 
     /// A backend whose helper is [`HELPER_NAME`] next to the running executable.
@@ -80,6 +88,7 @@ impl NativeSandbox {
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
         let mut command = Command::new(&self.helper);
         command
+            .args(&self.helper_args)
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

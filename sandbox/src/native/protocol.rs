@@ -18,7 +18,10 @@ pub const GO: &str = "go";
 /// The start of the helper's line when the sandbox could not be set up.
 pub const SETUP_ERROR: &str = "setup-error: ";
 /// The argument with which the helper runs itself as the sandbox's first process.
-pub const INSIDE_ARG: &str = "--inside";
+pub const INSIDE_ARG: &str = "--casnix-build-sandbox-inside";
+/// The argument that makes another program embedding the helper (`casnix-daemon`) act as it:
+/// see [`super::helper::dispatch`].
+pub const HELPER_ARG: &str = "--casnix-build-sandbox";
 
 /// One build for the helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,68 @@
+//! Which sandbox backend builds run in: `sandbox = false` (or `sandbox-backend = none`) runs
+//! builders on the host, `native` in casnix's own namespaces (the daemon's executable is the
+//! helper, see `sandbox::native::helper::dispatch`), with `sandbox-paths` and their store
+//! closures exposed as Nix exposes them.
+
+use std::sync::Arc;
+
+use nix_formats::store_path::StorePath;
+use sandbox::plan::{HostIds, SandboxConfig, SandboxMode, SandboxPath, SANDBOX_BUILD_DIR};
+use sandbox::{Backend, NativeSandbox, NoSandbox};
+use store::db::ClosureOptions;
+use store::Store;
+
+use crate::settings::Settings;
+
+/// The backend for builds under `settings`, and a warning for the client if builds will not
+/// be sandboxed although `sandbox` asks for it.
+pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Option<String>), String> {
+    let mode = match settings.sandbox.as_str() {
+        "false" => return Ok((Arc::new(NoSandbox), None)),
+        "relaxed" => SandboxMode::Relaxed,
+        _ => SandboxMode::Enabled,
+    };
+    match settings.sandbox_backend.as_str() {
+        "none" => Ok((Arc::new(NoSandbox), None)),
+        "native" => {
+            let config = config(settings, st, mode)?;
+            let backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            Ok((Arc::new(backend), None))
+        }
+        other => Ok((
+            Arc::new(NoSandbox),
+            Some(format!("casnix-daemon has no '{other}' sandbox backend yet; building without a sandbox")),
+        )),
+    }
+}
+
+/// The store path a `sandbox-paths` source is in, if it is in the store.
+fn store_path_of(st: &Store, source: &str) -> Option<StorePath> {
+    let rest = source.strip_prefix(st.store_dir().as_str())?.strip_prefix('/')?;
+    StorePath::from_base_name(rest.split('/').next()?).ok()
+}
+
+/// The sandbox settings: `sandbox-paths`, plus the closure of every store path among their
+/// sources (as Nix adds them), `sandbox-build-dir`, `sandbox-dev-shm-size`.
+pub fn config(settings: &Settings, st: &Store, mode: SandboxMode) -> Result<SandboxConfig, String> {
+    let mut paths: Vec<SandboxPath> = settings.sandbox_paths.iter().filter_map(|p| SandboxPath::parse(p)).collect();
+    let in_store: Vec<StorePath> = paths
+        .iter()
+        .filter_map(|p| store_path_of(st, &p.source.to_string_lossy()))
+        .filter(|p| st.is_valid(p).unwrap_or(false))
+        .collect();
+    if !in_store.is_empty() {
+        let closure = st
+            .closure(in_store.iter(), ClosureOptions::default())
+            .map_err(|e| format!("while processing 'sandbox-paths': {e}"))?;
+        for path in closure {
+            paths.push(SandboxPath { target: st.print(&path), source: st.real_path(&path), optional: false });
+        }
+    }
+    Ok(SandboxConfig {
+        mode,
+        paths,
+        build_dir: settings.raw.get("sandbox-build-dir").unwrap_or(SANDBOX_BUILD_DIR).to_owned(),
+        shm_size: settings.raw.get("sandbox-dev-shm-size").unwrap_or("50%").to_owned(),
+        host_ids: HostIds::current(),
+    })
+}
