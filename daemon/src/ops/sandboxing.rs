@@ -1,13 +1,14 @@
 //! Which sandbox backend builds run in: `sandbox = false` (or `sandbox-backend = none`) runs
 //! builders on the host, `native` in casnix's own namespaces (the daemon's executable is the
-//! helper, see `sandbox::native::helper::dispatch`), with `sandbox-paths` and their store
-//! closures exposed as Nix exposes them.
+//! helper, see `sandbox::native::helper::dispatch`), `oci` in runc containers (state under
+//! [`oci_state_dir`]), with `sandbox-paths` and their store closures exposed as Nix exposes
+//! them.
 
 use std::sync::Arc;
 
 use nix_formats::store_path::StorePath;
 use sandbox::plan::{HostIds, SandboxConfig, SandboxMode, SandboxPath, SANDBOX_BUILD_DIR};
-use sandbox::{Backend, NativeSandbox, NoSandbox};
+use sandbox::{Backend, NativeSandbox, NoSandbox, OciBackend};
 use store::db::ClosureOptions;
 use store::Store;
 
@@ -28,11 +29,22 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
             let backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
             Ok((Arc::new(backend), None))
         }
+        "oci" => {
+            let config = config(settings, st, mode)?;
+            let backend = OciBackend::new(&oci_state_dir(st), config).map_err(|e| e.to_string())?;
+            Ok((Arc::new(backend), None))
+        }
         other => Ok((
             Arc::new(NoSandbox),
             Some(format!("casnix-daemon has no '{other}' sandbox backend yet; building without a sandbox")),
         )),
     }
+}
+
+/// Where the `oci` backend keeps runc's state (`runc --root`): casnix's, in the state
+/// directory.
+pub fn oci_state_dir(st: &Store) -> std::path::PathBuf {
+    st.state_dir().join("casnix").join("runc")
 }
 
 /// The store path a `sandbox-paths` source is in, if it is in the store.
