@@ -1,0 +1,54 @@
+//! Builds through casnix-daemon with `sandbox = true` (the `native` backend, the daemon's own
+//! executable as its helper), driven by the real Nix 2.8 `nix-build`, with a static busybox
+//! as the builders' shell.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{fails, ok, Daemon};
+
+/// Busybox as `/bin/sh` inside the sandbox (`sandbox-paths`), so the derivations need no inputs.
+const CONF: &str = "sandbox = true\nsandbox-paths = /bin/sh=/bin/busybox\n";
+
+fn nix_file(daemon: &Daemon) -> std::path::PathBuf {
+    daemon.file(
+        "t.nix",
+        br#"
+        let sh = script: { builder = "/bin/sh"; args = [ "-c" script ]; system = builtins.currentSystem; }; in
+        rec {
+          hello = derivation (sh "echo $(id -u):$(id -g) $(hostname) $PWD > $out; ls /etc > /build/etc; cat /build/etc >> $out; cut -d: -f1 /proc/net/dev | tail -n +3 >> $out" // { name = "hello"; });
+          dep = derivation (sh "cat ${hello} > $out; ls $NIX_STORE | wc -l >> $out" // { name = "dep"; });
+          suid = derivation (sh "touch $out; chmod u+s $out" // { name = "suid"; });
+          nochroot = derivation (sh ": > $out" // { name = "nochroot"; __noChroot = true; });
+        }
+        "#,
+    )
+}
+
+#[test]
+fn builds_run_in_the_native_sandbox() {
+    let daemon = Daemon::start(CONF);
+    let file = nix_file(&daemon);
+    let out = ok(daemon.nix("nix-build").arg(&file).args(["-A", "dep", "--no-out-link"]));
+    let text = std::fs::read_to_string(&out).unwrap();
+    // Nix's sandbox user, host name and build directory; Nix's /etc; only `lo`; the input
+    // closure (`hello`) and the output are all the store shows.
+    assert_eq!(text, "1000:100 localhost /build\ngroup\nhosts\npasswd\n    lo\n2\n", "{}", daemon.daemon_log());
+    assert!(!std::fs::read_dir(daemon.path("store")).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".chroot")));
+}
+
+#[test]
+fn setuid_files_and_no_chroot_are_refused() {
+    let daemon = Daemon::start(CONF);
+    let file = nix_file(&daemon);
+    let err = fails(daemon.nix("nix-build").arg(&file).args(["-A", "suid", "--no-out-link"]));
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let err = fails(daemon.nix("nix-build").arg(&file).args(["-A", "nochroot", "--no-out-link"]));
+    assert!(err.contains("has '__noChroot' set, but that's not allowed when 'sandbox' is 'true'"), "{err}");
+    // `relaxed` lets it run on the host.
+    let relaxed = Daemon::start(&CONF.replace("sandbox = true", "sandbox = relaxed"));
+    let file = nix_file(&relaxed);
+    let out = ok(relaxed.nix("nix-build").arg(&file).args(["-A", "nochroot", "--no-out-link"]));
+    assert!(std::path::Path::new(&out).exists());
+}
