@@ -7,7 +7,8 @@
 //! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host;
 //! - [`plan`]: the sandbox a build gets, whatever backend makes it;
 //! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards;
-//! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities).
+//! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities);
+//! - [`userpool`]: Nix's build users (`build-users-group`) for a daemon running as root.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -18,6 +19,7 @@ pub mod none;
 pub mod plan;
 pub mod prepare;
 pub mod request;
+pub mod userpool;
 
 pub use native::NativeSandbox;
 pub use none::NoSandbox;

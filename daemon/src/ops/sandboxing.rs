@@ -1,12 +1,14 @@
 //! Which sandbox backend builds run in: `sandbox = false` (or `sandbox-backend = none`) runs
 //! builders on the host, `native` in casnix's own namespaces (the daemon's executable is the
 //! helper, see `sandbox::native::helper::dispatch`), with `sandbox-paths` and their store
-//! closures exposed as Nix exposes them.
+//! closures exposed as Nix exposes them; as root with `build-users-group`, builders run as
+//! free members of that group.
 
 use std::sync::Arc;
 
 use nix_formats::store_path::StorePath;
 use sandbox::plan::{HostIds, SandboxConfig, SandboxMode, SandboxPath, SANDBOX_BUILD_DIR};
+use sandbox::userpool::UserPool;
 use sandbox::{Backend, NativeSandbox, NoSandbox};
 use store::db::ClosureOptions;
 use store::Store;
@@ -25,7 +27,13 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
         "none" => Ok((Arc::new(NoSandbox), None)),
         "native" => {
             let config = config(settings, st, mode)?;
-            let backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            let mut backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            // As Nix: build users only when running as root with `build-users-group` set.
+            if !settings.build_users_group.is_empty() && rustix::process::geteuid().is_root() {
+                let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool"))
+                    .map_err(|e| e.to_string())?;
+                backend = backend.with_build_users(Arc::new(pool));
+            }
             Ok((Arc::new(backend), None))
         }
         other => Ok((
