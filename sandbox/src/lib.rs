@@ -8,7 +8,8 @@
 //! - [`plan`]: the sandbox a build gets, whatever backend makes it;
 //! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards;
 //! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities);
-//! - [`oci`]: the `oci` backend: a plan as an OCI bundle that `runc` runs.
+//! - [`oci`]: the `oci` backend: a plan as an OCI bundle that `runc` runs;
+//! - [`userpool`]: Nix's build users (`build-users-group`) for a daemon running as root.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -20,6 +21,7 @@ pub mod oci;
 pub mod plan;
 pub mod prepare;
 pub mod request;
+pub mod userpool;
 
 pub use native::NativeSandbox;
 pub use none::NoSandbox;

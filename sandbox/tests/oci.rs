@@ -5,11 +5,12 @@
 
 mod common;
 
-use sandbox::plan::{SandboxConfig, SandboxPath};
 use sandbox::OciBackend;
+use sandbox::plan::{SandboxConfig, SandboxPath};
 
 fn backend_with(fx: &common::Fixture, paths: &[String]) -> OciBackend {
-    let config = SandboxConfig { paths: paths.iter().filter_map(|p| SandboxPath::parse(p)).collect(), ..Default::default() };
+    let config =
+        SandboxConfig { paths: paths.iter().filter_map(|p| SandboxPath::parse(p)).collect(), ..Default::default() };
     OciBackend::new(&fx.tmp.path().join("oci-state"), config).unwrap()
 }
 

@@ -121,10 +121,12 @@ fn the_container_looks_like_nix_s_sandbox() {
     let (result, log) = run(&backend, &request);
     assert_eq!(result.unwrap(), BuildOutcome::Success, "{log}");
     assert!(log.contains("built"), "{log}");
-    let read = |name: &str| std::fs::read_to_string(out_path(&request).join(name))
+    let read = |name: &str| {
+        std::fs::read_to_string(out_path(&request).join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}; {log}"))
             .trim()
-            .to_owned();
+            .to_owned()
+    };
     // Rootless (a daemon that is not root), the one ID an unprivileged user namespace maps is
     // runc's root, and the builder's.
     let rootful = sandbox::oci::bundle::IdMode::current() == sandbox::oci::bundle::IdMode::Rootful;

@@ -2,12 +2,13 @@
 //! builders on the host, `native` in casnix's own namespaces (the daemon's executable is the
 //! helper, see `sandbox::native::helper::dispatch`), `oci` in runc containers (state under
 //! [`oci_state_dir`]), with `sandbox-paths` and their store closures exposed as Nix exposes
-//! them.
+//! them; as root with `build-users-group`, builders run as free members of that group.
 
 use std::sync::Arc;
 
 use nix_formats::store_path::StorePath;
 use sandbox::plan::{HostIds, SandboxConfig, SandboxMode, SandboxPath, SANDBOX_BUILD_DIR};
+use sandbox::userpool::UserPool;
 use sandbox::{Backend, NativeSandbox, NoSandbox, OciBackend};
 use store::db::ClosureOptions;
 use store::Store;
@@ -26,12 +27,21 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
         "none" => Ok((Arc::new(NoSandbox), None)),
         "native" => {
             let config = config(settings, st, mode)?;
-            let backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            let mut backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            // As Nix: build users only when running as root with `build-users-group` set.
+            if !settings.build_users_group.is_empty() && rustix::process::geteuid().is_root() {
+                let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool"))
+                    .map_err(|e| e.to_string())?;
+                backend = backend.with_build_users(Arc::new(pool));
+            }
             Ok((Arc::new(backend), None))
         }
         "oci" => {
             let config = config(settings, st, mode)?;
-            let backend = OciBackend::new(&oci_state_dir(st), config).map_err(|e| e.to_string())?;
+            let mut backend = OciBackend::new(&oci_state_dir(st), config).map_err(|e| e.to_string())?;
+            if let Some(pool) = build_users(settings, st)? {
+                backend = backend.with_build_users(pool);
+            }
             Ok((Arc::new(backend), None))
         }
         other => Ok((
@@ -39,6 +49,15 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
             Some(format!("casnix-daemon has no '{other}' sandbox backend yet; building without a sandbox")),
         )),
     }
+}
+
+/// Nix's build users: only when running as root with `build-users-group` set.
+fn build_users(settings: &Settings, st: &Store) -> Result<Option<Arc<UserPool>>, String> {
+    if settings.build_users_group.is_empty() || !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool")).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(pool)))
 }
 
 /// Where the `oci` backend keeps runc's state (`runc --root`): casnix's, in the state

@@ -17,8 +17,9 @@ pub fn pass_capabilities_on() -> Result<(), String> {
     Ok(())
 }
 
-/// Drops every capability from every set, the bounding set included.
-pub fn drop_capabilities() -> Result<(), String> {
+/// Empties the ambient, bounding and inheritable sets (the effective and permitted ones still
+/// hold what the process has, for changing its ids).
+pub fn drop_bounding_capabilities() -> Result<(), String> {
     caps::clear(None, CapSet::Ambient).map_err(|e| format!("clearing ambient capabilities: {e}"))?;
     for cap in caps::all() {
         // Capabilities the running kernel does not know are not in the bounding set anyway.
@@ -26,7 +27,13 @@ pub fn drop_capabilities() -> Result<(), String> {
             caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
         }
     }
-    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+    caps::clear(None, CapSet::Inheritable).map_err(|e| format!("clearing inheritable capabilities: {e}"))
+}
+
+/// Drops every capability from every set, the bounding set included.
+pub fn drop_capabilities() -> Result<(), String> {
+    drop_bounding_capabilities()?;
+    for set in [CapSet::Effective, CapSet::Permitted] {
         caps::clear(None, set).map_err(|e| format!("clearing capabilities: {e}"))?;
     }
     Ok(())

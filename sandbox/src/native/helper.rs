@@ -128,14 +128,14 @@ fn become_builder() -> Result<std::convert::Infallible, String> {
         rustix::process::Rlimit { current: Some(0), maximum: None },
     )
     .map_err(|e| format!("setting the core size limit: {e}"))?;
+    // A privileged helper's process is still root outside (unmapped inside): it becomes the
+    // build user now, after the bounding set is emptied and before the other sets are.
+    confine::drop_bounding_capabilities()?;
     if rustix::process::getuid().as_raw() != plan.uid || rustix::process::getgid().as_raw() != plan.gid {
-        return Err(format!(
-            "the sandbox's ids are {}:{}, not {}:{}",
-            rustix::process::getuid().as_raw(),
-            rustix::process::getgid().as_raw(),
-            plan.uid,
-            plan.gid
-        ));
+        let gid = rustix::process::Gid::from_raw(plan.gid);
+        let uid = rustix::process::Uid::from_raw(plan.uid);
+        rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(|e| format!("setgid failed: {e}"))?;
+        rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(|e| format!("setuid failed: {e}"))?;
     }
     let log = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| format!("duplicating stderr: {e}"))?;
     let mut command = Command::new(OsStr::from_bytes(&request.builder));

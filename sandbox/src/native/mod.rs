@@ -15,11 +15,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use crate::none::{line_reader, supervise, NoSandbox};
 use crate::plan::{plan, SandboxConfig, SandboxPlan};
 use crate::prepare::{prepare, PreparedSandbox};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
+use crate::userpool::UserPool;
 use protocol::{HelperRequest, GO, SETUP_ERROR, UNSHARED};
 
 /// The helper's file name.
@@ -31,19 +33,20 @@ pub struct NativeSandbox {
     config: SandboxConfig,
     helper: PathBuf,
     helper_args: Vec<String>,
+    users: Option<Arc<UserPool>>,
 }
 
 impl NativeSandbox {
     /// A backend with these settings, running the helper at `helper`.
     pub fn new(config: SandboxConfig, helper: PathBuf) -> Self {
-        Self { config, helper, helper_args: Vec::new() }
+        Self { config, helper, helper_args: Vec::new(), users: None }
     }
 
     /// A backend whose helper is the running executable itself, which must call
     /// [`helper::dispatch`] first thing (as `casnix-daemon` does).
     pub fn embedded(config: SandboxConfig) -> Result<Self, SandboxError> {
         let exe = std::env::current_exe().map_err(SandboxError::io("finding the current executable"))?;
-        Ok(Self { config, helper: exe, helper_args: vec![protocol::HELPER_ARG.to_owned()] })
+        Ok(Self { config, helper: exe, helper_args: vec![protocol::HELPER_ARG.to_owned()], users: None })
     }
 
     /// A backend whose helper is [`HELPER_NAME`] next to the running executable.
@@ -51,6 +54,13 @@ impl NativeSandbox {
         let exe = std::env::current_exe().map_err(SandboxError::io("finding the current executable"))?;
         let helper = exe.parent().unwrap_or(Path::new("/")).join(HELPER_NAME);
         Ok(Self::new(config, helper))
+    }
+
+    /// Runs each builder as a free member of `pool` (Nix's build users; the daemon must be
+    /// root) instead of as the daemon's own user.
+    pub fn with_build_users(mut self, pool: Arc<UserPool>) -> Self {
+        self.users = Some(pool);
+        self
     }
 
     /// The settings.
@@ -141,7 +151,13 @@ impl Backend for NativeSandbox {
     }
 
     fn build(&self, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
-        let Some(plan) = plan(request, &self.config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
+        // Held until the build is over.
+        let build_user = self.users.as_ref().map(|pool| pool.acquire()).transpose()?;
+        let mut config = self.config.clone();
+        if let Some(user) = &build_user {
+            config.host_ids = user.ids;
+        }
+        let Some(plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
             // `sandbox = relaxed` lets this one run on the host.
             return NoSandbox.build(request, log);
         };

@@ -35,21 +35,13 @@ pub enum IdMode {
 impl IdMode {
     /// Rootful when this process is root.
     pub fn current() -> Self {
-        if rustix::process::geteuid().is_root() {
-            Self::Rootful
-        } else {
-            Self::Rootless
-        }
+        if rustix::process::geteuid().is_root() { Self::Rootful } else { Self::Rootless }
     }
 }
 
 fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), SandboxError> {
-    rustix::fs::chown(
-        path,
-        uid.map(rustix::fs::Uid::from_raw),
-        gid.map(rustix::fs::Gid::from_raw),
-    )
-    .map_err(|e| SandboxError::io(format!("changing the owner of '{}'", path.display()))(e.into()))
+    rustix::fs::chown(path, uid.map(rustix::fs::Uid::from_raw), gid.map(rustix::fs::Gid::from_raw))
+        .map_err(|e| SandboxError::io(format!("changing the owner of '{}'", path.display()))(e.into()))
 }
 
 fn chmod(path: &Path, mode: u32) -> Result<(), SandboxError> {
@@ -165,7 +157,5 @@ pub fn has_mounts_under(dir: &Path) -> bool {
     let dir = dir.to_string_lossy();
     let prefix = format!("{}/", dir.trim_end_matches('/'));
     // The fifth field is the mount point (octal escapes for spaces and such; compared as is).
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|point| point == dir || point.starts_with(&prefix))
+    info.lines().filter_map(|line| line.split(' ').nth(4)).any(|point| point == dir || point.starts_with(&prefix))
 }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::request::SandboxError;
 
@@ -84,11 +84,7 @@ fn path_text(path: &Path, what: &str) -> Result<String, SandboxError> {
 }
 
 fn mappings(list: &[IdMapping]) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|m| json!({"containerID": m.container, "hostID": m.host, "size": m.size}))
-            .collect(),
-    )
+    Value::Array(list.iter().map(|m| json!({"containerID": m.container, "hostID": m.host, "size": m.size})).collect())
 }
 
 /// The paths runc hides (as its default spec does): kernel interfaces a build has no use for.
@@ -123,8 +119,9 @@ pub fn render(spec: &ContainerSpec) -> Result<Value, SandboxError> {
         .collect::<Result<Vec<_>, _>>()?;
     let no_caps: Vec<&str> = Vec::new();
 
-    let mut mounts =
-        vec![json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]})];
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+    ];
     if spec.fresh_dev {
         let shm_size = format!("size={}", spec.shm_size);
         mounts.extend([
@@ -149,8 +146,13 @@ pub fn render(spec: &ContainerSpec) -> Result<Value, SandboxError> {
         }));
     }
 
-    let mut namespaces = vec![json!({"type": "user"}), json!({"type": "mount"}), json!({"type": "pid"}),
-                              json!({"type": "ipc"}), json!({"type": "uts"})];
+    let mut namespaces = vec![
+        json!({"type": "user"}),
+        json!({"type": "mount"}),
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+    ];
     if !spec.share_network {
         namespaces.push(json!({"type": "network"}));
     }
@@ -206,15 +208,19 @@ mod tests {
             cwd: "/build".into(),
             uid: 1000,
             gid: 100,
-            uid_mappings: vec![IdMapping { container: 0, host: 7000, size: 1 },
-                               IdMapping { container: 1000, host: 7001, size: 1 }],
+            uid_mappings: vec![
+                IdMapping { container: 0, host: 7000, size: 1 },
+                IdMapping { container: 1000, host: 7001, size: 1 },
+            ],
             gid_mappings: vec![IdMapping { container: 0, host: 7000, size: 1 }],
             hostname: "localhost".into(),
             domainname: "(none)".into(),
             fresh_dev: true,
             shm_size: "50%".into(),
-            binds: vec![BindMount { source: "/s/abc-in".into(), destination: "/nix/store/abc-in".into(), read_only: true },
-                        BindMount { source: "/tmp/b".into(), destination: "/build".into(), read_only: false }],
+            binds: vec![
+                BindMount { source: "/s/abc-in".into(), destination: "/nix/store/abc-in".into(), read_only: true },
+                BindMount { source: "/tmp/b".into(), destination: "/build".into(), read_only: false },
+            ],
             share_network: false,
             seccomp: json!({"defaultAction": "SCMP_ACT_ALLOW"}),
         }
@@ -228,8 +234,8 @@ mod tests {
         assert_eq!(c["process"]["env"], json!(["out=/nix/store/abc-x"]));
         assert_eq!(c["process"]["user"]["uid"], 1000);
         assert_eq!(c["linux"]["uidMappings"][1], json!({"containerID": 1000, "hostID": 7001, "size": 1}));
-        let kinds: Vec<&str> = c["linux"]["namespaces"].as_array().unwrap().iter()
-            .map(|n| n["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["user", "mount", "pid", "ipc", "uts", "network"]);
         let mounts = c["mounts"].as_array().unwrap();
         let input = mounts.iter().find(|m| m["destination"] == "/nix/store/abc-in").unwrap();

@@ -13,11 +13,13 @@ pub mod runc;
 pub mod seccomp;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::none::{line_reader, supervise_with, NoSandbox};
+use crate::none::{NoSandbox, line_reader, supervise_with};
 use crate::plan::{SandboxConfig, SandboxPlan};
-use crate::prepare::{prepare, PreparedSandbox};
+use crate::prepare::{PreparedSandbox, prepare};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
+use crate::userpool::UserPool;
 use bundle::IdMode;
 use runc::Runc;
 
@@ -27,6 +29,7 @@ pub struct OciBackend {
     runc: Runc,
     config: SandboxConfig,
     ids: IdMode,
+    users: Option<Arc<UserPool>>,
 }
 
 impl OciBackend {
@@ -37,7 +40,7 @@ impl OciBackend {
         let ids = IdMode::current();
         let runc = Runc::locate(state_dir, ids == IdMode::Rootless)?;
         runc.remove_stale();
-        Ok(Self { runc, config, ids })
+        Ok(Self { runc, config, ids, users: None })
     }
 
     /// The backend with the given runc binary (see [`OciBackend::new`]).
@@ -45,7 +48,14 @@ impl OciBackend {
         let ids = IdMode::current();
         let runc = Runc::with_binary(runc_binary, state_dir, ids == IdMode::Rootless)?;
         runc.remove_stale();
-        Ok(Self { runc, config, ids })
+        Ok(Self { runc, config, ids, users: None })
+    }
+
+    /// Runs each builder as a free member of `pool` (Nix's build users; the daemon must be
+    /// root): the build user is the builder's host identity, mapped to uid 1000 inside.
+    pub fn with_build_users(mut self, pool: Arc<UserPool>) -> Self {
+        self.users = Some(pool);
+        self
     }
 
     /// The runc used.
@@ -60,8 +70,13 @@ impl Backend for OciBackend {
     }
 
     fn build(&self, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
-        let Some(plan) =
-            crate::plan::plan(request, &self.config).map_err(|e| SandboxError::Unsupported(e.to_string()))?
+        // Held until the build is over.
+        let build_user = self.users.as_ref().map(|pool| pool.acquire()).transpose()?;
+        let mut config = self.config.clone();
+        if let Some(user) = &build_user {
+            config.host_ids = user.ids;
+        }
+        let Some(plan) = crate::plan::plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))?
         else {
             // `sandbox = relaxed` and a derivation that may run outside.
             return NoSandbox.build(request, log);
@@ -103,7 +118,12 @@ impl OciBackend {
         Ok(outcome)
     }
 
-    fn run(&self, plan: &SandboxPlan, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
+    fn run(
+        &self,
+        plan: &SandboxPlan,
+        request: &BuildRequest,
+        log: &mut dyn LogSink,
+    ) -> Result<BuildOutcome, SandboxError> {
         let id = Runc::fresh_id();
         let runc_log = plan.chroot_dir.join("runc.log");
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;

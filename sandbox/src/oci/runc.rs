@@ -101,9 +101,7 @@ impl Runc {
             .stdout(output)
             .stderr(stderr)
             .process_group(0);
-        let child = command
-            .spawn()
-            .map_err(SandboxError::io(format!("executing '{}'", self.binary.display())))?;
+        let child = command.spawn().map_err(SandboxError::io(format!("executing '{}'", self.binary.display())))?;
         Ok(child)
     }
 
@@ -150,11 +148,7 @@ impl Runc {
         let Ok(entries) = std::fs::read_dir(&self.state_dir) else {
             return Vec::new();
         };
-        entries
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect()
+        entries.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().into_string().ok()).collect()
     }
 
     /// Removes the containers left by casnix processes that no longer run (a daemon that

@@ -7,7 +7,7 @@
 //! OCI names system calls; runc skips a name its libseccomp does not know (Debian 12's 2.5.4
 //! knows `fchmodat2`), so a rule's number cannot be passed on.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::plan::SeccompPlan;
 
