@@ -184,7 +184,9 @@ pub fn sees_only_its_inputs(backend: &dyn Backend, fx: &Fixture) {
     ] {
         script.push_str(&format!("if [ -e {path} ]; then echo 'visible {path}' >> $out; fi; "));
     }
-    script.push_str(&format!("ls {STORE_DIR} | grep -v blind >> $out; [ -x {STORE_DIR}/{BUSYBOX}/bin/busybox ] && echo ok >> $out"));
+    script.push_str(&format!(
+        "ls {STORE_DIR} | grep -v blind >> $out; [ -x {STORE_DIR}/{BUSYBOX}/bin/busybox ] && echo ok >> $out"
+    ));
     let text = build_text(backend, fx, "blind", &script, false);
     assert_eq!(text, format!("{BUSYBOX}\nok\n"));
 }
@@ -224,17 +226,19 @@ pub fn private_build_dir(backend: &dyn Backend, fx: &Fixture) {
     let script = "stat -c '%a %u %g' /build > $out; while [ ! -e /build/go ]; do sleep 0.05; done";
     let request = fx.request("private", script, false);
     let builds = fx.builds.clone();
-    let watcher = std::thread::spawn(move || loop {
-        if let Some(top) = std::fs::read_dir(&builds).unwrap().flatten().next() {
-            let build = top.path().join("build");
-            if build.is_dir() {
-                let top_meta = std::fs::metadata(top.path()).unwrap();
-                let build_meta = std::fs::metadata(&build).unwrap();
-                std::fs::write(build.join("go"), "").unwrap();
-                return (top_meta.mode() & 0o777, top_meta.uid(), build_meta.mode() & 0o777);
+    let watcher = std::thread::spawn(move || {
+        loop {
+            if let Some(top) = std::fs::read_dir(&builds).unwrap().flatten().next() {
+                let build = top.path().join("build");
+                if build.is_dir() {
+                    let top_meta = std::fs::metadata(top.path()).unwrap();
+                    let build_meta = std::fs::metadata(&build).unwrap();
+                    std::fs::write(build.join("go"), "").unwrap();
+                    return (top_meta.mode() & 0o777, top_meta.uid(), build_meta.mode() & 0o777);
+                }
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
     });
     let (outcome, log) = run(backend, &request);
     assert_eq!(outcome, BuildOutcome::Success, "{log}");
