@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use nix_formats::derivation::Derivation;
 use sandbox::oci::OciBackend;
-use sandbox::plan::SandboxConfig;
+use sandbox::plan::{SandboxConfig, SandboxPath};
 use sandbox::{Backend, BuildOutcome, BuildRequest, SandboxError};
 
 struct Fixture {
@@ -269,5 +269,43 @@ fn a_store_that_runc_cannot_reach_is_explained() {
     let message = result.unwrap_err().to_string();
     assert!(message.contains("searchable by others") && message.contains("mode 750"), "{message}");
     std::fs::remove_dir(f.store.join("sub")).unwrap();
+    f.assert_clean(&backend);
+}
+
+/// Not a property: when a sandboxed build runs this executable with `CASNIX_TEST_FCHMODAT2`
+/// naming a file, it calls `fchmodat2` (which busybox never does) on it with a plain mode and
+/// with the setuid bit, writes `plain=<result> setuid=<result>/<errno>` to `$out` and exits.
+#[test]
+#[allow(unsafe_code)]
+fn fchmodat2_prober() {
+    let Ok(file) = std::env::var("CASNIX_TEST_FCHMODAT2") else { return };
+    let path = std::ffi::CString::new(file).unwrap();
+    let call = |mode: libc::c_uint| {
+        // SAFETY: a raw system call with a valid NUL-terminated path and plain integers.
+        let result = unsafe { libc::syscall(452, libc::AT_FDCWD, path.as_ptr(), mode, 0) };
+        (result, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    };
+    let (plain, _) = call(0o755);
+    let (setuid, errno) = call(0o4755);
+    std::fs::write(std::env::var("out").unwrap(), format!("plain={plain} setuid={setuid}/{errno}\n")).unwrap();
+    std::process::exit(0);
+}
+
+#[test]
+fn fchmodat2_cannot_set_the_setuid_bit() {
+    let f = fixture();
+    let paths = ["/usr", "/lib?", "/lib64?"].iter().map(|p| p.to_string()).chain([format!(
+        "/prober={}",
+        std::env::current_exe().unwrap().display()
+    )]);
+    let config = SandboxConfig { paths: paths.filter_map(|p| SandboxPath::parse(&p)).collect(), ..Default::default() };
+    let backend = OciBackend::new(&f.state, config).unwrap();
+    let request = f.request(
+        "fchmodat2",
+        "touch f; CASNIX_TEST_FCHMODAT2=f /prober --exact fchmodat2_prober --test-threads=1 -q > /dev/null",
+    );
+    let (result, log) = run(&backend, &request);
+    assert_eq!(result.unwrap(), BuildOutcome::Success, "{log}");
+    assert_eq!(std::fs::read_to_string(out_path(&request)).unwrap(), "plain=0 setuid=-1/1\n");
     f.assert_clean(&backend);
 }
