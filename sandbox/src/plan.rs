@@ -103,6 +103,8 @@ pub struct SandboxConfig {
     pub shm_size: String,
     /// Who the builder is on the host (a build user, or the daemon's own user).
     pub host_ids: HostIds,
+    /// `sandbox-fallback`: build unsandboxed when the kernel refuses the namespaces.
+    pub fallback: bool,
 }
 
 impl Default for SandboxConfig {
@@ -113,6 +115,7 @@ impl Default for SandboxConfig {
             build_dir: SANDBOX_BUILD_DIR.to_owned(),
             shm_size: "50%".to_owned(),
             host_ids: HostIds::current(),
+            fallback: true,
         }
     }
 }

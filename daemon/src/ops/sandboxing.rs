@@ -72,5 +72,6 @@ pub fn config(settings: &Settings, st: &Store, mode: SandboxMode) -> Result<Sand
         build_dir: settings.raw.get("sandbox-build-dir").unwrap_or(SANDBOX_BUILD_DIR).to_owned(),
         shm_size: settings.raw.get("sandbox-dev-shm-size").unwrap_or("50%").to_owned(),
         host_ids: HostIds::current(),
+        fallback: settings.raw.get("sandbox-fallback") != Some("false"),
     })
 }
