@@ -103,6 +103,10 @@ pub struct SandboxConfig {
     pub shm_size: String,
     /// Who the builder is on the host (a build user, or the daemon's own user).
     pub host_ids: HostIds,
+    /// `sandbox-fallback`: build unsandboxed when the kernel refuses the namespaces.
+    pub fallback: bool,
+    /// `ssl-cert-file`: fixed-output builds see it as `/etc/ssl/certs/ca-certificates.crt`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -113,6 +117,8 @@ impl Default for SandboxConfig {
             build_dir: SANDBOX_BUILD_DIR.to_owned(),
             shm_size: "50%".to_owned(),
             host_ids: HostIds::current(),
+            fallback: true,
+            ca_file: None,
         }
     }
 }
@@ -439,6 +445,10 @@ pub fn plan(request: &BuildRequest, config: &SandboxConfig) -> Result<Option<San
     ];
     if request.fixed_output {
         files.push(GeneratedFile { target: "/etc/nsswitch.conf".into(), contents: NSSWITCH_CONTENTS.into(), mode: 0o444 });
+        if let Some(source) = config.ca_file.as_ref().and_then(|f| std::fs::canonicalize(f).ok()) {
+            let target = "/etc/ssl/certs/ca-certificates.crt".to_owned();
+            mounts.entry(target.clone()).or_insert(BindMount { source, target, read_only: true, optional: true });
+        }
         for path in NETWORK_FILES {
             if let Ok(source) = std::fs::canonicalize(path) {
                 mounts.insert(
@@ -592,7 +602,9 @@ mod tests {
 
     #[test]
     fn fixed_output_builds_get_the_network() {
-        let plan = plan(&request(true, &[]), &SandboxConfig::default()).unwrap().unwrap();
+        let config = SandboxConfig { ca_file: Some("/etc/passwd".into()), ..Default::default() };
+        let plan = plan(&request(true, &[]), &config).unwrap().unwrap();
+        assert!(plan.mounts.iter().any(|m| m.target == "/etc/ssl/certs/ca-certificates.crt" && m.read_only));
         assert!(plan.network);
         assert!(plan.outputs[0].fresh_copy);
         assert!(plan.files.iter().any(|f| f.target == "/etc/nsswitch.conf"));

@@ -64,6 +64,12 @@ fn host_ids_of(plan: &SandboxPlan) -> HostIds {
 /// Creates the chroot directory afresh and locks it.
 fn create_chroot_dir(dir: &Path) -> Result<File, SandboxError> {
     if std::fs::symlink_metadata(dir).is_ok() {
+        // A leftover of an interrupted build, unless a running one holds it.
+        if let Ok(old) = File::open(dir) {
+            if rustix::fs::flock(&old, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+                return Err(SandboxError::Setup(format!("'{}' is in use by another build", dir.display())));
+            }
+        }
         remove_build_dir(dir);
     }
     std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(io(format!("cannot create '{}'", dir.display())))?;
@@ -333,5 +339,17 @@ mod tests {
             std::fs::remove_dir_all(tmp.path().join("store/cccccccccccccccccccccccccccccccc-in")).unwrap();
             std::fs::remove_file(tmp.path().join("store/dddddddddddddddddddddddddddddddd-link")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_sandbox_in_use_is_not_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let req = request(tmp.path(), false);
+        let first = prepare(&req, plan(&req, &SandboxConfig::default()).unwrap().unwrap()).unwrap();
+        let second = prepare(&req, plan(&req, &SandboxConfig::default()).unwrap().unwrap());
+        assert!(matches!(second, Err(SandboxError::Setup(ref m)) if m.contains("in use")), "{second:?}");
+        assert!(first.plan.root.join("etc/passwd").exists());
+        drop(first);
+        prepare(&req, plan(&req, &SandboxConfig::default()).unwrap().unwrap()).unwrap();
     }
 }

@@ -69,3 +69,44 @@ fn a_missing_helper_is_an_error() {
     let err = sandbox::Backend::build(&backend, &fx.request("x", "true", false), &mut sink).unwrap_err();
     assert!(err.to_string().contains("casnix-build-sandbox"), "{err}");
 }
+
+/// A helper wrapped so the kernel refuses it user namespaces (a user namespace of its own
+/// whose limit is 0).
+fn helper_without_namespaces(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("no-userns-helper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\"' {}\n",
+            env!("CARGO_BIN_EXE_casnix-build-sandbox")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+#[test]
+fn without_namespaces_a_clear_error_or_nix_s_fallback() {
+    let fx = common::Fixture::new();
+    let helper = helper_without_namespaces(fx.tmp.path());
+    let strict = NativeSandbox::new(SandboxConfig { fallback: false, ..Default::default() }, helper.clone());
+    let request = fx.request("fallback", "echo $NIX_BUILD_TOP > $out", false);
+    let mut sink = |_: &[u8]| {};
+    let err = sandbox::Backend::build(&strict, &request, &mut sink).unwrap_err().to_string();
+    assert!(err.contains("cannot create the build sandbox's namespaces"), "{err}");
+    assert!(!request.outputs["out"].exists());
+    // `sandbox-fallback` (on by default): the build runs unsandboxed, in a host directory.
+    // (So the builder is where the host has it.)
+    let mut request = request;
+    let bin = fx.store.join(common::BUSYBOX).join("bin");
+    request.derivation.builder = bin.join("busybox").display().to_string().into_bytes();
+    request.derivation.env.insert(b"PATH".to_vec(), bin.display().to_string().into_bytes());
+    request.derivation.env.insert(b"out".to_vec(), request.outputs["out"].display().to_string().into_bytes());
+    let lenient = NativeSandbox::new(SandboxConfig::default(), helper);
+    let (outcome, log) = common::run(&lenient, &request);
+    assert_eq!(outcome, sandbox::BuildOutcome::Success, "{log}");
+    let top = std::fs::read_to_string(&request.outputs["out"]).unwrap();
+    assert!(top.starts_with(&fx.builds.display().to_string()), "{top}");
+}

@@ -72,6 +72,16 @@ fn store_path_of(st: &Store, source: &str) -> Option<StorePath> {
     StorePath::from_base_name(rest.split('/').next()?).ok()
 }
 
+/// `ssl-cert-file` as Nix defaults it: `NIX_SSL_CERT_FILE`, `SSL_CERT_FILE`, else the usual
+/// bundle when it exists.
+fn ca_file(settings: &Settings) -> Option<std::path::PathBuf> {
+    let configured = settings.raw.get("ssl-cert-file").map(str::to_owned);
+    let from_env = || std::env::var("NIX_SSL_CERT_FILE").or_else(|_| std::env::var("SSL_CERT_FILE")).ok();
+    let default = "/etc/ssl/certs/ca-certificates.crt";
+    let path = configured.or_else(from_env).unwrap_or_else(|| default.to_owned());
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path)).filter(|p| p.exists())
+}
+
 /// The sandbox settings: `sandbox-paths`, plus the closure of every store path among their
 /// sources (as Nix adds them), `sandbox-build-dir`, `sandbox-dev-shm-size`.
 pub fn config(settings: &Settings, st: &Store, mode: SandboxMode) -> Result<SandboxConfig, String> {
@@ -95,5 +105,7 @@ pub fn config(settings: &Settings, st: &Store, mode: SandboxMode) -> Result<Sand
         build_dir: settings.raw.get("sandbox-build-dir").unwrap_or(SANDBOX_BUILD_DIR).to_owned(),
         shm_size: settings.raw.get("sandbox-dev-shm-size").unwrap_or("50%").to_owned(),
         host_ids: HostIds::current(),
+        fallback: settings.raw.get("sandbox-fallback") != Some("false"),
+        ca_file: ca_file(settings),
     })
 }

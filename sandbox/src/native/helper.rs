@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
-use super::protocol::{HelperRequest, GO, HELPER_ARG, INSIDE_ARG, SETUP_ERROR, UNSHARED};
+use super::protocol::{HelperRequest, GO, HELPER_ARG, INSIDE_ARG, NO_NAMESPACES, SETUP_ERROR, UNSHARED};
 use super::{confine, setup, sys};
 
 /// The exit code of a helper that could not set the sandbox up.
@@ -65,7 +65,7 @@ fn outside() -> Result<i32, String> {
     }
     sys::unshare(sys::Namespaces { network: !request.plan.network }).map_err(|e| {
         format!(
-            "cannot create the build sandbox's namespaces ({e}); user namespaces may be disabled \
+            "{NO_NAMESPACES}cannot create the build sandbox's namespaces ({e}); user namespaces may be disabled \
              (see /proc/sys/user/max_user_namespaces), or use 'sandbox = false'"
         )
     })?;

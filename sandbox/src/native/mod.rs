@@ -22,7 +22,7 @@ use crate::plan::{plan, SandboxConfig, SandboxPlan};
 use crate::prepare::{prepare, PreparedSandbox};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
 use crate::userpool::UserPool;
-use protocol::{HelperRequest, GO, SETUP_ERROR, UNSHARED};
+use protocol::{HelperRequest, GO, NO_NAMESPACES, SETUP_ERROR, UNSHARED};
 
 /// The helper's file name.
 pub const HELPER_NAME: &str = "casnix-build-sandbox";
@@ -162,7 +162,15 @@ impl Backend for NativeSandbox {
             return NoSandbox.build(request, log);
         };
         let mut sandbox = prepare(request, plan)?;
-        let result = self.run(&sandbox, request, log);
+        let result = match self.run(&sandbox, request, log) {
+            // As Nix's `sandbox-fallback`: the builder has not started, so it can run unsandboxed.
+            Err(SandboxError::Setup(message)) if config.fallback && message.starts_with(NO_NAMESPACES) => {
+                tracing::debug!("auto-disabling sandboxing because the prerequisite namespaces are not available");
+                drop(sandbox);
+                return NoSandbox.build(request, log);
+            }
+            other => other,
+        };
         match result {
             Ok(BuildOutcome::Success) => sandbox.move_outputs()?,
             _ if request.keep_failed => {

@@ -17,6 +17,8 @@ pub const UNSHARED: &str = "unshared";
 pub const GO: &str = "go";
 /// The start of the helper's line when the sandbox could not be set up.
 pub const SETUP_ERROR: &str = "setup-error: ";
+/// How a setup error starts when the kernel refused the namespaces (after [`SETUP_ERROR`]).
+pub const NO_NAMESPACES: &str = "no namespaces: ";
 /// The argument with which the helper runs itself as the sandbox's first process.
 pub const INSIDE_ARG: &str = "--casnix-build-sandbox-inside";
 /// The argument that makes another program embedding the helper (`casnix-daemon`) act as it:
