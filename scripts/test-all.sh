@@ -10,8 +10,12 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
-# The builder of the build scenarios (compat-tests/tests/build.rs): a static busybox.
-[ -x /bin/busybox ] || need_apt+=(busybox-static)
+# The sandbox crate: libseccomp to link against, a static busybox for the sandboxed builders.
+[ -e /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
+[ -x /bin/busybox ] && file_is_static=$(LC_ALL=C ldd /bin/busybox 2>&1 | grep -c "not a dynamic") || file_is_static=0
+[ "$file_is_static" -gt 0 ] || need_apt+=(busybox-static)
+# The sandbox crate's `oci` backend runs builds with runc (Debian installs it in /usr/sbin).
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need_apt+=(runc)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test-all: missing ${need_apt[*]}; run as root (or install them) first" >&2

@@ -123,6 +123,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // The `native` sandbox's helper is this executable run with its own arguments (it must
+    // start while the process has a single thread).
+    if let Some(code) = sandbox::native::helper::dispatch() {
+        std::process::exit(code);
+    }
     let args = Args::parse();
     if args.version {
         println!("{}", version_line());

@@ -141,6 +141,11 @@ pub struct Settings {
     pub build_users_group: String,
     /// `sandbox`: `true`, `false` or `relaxed`.
     pub sandbox: String,
+    /// casnix's `sandbox-backend`: `native` (default), `oci` or `none`; `sandbox = false`
+    /// means `none` whatever this says.
+    pub sandbox_backend: String,
+    /// `sandbox-paths` (with `extra-sandbox-paths`): `target=source`, `?` for optional.
+    pub sandbox_paths: Vec<String>,
     /// `max-jobs` (`auto` is the number of CPUs).
     pub max_jobs: u32,
     /// `cores` (0: all).
@@ -211,11 +216,28 @@ impl Settings {
                 })
             }
         };
+        let sandbox_backend = match raw.get("sandbox-backend") {
+            None => "native".to_owned(),
+            Some(v @ ("native" | "oci" | "none")) => v.to_owned(),
+            Some(v) => {
+                return Err(SettingsError::BadValue {
+                    name: "sandbox-backend".into(),
+                    expected: "native, oci or none",
+                    value: v.into(),
+                })
+            }
+        };
+        let sandbox_paths = match raw.get("sandbox-paths") {
+            Some(_) => list(&raw, "sandbox-paths", &[]),
+            None => list(&raw, "build-chroot-dirs", &[]),
+        };
         Ok(Self {
             trusted_users: list(&raw, "trusted-users", &["root"]),
             allowed_users: list(&raw, "allowed-users", &["*"]),
             build_users_group: raw.get("build-users-group").unwrap_or("").to_owned(),
             sandbox,
+            sandbox_backend,
+            sandbox_paths,
             max_jobs: number(&raw, "max-jobs", 1, Some(cpus()))?,
             cores: number(&raw, "cores", 0, None)?,
             substituters: list(&raw, "substituters", &["https://cache.nixos.org/"]),
@@ -250,6 +272,22 @@ mod tests {
         assert_eq!(s.allowed_users, ["*"]);
         assert!(s.require_sigs && s.keep_derivations && !s.keep_outputs);
         assert_eq!(s.sandbox, "true");
+        assert_eq!(s.sandbox_backend, "native");
+        assert!(s.sandbox_paths.is_empty());
+    }
+
+    #[test]
+    fn sandbox_backend_and_paths() {
+        let raw = RawSettings::parse(
+            "sandbox-backend = none\nsandbox-paths = /bin/sh=/x/busybox\nextra-sandbox-paths = /usr?\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let s = Settings::from_raw(raw).unwrap();
+        assert_eq!(s.sandbox_backend, "none");
+        assert_eq!(s.sandbox_paths, ["/bin/sh=/x/busybox", "/usr?"]);
+        let raw = RawSettings::parse("sandbox-backend = bwrap\n", Path::new("/")).unwrap();
+        assert!(matches!(Settings::from_raw(raw), Err(SettingsError::BadValue { .. })));
     }
 
     #[test]

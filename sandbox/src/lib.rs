@@ -4,14 +4,26 @@
 //! - [`request`]: the request, the outcome, the [`Backend`] trait;
 //! - [`env`]: the builder's environment as Nix sets it (`passAsFile`, structured attributes);
 //! - [`builtin`]: Nix's builtin builders (`buildenv`, `fetchurl`);
-//! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host.
+//! - [`none`]: the `none` backend (`sandbox = false`): the builder runs on the host;
+//! - [`plan`]: the sandbox a build gets, whatever backend makes it;
+//! - [`prepare`]: setting a plan up on the host, and moving the outputs out afterwards;
+//! - [`native`]: the `native` backend (namespaces, `pivot_root`, seccomp, no capabilities);
+//! - [`oci`]: the `oci` backend: a plan as an OCI bundle that `runc` runs;
+//! - [`userpool`]: Nix's build users (`build-users-group`) for a daemon running as root.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod builtin;
 pub mod env;
+pub mod native;
 pub mod none;
+pub mod oci;
+pub mod plan;
+pub mod prepare;
 pub mod request;
+pub mod userpool;
 
+pub use native::NativeSandbox;
 pub use none::NoSandbox;
+pub use oci::OciBackend;
 pub use request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};

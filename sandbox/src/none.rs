@@ -74,11 +74,24 @@ pub fn write_env_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Sa
 /// Waits for `child`, passing its output lines from `lines` to `log`, and enforcing the
 /// timeouts by killing its process group.
 pub fn supervise(
+    child: Child,
+    lines: mpsc::Receiver<Vec<u8>>,
+    log: &mut dyn LogSink,
+    timeout: Option<Duration>,
+    max_silent_time: Option<Duration>,
+) -> Result<BuildOutcome, SandboxError> {
+    supervise_with(child, lines, log, timeout, max_silent_time, &|_| {})
+}
+
+/// [`supervise`], calling `kill` first when a timeout strikes (to kill what the process group
+/// does not hold, such as a container), before the process group gets SIGKILL.
+pub fn supervise_with(
     mut child: Child,
     lines: mpsc::Receiver<Vec<u8>>,
     log: &mut dyn LogSink,
     timeout: Option<Duration>,
     max_silent_time: Option<Duration>,
+    kill: &dyn Fn(&Child),
 ) -> Result<BuildOutcome, SandboxError> {
     let started = Instant::now();
     let mut last_output = Instant::now();
@@ -111,6 +124,7 @@ pub fn supervise(
         }
     }
     if killed_for.is_some() {
+        kill(&child);
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }

@@ -100,6 +100,9 @@ pub enum SandboxError {
     /// The derivation cannot be built this way.
     #[error("{0}")]
     Unsupported(String),
+    /// The sandbox could not be set up.
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl SandboxError {

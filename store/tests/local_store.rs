@@ -350,3 +350,24 @@ fn leftovers_are_removed_unless_locked_or_valid() {
     drop(held);
     assert!(store.verify_store(true, false).unwrap().problems.is_empty());
 }
+
+#[test]
+fn a_locked_sandbox_root_is_not_a_leftover() {
+    let (_dir, store) = setup();
+    // A derivation this process never added (so not a temporary root of ours).
+    let drv = store.store_dir().make_text_path("t.drv", &Hash::of(Algorithm::Sha256, b"t"), []).unwrap();
+    let root = store.real_store_dir().to_path_buf();
+    let running = root.join(format!("{drv}.chroot"));
+    std::fs::create_dir_all(running.join("root/etc")).unwrap();
+    let lock = std::fs::File::open(&running).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    assert!(store.remove_leftovers().unwrap().is_empty());
+    assert!(running.join("root/etc").is_dir());
+    // Nor for the collector.
+    let options = store::gc::collect::GcOptions::new(store::gc::collect::GcAction::DeleteDead);
+    store.collect_garbage(&options).unwrap();
+    assert!(running.join("root/etc").is_dir());
+    drop(lock);
+    store.collect_garbage(&options).unwrap();
+    assert!(!running.exists());
+}

@@ -1,6 +1,6 @@
 //! The build operations: `BuildPaths`, `BuildPathsWithResults`, `BuildDerivation`,
-//! `EnsurePath`, served by [`crate::build::Builder`]. Only the `none` backend exists so far:
-//! with `sandbox = true` the client is warned that builds are not sandboxed.
+//! `EnsurePath`, served by [`crate::build::Builder`], with the backend `sandbox` and
+//! `sandbox-backend` choose ([`super::sandboxing`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,6 @@ use nix_formats::build_result::{BuildResult, BuildStatus, KeyedBuildResult};
 use nix_formats::derivation::DerivationOutput;
 use nix_formats::derived_path::DerivedPath;
 use nix_formats::signature::SecretKey;
-use sandbox::{Backend, NoSandbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
 use worker_protocol::logger::RemoteError;
@@ -93,14 +92,17 @@ where
 {
     let mut settings = build_settings(s)?;
     settings.check = mode == BuildMode::Check;
-    let session_backend_warning = s.settings.sandbox != "false";
+    let session_settings = Arc::clone(&s.settings);
     let results = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
-        let backend: Arc<dyn Backend> = Arc::new(NoSandbox);
-        if session_backend_warning && !targets.is_empty() {
-            tx.line(
-                worker_protocol::logger::Verbosity::Warn,
-                warning("casnix-daemon has no sandbox backend yet; building without a sandbox"),
-            );
+        let (backend, backend_warning) = match super::sandboxing::choose(&session_settings, st) {
+            Ok(chosen) => chosen,
+            Err(e) => {
+                let failure = BuildFailure::misc(e);
+                return Ok(targets.into_iter().map(|t| (t, Err(failure.clone()))).collect());
+            }
+        };
+        if let Some(text) = backend_warning.filter(|_| !targets.is_empty()) {
+            tx.line(worker_protocol::logger::Verbosity::Warn, warning(&text));
         }
         let keep_going = settings.keep_going;
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
@@ -281,9 +283,18 @@ where
     }
     let settings = build_settings(s)?;
     let drv_path = r.drv_path;
+    let session_settings = Arc::clone(&s.settings);
     let result = bridge::with_logs(&s.store, conn.logger(), move |st, tx| {
-        let backend = NoSandbox;
-        let mut builder = Builder::new(st, &backend, &settings, tx);
+        let backend = match super::sandboxing::choose(&session_settings, st) {
+            Ok((backend, warning_text)) => {
+                if let Some(text) = warning_text {
+                    tx.line(worker_protocol::logger::Verbosity::Warn, warning(&text));
+                }
+                backend
+            }
+            Err(e) => return Ok(BuildResult::new(BuildStatus::MiscFailure, e)),
+        };
+        let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
         let result = match builder.build_given(&drv_path, &drv) {
             Ok(status) => BuildResult::new(status, ""),
             Err(f) => BuildResult::new(f.status, f.message),

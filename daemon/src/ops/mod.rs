@@ -10,6 +10,7 @@ pub mod build;
 pub mod other;
 pub mod query;
 pub mod roots;
+pub mod sandboxing;
 
 use std::sync::Arc;
 

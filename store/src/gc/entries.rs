@@ -13,7 +13,7 @@ use nix_formats::store_path::StorePath;
 use rustix::fs::FlockOperation;
 
 use super::collect::{bytes_freed_by, Collection};
-use crate::local::leftovers::owner;
+use crate::local::leftovers::{locked_directory, owner};
 use crate::local::{PathLock, StoreError};
 
 /// Nix's hard-link pool, never touched.
@@ -56,7 +56,10 @@ impl Collection<'_> {
     pub(super) fn report_dead_entries(&mut self, valid: &BTreeSet<StorePath>) -> Result<(), StoreError> {
         for name in self.invalid_entries(valid)? {
             let in_use = match owner(&name) {
-                Some(owner) => lock_held(&self.store.real_path(&owner)),
+                Some(owner) => {
+                    lock_held(&self.store.real_path(&owner))
+                        || name.ends_with(".chroot") && locked_directory(&self.store.real_store_dir().join(&name))
+                }
                 None => name.starts_with("tmp-") && locked_directory(&self.store.real_store_dir().join(&name)),
             };
             if in_use {
@@ -129,7 +132,8 @@ impl Collection<'_> {
             }
             None => None,
         };
-        if name.starts_with("tmp-") && locked_directory(&real) {
+        // Nix's `tmp-…` directories and a running sandbox's `<drv>.chroot` are locked while used.
+        if (name.starts_with("tmp-") || name.ends_with(".chroot")) && locked_directory(&real) {
             tracing::debug!("skipping locked tempdir '{}'", real.display());
             return Ok(false);
         }
@@ -161,14 +165,4 @@ fn lock_held(real_path: &Path) -> bool {
         }
         _ => true,
     }
-}
-
-/// Whether `dir` is a directory someone holds a lock on (Nix locks its `tmp-…` directories
-/// while it uses them); a directory that cannot be opened counts as locked, as in Nix.
-fn locked_directory(dir: &Path) -> bool {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else { return true };
-    let file = std::fs::File::from(fd);
-    !matches!(crate::flock::lock(&file, FlockOperation::NonBlockingLockExclusive), Ok(true))
 }

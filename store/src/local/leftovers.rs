@@ -2,6 +2,9 @@
 //! (`<path>.tmp-…`), trees renamed into place but never registered, and stale lock files.
 
 use std::collections::BTreeSet;
+use std::path::Path;
+
+use rustix::fs::FlockOperation;
 
 use nix_formats::store_path::StorePath;
 
@@ -21,6 +24,16 @@ pub(crate) fn owner(name: &str) -> Option<StorePath> {
         name
     };
     StorePath::from_base_name(base).ok()
+}
+
+/// Whether `dir` is a directory someone holds a lock on (Nix locks its `tmp-…` directories
+/// while it uses them); a directory that cannot be opened counts as locked, as in Nix.
+pub(crate) fn locked_directory(dir: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else { return true };
+    let file = std::fs::File::from(fd);
+    !matches!(crate::flock::lock(&file, FlockOperation::NonBlockingLockExclusive), Ok(true))
 }
 
 impl Store {
@@ -63,6 +76,10 @@ impl Store {
                     continue;
                 }
                 let target = dir.join(&name);
+                // A sandbox's root while its build runs.
+                if name.ends_with(".chroot") && locked_directory(&target) {
+                    continue;
+                }
                 castore::remove_tree(&target).map_err(StoreError::io("removing", &target))?;
                 removed.insert(name);
             }

@@ -1,0 +1,111 @@
+//! Which sandbox backend builds run in: `sandbox = false` (or `sandbox-backend = none`) runs
+//! builders on the host, `native` in casnix's own namespaces (the daemon's executable is the
+//! helper, see `sandbox::native::helper::dispatch`), `oci` in runc containers (state under
+//! [`oci_state_dir`]), with `sandbox-paths` and their store closures exposed as Nix exposes
+//! them; as root with `build-users-group`, builders run as free members of that group.
+
+use std::sync::Arc;
+
+use nix_formats::store_path::StorePath;
+use sandbox::plan::{HostIds, SandboxConfig, SandboxMode, SandboxPath, SANDBOX_BUILD_DIR};
+use sandbox::userpool::UserPool;
+use sandbox::{Backend, NativeSandbox, NoSandbox, OciBackend};
+use store::db::ClosureOptions;
+use store::Store;
+
+use crate::settings::Settings;
+
+/// The backend for builds under `settings`, and a warning for the client if builds will not
+/// be sandboxed although `sandbox` asks for it.
+pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Option<String>), String> {
+    let mode = match settings.sandbox.as_str() {
+        "false" => return Ok((Arc::new(NoSandbox), None)),
+        "relaxed" => SandboxMode::Relaxed,
+        _ => SandboxMode::Enabled,
+    };
+    match settings.sandbox_backend.as_str() {
+        "none" => Ok((Arc::new(NoSandbox), None)),
+        "native" => {
+            let config = config(settings, st, mode)?;
+            let mut backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
+            // As Nix: build users only when running as root with `build-users-group` set.
+            if !settings.build_users_group.is_empty() && rustix::process::geteuid().is_root() {
+                let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool"))
+                    .map_err(|e| e.to_string())?;
+                backend = backend.with_build_users(Arc::new(pool));
+            }
+            Ok((Arc::new(backend), None))
+        }
+        "oci" => {
+            let config = config(settings, st, mode)?;
+            let mut backend = OciBackend::new(&oci_state_dir(st), config).map_err(|e| e.to_string())?;
+            if let Some(pool) = build_users(settings, st)? {
+                backend = backend.with_build_users(pool);
+            }
+            Ok((Arc::new(backend), None))
+        }
+        other => Ok((
+            Arc::new(NoSandbox),
+            Some(format!("casnix-daemon has no '{other}' sandbox backend yet; building without a sandbox")),
+        )),
+    }
+}
+
+/// Nix's build users: only when running as root with `build-users-group` set.
+fn build_users(settings: &Settings, st: &Store) -> Result<Option<Arc<UserPool>>, String> {
+    if settings.build_users_group.is_empty() || !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool")).map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(pool)))
+}
+
+/// Where the `oci` backend keeps runc's state (`runc --root`): casnix's, in the state
+/// directory.
+pub fn oci_state_dir(st: &Store) -> std::path::PathBuf {
+    st.state_dir().join("casnix").join("runc")
+}
+
+/// The store path a `sandbox-paths` source is in, if it is in the store.
+fn store_path_of(st: &Store, source: &str) -> Option<StorePath> {
+    let rest = source.strip_prefix(st.store_dir().as_str())?.strip_prefix('/')?;
+    StorePath::from_base_name(rest.split('/').next()?).ok()
+}
+
+/// `ssl-cert-file` as Nix defaults it: `NIX_SSL_CERT_FILE`, `SSL_CERT_FILE`, else the usual
+/// bundle when it exists.
+fn ca_file(settings: &Settings) -> Option<std::path::PathBuf> {
+    let configured = settings.raw.get("ssl-cert-file").map(str::to_owned);
+    let from_env = || std::env::var("NIX_SSL_CERT_FILE").or_else(|_| std::env::var("SSL_CERT_FILE")).ok();
+    let default = "/etc/ssl/certs/ca-certificates.crt";
+    let path = configured.or_else(from_env).unwrap_or_else(|| default.to_owned());
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path)).filter(|p| p.exists())
+}
+
+/// The sandbox settings: `sandbox-paths`, plus the closure of every store path among their
+/// sources (as Nix adds them), `sandbox-build-dir`, `sandbox-dev-shm-size`.
+pub fn config(settings: &Settings, st: &Store, mode: SandboxMode) -> Result<SandboxConfig, String> {
+    let mut paths: Vec<SandboxPath> = settings.sandbox_paths.iter().filter_map(|p| SandboxPath::parse(p)).collect();
+    let in_store: Vec<StorePath> = paths
+        .iter()
+        .filter_map(|p| store_path_of(st, &p.source.to_string_lossy()))
+        .filter(|p| st.is_valid(p).unwrap_or(false))
+        .collect();
+    if !in_store.is_empty() {
+        let closure = st
+            .closure(in_store.iter(), ClosureOptions::default())
+            .map_err(|e| format!("while processing 'sandbox-paths': {e}"))?;
+        for path in closure {
+            paths.push(SandboxPath { target: st.print(&path), source: st.real_path(&path), optional: false });
+        }
+    }
+    Ok(SandboxConfig {
+        mode,
+        paths,
+        build_dir: settings.raw.get("sandbox-build-dir").unwrap_or(SANDBOX_BUILD_DIR).to_owned(),
+        shm_size: settings.raw.get("sandbox-dev-shm-size").unwrap_or("50%").to_owned(),
+        host_ids: HostIds::current(),
+        fallback: settings.raw.get("sandbox-fallback") != Some("false"),
+        ca_file: ca_file(settings),
+    })
+}

@@ -1,0 +1,112 @@
+//! The sandbox properties (`common`) for the `native` backend, run with the helper Cargo built.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use sandbox::plan::{SandboxConfig, SandboxPath};
+use sandbox::NativeSandbox;
+
+fn backend_with(paths: &[String]) -> NativeSandbox {
+    let config = SandboxConfig { paths: paths.iter().filter_map(|p| SandboxPath::parse(p)).collect(), ..Default::default() };
+    NativeSandbox::new(config, PathBuf::from(env!("CARGO_BIN_EXE_casnix-build-sandbox")))
+}
+
+fn backend() -> NativeSandbox {
+    backend_with(&[])
+}
+
+/// Not a property: what this executable does when a sandboxed build runs it (see
+/// `common::fd_sender_entry`); nothing otherwise.
+#[test]
+fn fd_sender() {
+    common::fd_sender_entry();
+}
+
+#[test]
+fn normal_build_works() {
+    common::normal_build_works(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn network_only_for_fixed_output() {
+    common::network_only_for_fixed_output(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn sees_only_its_inputs() {
+    common::sees_only_its_inputs(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn no_setuid_files() {
+    common::no_setuid_files(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn cannot_write_other_outputs() {
+    common::cannot_write_other_outputs(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn private_build_dir() {
+    common::private_build_dir(&backend(), &common::Fixture::new());
+}
+
+#[test]
+fn leaked_output_fd_cannot_change_the_output() {
+    let backend = backend_with(&common::fd_sender_sandbox_paths());
+    common::leaked_output_fd_cannot_change_the_output(&backend, &common::Fixture::new());
+}
+
+#[test]
+fn a_missing_helper_is_an_error() {
+    let backend = NativeSandbox::new(SandboxConfig::default(), PathBuf::from("/nonexistent/casnix-build-sandbox"));
+    let fx = common::Fixture::new();
+    let mut sink = |_: &[u8]| {};
+    let err = sandbox::Backend::build(&backend, &fx.request("x", "true", false), &mut sink).unwrap_err();
+    assert!(err.to_string().contains("casnix-build-sandbox"), "{err}");
+}
+
+/// A helper wrapped so the kernel refuses it user namespaces (a user namespace of its own
+/// whose limit is 0).
+fn helper_without_namespaces(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("no-userns-helper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\"' {}\n",
+            env!("CARGO_BIN_EXE_casnix-build-sandbox")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+#[test]
+fn without_namespaces_a_clear_error_or_nix_s_fallback() {
+    let fx = common::Fixture::new();
+    let helper = helper_without_namespaces(fx.tmp.path());
+    let strict = NativeSandbox::new(SandboxConfig { fallback: false, ..Default::default() }, helper.clone());
+    let request = fx.request("fallback", "echo $NIX_BUILD_TOP > $out", false);
+    let mut sink = |_: &[u8]| {};
+    let err = sandbox::Backend::build(&strict, &request, &mut sink).unwrap_err().to_string();
+    assert!(err.contains("cannot create the build sandbox's namespaces"), "{err}");
+    assert!(!request.outputs["out"].exists());
+    // `sandbox-fallback` (on by default): the build runs unsandboxed, in a host directory.
+    // (So the builder is where the host has it.)
+    let mut request = request;
+    let bin = fx.store.join(common::BUSYBOX).join("bin");
+    request.derivation.builder = bin.join("busybox").display().to_string().into_bytes();
+    request.derivation.env.insert(b"PATH".to_vec(), bin.display().to_string().into_bytes());
+    request.derivation.env.insert(b"out".to_vec(), request.outputs["out"].display().to_string().into_bytes());
+    let lenient = NativeSandbox::new(SandboxConfig::default(), helper);
+    let (outcome, log) = common::run(&lenient, &request);
+    assert_eq!(outcome, sandbox::BuildOutcome::Success, "{log}");
+    let top = std::fs::read_to_string(&request.outputs["out"]).unwrap();
+    assert!(top.starts_with(&fx.builds.display().to_string()), "{top}");
+}
