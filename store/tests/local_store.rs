@@ -370,4 +370,8 @@ fn a_locked_sandbox_root_is_not_a_leftover() {
     drop(lock);
     store.collect_garbage(&options).unwrap();
     assert!(!running.exists());
+    // A file named like one is not a sandbox (Nix's gc test makes such files).
+    std::fs::write(&running, "").unwrap();
+    store.collect_garbage(&options).unwrap();
+    assert!(!running.exists());
 }

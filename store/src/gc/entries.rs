@@ -13,7 +13,7 @@ use nix_formats::store_path::StorePath;
 use rustix::fs::FlockOperation;
 
 use super::collect::{bytes_freed_by, Collection};
-use crate::local::leftovers::{locked_directory, owner};
+use crate::local::leftovers::{locked_directory, owner, sandbox_in_use};
 use crate::local::{PathLock, StoreError};
 
 /// Nix's hard-link pool, never touched.
@@ -58,7 +58,7 @@ impl Collection<'_> {
             let in_use = match owner(&name) {
                 Some(owner) => {
                     lock_held(&self.store.real_path(&owner))
-                        || name.ends_with(".chroot") && locked_directory(&self.store.real_store_dir().join(&name))
+                        || name.ends_with(".chroot") && sandbox_in_use(&self.store.real_store_dir().join(&name))
                 }
                 None => name.starts_with("tmp-") && locked_directory(&self.store.real_store_dir().join(&name)),
             };
@@ -133,7 +133,7 @@ impl Collection<'_> {
             None => None,
         };
         // Nix's `tmp-…` directories and a running sandbox's `<drv>.chroot` are locked while used.
-        if (name.starts_with("tmp-") || name.ends_with(".chroot")) && locked_directory(&real) {
+        if name.starts_with("tmp-") && locked_directory(&real) || name.ends_with(".chroot") && sandbox_in_use(&real) {
             tracing::debug!("skipping locked tempdir '{}'", real.display());
             return Ok(false);
         }

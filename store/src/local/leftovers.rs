@@ -36,6 +36,16 @@ pub(crate) fn locked_directory(dir: &Path) -> bool {
     !matches!(crate::flock::lock(&file, FlockOperation::NonBlockingLockExclusive), Ok(true))
 }
 
+/// Whether `path` is a running sandbox's `<drv>.chroot` directory (its builder holds a lock on
+/// it). Anything that cannot be opened as a directory is not one.
+pub(crate) fn sandbox_in_use(path: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let Ok(fd) = rustix::fs::open(path, flags, Mode::empty()) else { return false };
+    let file = std::fs::File::from(fd);
+    !matches!(crate::flock::lock(&file, FlockOperation::NonBlockingLockExclusive), Ok(true))
+}
+
 impl Store {
     /// Deletes the entries of the store directory that belong to a path that is not valid and
     /// that no one is adding (its lock is free): the remains of interrupted adds, whether by
@@ -77,7 +87,7 @@ impl Store {
                 }
                 let target = dir.join(&name);
                 // A sandbox's root while its build runs.
-                if name.ends_with(".chroot") && locked_directory(&target) {
+                if name.ends_with(".chroot") && sandbox_in_use(&target) {
                     continue;
                 }
                 castore::remove_tree(&target).map_err(StoreError::io("removing", &target))?;
