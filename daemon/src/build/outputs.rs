@@ -34,7 +34,7 @@ fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) 
 }
 
 /// Whether structured attributes say `unsafeDiscardReferences.<output> = true`.
-fn discards_references(drv: &Derivation, output: &str) -> bool {
+pub fn discards_references(drv: &Derivation, output: &str) -> bool {
     let Some(json) = drv.env.get(&b"__json"[..]) else { return false };
     let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
     value.get("unsafeDiscardReferences").and_then(|d| d.get(output)).and_then(|v| v.as_bool()) == Some(true)
@@ -136,7 +136,16 @@ pub fn register(
     super::checks::check_outputs(st, drv, &built)?;
     let built: Vec<BuiltOutput> = built.into_values().collect();
     let infos = st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
-    // Signed as Nix signs what it registers when `secret-key-files` is set.
+    sign_infos(st, infos, secret_keys)
+}
+
+/// Signs registered paths with each key (as Nix signs what it registers when
+/// `secret-key-files` is set).
+pub fn sign_infos(
+    st: &Store,
+    infos: Vec<nix_formats::path_info::ValidPathInfo>,
+    secret_keys: &[SecretKey],
+) -> Result<(), BuildFailure> {
     for mut info in infos {
         let mut sigs = BTreeSet::new();
         for key in secret_keys {

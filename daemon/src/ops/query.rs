@@ -1,7 +1,7 @@
 //! Questions about paths and derivations: validity, path info, references, derivers,
 //! derivation outputs, `QueryMissing`, realisations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use nix_formats::derivation::Derivation;
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
@@ -85,19 +85,15 @@ pub async fn derivation_output_names(s: &Session, r: QueryDerivationOutputNames)
     Ok(Response::QueryDerivationOutputNames(drv.outputs.into_keys().collect()))
 }
 
-/// The outputs of `drv_path` and their known paths (Nix's `queryPartialDerivationOutputMap`
-/// without `ca-derivations`): the database's record, which Nix requires the derivation to be
-/// valid for.
-fn output_map(st: &Store, drv_path: &StorePath) -> Result<BTreeMap<String, Option<StorePath>>, StoreError> {
-    if !st.is_valid(drv_path)? {
-        return Err(StoreError::InvalidPath(st.print(drv_path)));
-    }
-    Ok(st.query_derivation_outputs(drv_path)?.into_iter().map(|(name, path)| (name, Some(path))).collect())
-}
-
-/// `QueryDerivationOutputMap`.
+/// `QueryDerivationOutputMap`: the outputs of a valid derivation and their known paths (with
+/// `ca-derivations`, realisations included).
 pub async fn derivation_output_map(s: &Session, r: QueryDerivationOutputMap) -> Result<Response, OpError> {
-    Ok(Response::QueryDerivationOutputMap(bridge::run(&s.store, move |st| output_map(st, &r.path)).await?))
+    let ca = s.settings.experimental_features.iter().any(|f| f == "ca-derivations");
+    let map = bridge::run(&s.store, move |st| {
+        crate::build::floating::partial_output_map(st, &r.path, ca).map_err(|e| e.message)
+    })
+    .await?;
+    Ok(Response::QueryDerivationOutputMap(map))
 }
 
 /// `QueryPathInfo`: before 1.17 an invalid path is an error, after it an empty answer.
