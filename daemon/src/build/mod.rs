@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nix_formats::build_result::{BuildResult, BuildStatus};
-use nix_formats::derivation::{Derivation, DerivationOutput, DerivationType, InputOutputs};
+use nix_formats::derivation::{Derivation, DerivationType, InputOutputs};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 use nix_formats::realisation::{DrvOutput, Realisation};
 use nix_formats::store_path::StorePath;
@@ -390,7 +390,8 @@ impl<'a> Builder<'a> {
             inputs: inputs.iter().map(|p| self.store.real_path(p)).collect(),
             build_dir_parent: self.settings.build_dir_parent.clone(),
             cores: self.settings.cores,
-            fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
+            // Impure derivations get `impureEnvVars` (and the network) as fixed outputs do.
+            fixed_output: drv.derivation_type().is_ok_and(|t| !t.is_sandboxed()),
             impure_env: self.settings.impure_env.clone(),
             timeout: self.settings.timeout,
             max_silent_time: self.settings.max_silent_time,

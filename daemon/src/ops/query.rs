@@ -145,6 +145,8 @@ struct MissingWalk<'a> {
     store: &'a Store,
     done: BTreeSet<String>,
     result: MissingPaths,
+    /// Whether `ca-derivations` is enabled (realisations give output paths).
+    ca_derivations: bool,
 }
 
 impl MissingWalk<'_> {
@@ -178,19 +180,21 @@ impl MissingWalk<'_> {
             return Ok(());
         }
         let drv = read_derivation(self.store, drv_path)?;
-        let known = self.store.query_derivation_outputs(drv_path)?;
-        let mut missing = false;
-        for name in drv.outputs.keys() {
+        // As Nix: an output whose path is not known yet (no realisation) means building; so
+        // does a wanted output that is not valid.
+        let known = crate::build::floating::partial_output_map(self.store, drv_path, self.ca_derivations)
+            .map_err(|e| {
+                let real = self.store.real_path(drv_path);
+                StoreError::io("reading the outputs of", &real)(std::io::Error::other(e.message))
+            })?;
+        let mut missing = drv.outputs.keys().any(|name| !matches!(known.get(name), Some(Some(_))));
+        for (name, path) in &known {
             let wanted_here = match wanted {
                 OutputsSpec::All => true,
                 OutputsSpec::Names(names) => names.contains(name),
             };
-            if !wanted_here {
-                continue;
-            }
-            match known.get(name) {
-                Some(path) if self.store.is_valid(path)? => {}
-                _ => missing = true,
+            if let (true, Some(path)) = (wanted_here, path) {
+                missing |= !self.store.is_valid(path)?;
             }
         }
         if !missing {
@@ -210,8 +214,9 @@ impl MissingWalk<'_> {
 
 /// `QueryMissing`.
 pub async fn missing(s: &Session, r: QueryMissing) -> Result<Response, OpError> {
+    let ca_derivations = s.settings.experimental_features.iter().any(|f| f == "ca-derivations");
     let result = bridge::run(&s.store, move |st| {
-        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default() };
+        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default(), ca_derivations };
         for target in &r.targets {
             walk.visit(target)?;
         }
