@@ -77,9 +77,17 @@ pub fn reference_order(
 /// The content-address hash of the tree at `real` as `ma` hashes it, with `rewrites` applied
 /// and `modulus` (the scratch hash part) read as NULs.
 pub fn hash_modulo(real: &Path, ma: MethodAlgo, rewrites: &[(Vec<u8>, Vec<u8>)], modulus: &str) -> Result<nix_formats::hash::Hash, BuildFailure> {
+    if ma.method == Method::Git {
+        // Git objects are hashed as they are (no self-reference modulus, as in Nix).
+        let mut writer = Rewriter::new(Vec::new(), rewrites.iter().cloned());
+        nix_formats::nar::dump_path(real, &mut writer).map_err(misc)?;
+        let nar = writer.finish().map_err(misc)?;
+        return nix_formats::git::hash_nar(&nar[..], ma.algo).map_err(misc);
+    }
     let hasher = ModuloHasher::new(Some(ma.algo), modulus);
     let mut writer = Rewriter::new(hasher, rewrites.iter().cloned());
     match ma.method {
+        Method::Git => {}
         Method::Nar => nix_formats::nar::dump_path(real, &mut writer).map_err(misc)?,
         Method::Flat | Method::Text => {
             let mut file = std::fs::File::open(real).map_err(misc)?;
@@ -185,7 +193,7 @@ impl FloatingBuild<'_> {
     ) -> Result<(StorePath, BuiltOutput), BuildFailure> {
         let st = self.store;
         let real = st.real_path(scratch);
-        if ma.method != Method::Nar {
+        if ma.method == Method::Flat || ma.method == Method::Text {
             let meta = std::fs::symlink_metadata(&real).map_err(misc)?;
             if !meta.is_file() || meta.permissions().mode() & 0o100 != 0 {
                 return Err(BuildFailure::permanent(format!(

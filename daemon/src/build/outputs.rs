@@ -19,6 +19,11 @@ use super::BuildFailure;
 /// The hash of `path` as `method` hashes it.
 fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) -> std::io::Result<Hash> {
     match method {
+        Method::Git => {
+            let mut nar = Vec::new();
+            nix_formats::nar::dump_path(path, &mut nar).map_err(std::io::Error::other)?;
+            nix_formats::git::hash_nar(&nar[..], algo).map_err(std::io::Error::other)
+        }
         Method::Nar => nix_formats::nar::hash_path(path, algo).map(|(h, _)| h).map_err(std::io::Error::other),
         Method::Flat | Method::Text => {
             let meta = std::fs::symlink_metadata(path)?;
