@@ -212,7 +212,12 @@ impl<'a> Builder<'a> {
     /// The realisations of the wanted outputs (ids keyed by the derivation's output hashes).
     fn built_outputs(&self, drv_path: &StorePath, built: &Built, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
         let drv = read_derivation(self.store, drv_path).map_err(|e| BuildFailure::misc(e.to_string()))?;
-        let hashes = self.output_hashes(&drv)?;
+        self.realisations(&drv, built, wanted)
+    }
+
+    /// The realisations of `built`'s wanted outputs (ids keyed by `drv`'s output hashes).
+    pub fn realisations(&self, drv: &Derivation, built: &Built, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
+        let hashes = self.output_hashes(drv)?;
         let mut out = BTreeMap::new();
         for (name, path) in &built.outputs {
             if let OutputsSpec::Names(names) = wanted {

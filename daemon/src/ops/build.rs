@@ -249,7 +249,12 @@ where
         let backend = NoSandbox;
         let mut builder = Builder::new(st, &backend, &settings, tx);
         let result = match builder.build_given(&drv_path, &drv) {
-            Ok(built) => BuildResult::new(built.status, ""),
+            Ok(built) => {
+                let mut result = BuildResult::new(built.status, "");
+                let all = nix_formats::derived_path::OutputsSpec::All;
+                result.built_outputs = builder.realisations(&drv, &built, &all).unwrap_or_default();
+                result
+            }
             Err(f) => BuildResult::new(f.status, f.message),
         };
         Ok::<_, std::convert::Infallible>(result)
