@@ -266,6 +266,55 @@ mod tests {
         assert!(err.message.starts_with("cycle detected in build of 'd'"), "{}", err.message);
     }
 
+    /// Builds "foo" (outputs `out`, self-referencing, and `dev`, a symlink to `out`) as if by
+    /// the derivation `drv_base`, and registers it.
+    fn build_foo(st: &Store, drv_base: &str, tmp: &Path) -> BTreeMap<String, StorePath> {
+        let drv_path = StorePath::from_base_name(drv_base).unwrap();
+        let ma = MethodAlgo { method: Method::Nar, algo: Algorithm::Sha256 };
+        let mut drv = Derivation { name: "foo".into(), ..Default::default() };
+        let mut scratch = BTreeMap::new();
+        for name in ["out", "dev"] {
+            drv.outputs.insert(name.into(), DerivationOutput::CaFloating(ma));
+            scratch.insert(name.to_owned(), super::super::check::scratch_path(st, &drv_path, "foo", name).unwrap());
+        }
+        let out = st.real_path(&scratch["out"]);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("me"), st.print(&scratch["out"])).unwrap();
+        std::os::unix::fs::symlink(&out, st.real_path(&scratch["dev"])).unwrap();
+        let inputs = BTreeSet::new();
+        let build = FloatingBuild { store: st, drv_path: &drv_path, drv: &drv, scratch: &scratch, inputs: &inputs, tmp_dir: tmp, secret_keys: &[] };
+        let finals = build.register().unwrap();
+        for path in scratch.values() {
+            assert!(std::fs::symlink_metadata(st.real_path(path)).is_err(), "scratch path left behind");
+        }
+        finals
+    }
+
+    #[test]
+    fn floating_outputs_land_at_their_content_addressed_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = store::StoreConfig::new(dir.path().join("store").to_str().unwrap(), dir.path().join("state"));
+        config.durability = castore::Durability::Unsynced;
+        let st = Store::open(&config).unwrap();
+        let finals = build_foo(&st, "g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo.drv", dir.path());
+        let (out, dev) = (&finals["out"], &finals["dev"]);
+        assert_eq!((out.name(), dev.name()), ("foo", "foo-dev"));
+        // Self-references and references to siblings now name the final paths.
+        let real_out = st.real_path(out);
+        assert_eq!(std::fs::read_to_string(real_out.join("me")).unwrap(), st.print(out));
+        assert_eq!(std::fs::read_link(st.real_path(dev)).unwrap(), real_out);
+        let out_info = st.query_path_info(out).unwrap().unwrap();
+        assert_eq!(out_info.references, BTreeSet::from([out.clone()]));
+        let ca = out_info.ca.clone().unwrap();
+        assert_eq!(ca.store_path(st.store_dir(), "foo", [], true).unwrap(), *out);
+        let dev_info = st.query_path_info(dev).unwrap().unwrap();
+        assert_eq!(dev_info.references, BTreeSet::from([out.clone()]));
+        assert_eq!(dev_info.deriver.unwrap().to_string(), "g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo.drv");
+        // Another derivation building the same contents gets the same paths.
+        let again = build_foo(&st, "7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-foo.drv", dir.path());
+        assert_eq!(again, finals);
+    }
+
     #[test]
     fn self_references_do_not_change_the_hash_and_are_rewritten() {
         let dir = tempfile::tempdir().unwrap();
