@@ -164,6 +164,36 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The realisations of `drv`'s inputs (and their dependencies) whose paths `output`
+    /// refers to (Nix's `drvOutputReferences`). Inputs without a realisation are left out.
+    fn dependent_realisations(&self, drv: &Derivation, output: &StorePath) -> Result<BTreeMap<DrvOutput, StorePath>, BuildFailure> {
+        let mut pending = Vec::new();
+        for (input, node) in &drv.input_drvs {
+            let input_drv = read_derivation(self.store, input).map_err(misc)?;
+            let hashes = self.output_hashes(&input_drv)?;
+            for name in &node.outputs {
+                if let Some(hash) = hashes.get(name) {
+                    pending.push(DrvOutput { drv_hash: hash.clone(), output_name: name.clone() });
+                }
+            }
+        }
+        let mut closure = BTreeMap::new();
+        while let Some(id) = pending.pop() {
+            if closure.contains_key(&id) {
+                continue;
+            }
+            let Some(r) = self.store.db().query_realisation(&id).map_err(misc)? else { continue };
+            pending.extend(r.dependent_realisations.keys().cloned());
+            closure.insert(id, r.out_path);
+        }
+        let references = match self.store.query_path_info(output).map_err(misc)? {
+            Some(info) => info.references,
+            None => return Ok(BTreeMap::new()),
+        };
+        closure.retain(|_, path| references.contains(path));
+        Ok(closure)
+    }
+
     /// Resolves `drv` (its inputs built), writes the resolved derivation to the store, builds
     /// it, and links its outputs to `drv`'s output ids (Nix's `resolvedFinished`).
     pub(super) fn build_resolved(
@@ -196,7 +226,14 @@ impl Builder<'_> {
         tracing::debug!("resolved derivation: '{}' -> '{}'", self.print(drv_path), self.print(&resolved_path));
         let built = self.build_derivation(&resolved_path)?;
         if !drv_type.is_impure() && self.settings.ca_derivations {
-            self.register_realisations(hashes, &built.outputs)?;
+            for (name, path) in &built.outputs {
+                let Some(hash) = hashes.get(name) else { continue };
+                let mut realisation = Realisation::new(DrvOutput { drv_hash: hash.clone(), output_name: name.clone() }, path.clone());
+                if !drv_type.is_fixed() {
+                    realisation.dependent_realisations = self.dependent_realisations(drv, path)?;
+                }
+                self.register_realisation(realisation)?;
+            }
         }
         self.run_post_build_hook(drv_path, &built.outputs)?;
         let status = match built.status {
