@@ -18,6 +18,9 @@ pub enum Method {
     Flat,
     /// Any file system object, hashed as its NAR serialisation ("recursive").
     Nar,
+    /// Any file system object, hashed as a Git blob or tree (experimental feature
+    /// `git-hashing`; see [`crate::git`]).
+    Git,
 }
 
 impl Method {
@@ -27,6 +30,7 @@ impl Method {
             Method::Text => "text:",
             Method::Flat => "",
             Method::Nar => "r:",
+            Method::Git => "git:",
         }
     }
 
@@ -36,6 +40,7 @@ impl Method {
             Method::Text => "text",
             Method::Flat => "flat",
             Method::Nar => "nar",
+            Method::Git => "git",
         }
     }
 
@@ -45,6 +50,7 @@ impl Method {
             "text" => Ok(Method::Text),
             "flat" => Ok(Method::Flat),
             "nar" => Ok(Method::Nar),
+            "git" => Ok(Method::Git),
             _ => Err(ContentAddressError::BadMethod(s.chars().take(100).collect())),
         }
     }
@@ -72,6 +78,8 @@ impl MethodAlgo {
             (Method::Text, rest)
         } else if let Some(rest) = s.strip_prefix("r:") {
             (Method::Nar, rest)
+        } else if let Some(rest) = s.strip_prefix("git:") {
+            (Method::Git, rest)
         } else {
             (Method::Flat, s)
         };
@@ -115,6 +123,7 @@ impl fmt::Display for ContentAddress {
             Method::Text => write!(f, "text:{}", self.hash),
             Method::Flat => write!(f, "fixed:{}", self.hash),
             Method::Nar => write!(f, "fixed:r:{}", self.hash),
+            Method::Git => write!(f, "fixed:git:{}", self.hash),
         }
     }
 }
@@ -127,9 +136,12 @@ impl ContentAddress {
         let (method, rest) = if let Some(rest) = s.strip_prefix("text:") {
             (Method::Text, rest)
         } else if let Some(rest) = s.strip_prefix("fixed:") {
-            match rest.strip_prefix("r:") {
-                Some(r) => (Method::Nar, r),
-                None => (Method::Flat, rest),
+            if let Some(r) = rest.strip_prefix("r:") {
+                (Method::Nar, r)
+            } else if let Some(g) = rest.strip_prefix("git:") {
+                (Method::Git, g)
+            } else {
+                (Method::Flat, rest)
             }
         } else {
             return Err(ContentAddressError::BadPrefix(short()));
@@ -175,6 +187,18 @@ impl ContentAddress {
             }
             Method::Flat => store_dir.make_fixed_output_path(name, false, &self.hash, references, self_ref),
             Method::Nar => store_dir.make_fixed_output_path(name, true, &self.hash, references, self_ref),
+            Method::Git => {
+                if self.hash.algorithm() != Algorithm::Sha1 {
+                    return Err(StorePathError::Unsupported("Git file ingestion must use SHA-1 hash".to_owned()));
+                }
+                if references.into_iter().next().is_some() || self_ref {
+                    return Err(StorePathError::Unsupported(format!(
+                        "fixed output derivation '{name}' is not allowed to refer to other store paths"
+                    )));
+                }
+                let inner = format!("fixed:out:git:{}:{}:", self.hash.algorithm(), self.hash.to_base16());
+                store_dir.make_store_path("output:out", &Hash::of(Algorithm::Sha256, inner.as_bytes()), name)
+            }
         }
     }
 }
@@ -189,9 +213,20 @@ mod tests {
             "text:sha256:1vb2xd67750jrvqgykxrf5ipl3h1q57sxc57q5nzjw56bqp3sxzr",
             "fixed:sha1:1amk6n7wxjlw4qkq6dcj6mm7hw3acrw0",
             "fixed:r:sha256:1lr187v6dck1rjh2j6svpikcfz53wyl3qrlcbb405zlh13x0khhh",
+            "fixed:git:sha1:1amk6n7wxjlw4qkq6dcj6mm7hw3acrw0",
         ] {
             assert_eq!(ContentAddress::parse(s).unwrap().to_string(), s);
         }
+        let git = ContentAddress::parse("fixed:git:sha1:1amk6n7wxjlw4qkq6dcj6mm7hw3acrw0").unwrap();
+        assert_eq!((git.method, git.method_algo().to_string()), (Method::Git, "git:sha1".to_owned()));
+        assert_eq!(MethodAlgo::parse("git:sha1").unwrap(), git.method_algo());
+        assert_eq!(Method::from_name("git").unwrap(), Method::Git);
+        // Git addresses give `fixed:out:git:<algo>:<base16>:` paths and allow no references.
+        let dir = StoreDir::new("/nix/store");
+        let inner = format!("fixed:out:git:sha1:{}:", git.hash.to_base16());
+        let expected = dir.make_store_path("output:out", &Hash::of(Algorithm::Sha256, inner.as_bytes()), "x").unwrap();
+        assert_eq!(git.store_path(&dir, "x", [], false).unwrap(), expected);
+        assert!(git.store_path(&dir, "x", [], true).is_err());
         let t = ContentAddress::parse("text:sha256:1vb2xd67750jrvqgykxrf5ipl3h1q57sxc57q5nzjw56bqp3sxzr").unwrap();
         assert_eq!(t.hash, Hash::of(Algorithm::Sha256, b"Derive(...)"));
         let f = ContentAddress::parse("fixed:sha1:1amk6n7wxjlw4qkq6dcj6mm7hw3acrw0").unwrap();

@@ -8,6 +8,7 @@ pub mod build_result;
 pub mod content_address;
 pub mod derivation;
 pub mod derived_path;
+pub mod git;
 pub mod hash;
 pub mod nar;
 pub mod narinfo;

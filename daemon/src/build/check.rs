@@ -5,7 +5,9 @@
 //! real one, so the comparison is with what the output would have been at its own path.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::Write;
+
+use super::rewrite::Rewriter;
 use std::path::Path;
 
 use nix_formats::hash::{Algorithm, Hash, Hasher};
@@ -25,60 +27,14 @@ pub fn scratch_path(st: &Store, drv_path: &StorePath, drv_name: &str, output: &s
         .map_err(|e| BuildFailure::misc(e.to_string()))
 }
 
-/// A writer that replaces `from` by `to` (same length) in what passes through, also across
-/// chunk boundaries.
-struct Rewriter<W> {
-    inner: W,
-    from: Vec<u8>,
-    to: Vec<u8>,
-    /// The last bytes held back: a match may start in them.
-    held: Vec<u8>,
-}
-
-impl<W: Write> Rewriter<W> {
-    fn emit(&mut self, flush_all: bool) -> io::Result<()> {
-        let n = self.from.len();
-        let mut i = 0;
-        let mut out = Vec::with_capacity(self.held.len());
-        while i < self.held.len() {
-            if self.held[i..].starts_with(&self.from) {
-                out.extend_from_slice(&self.to);
-                i += n;
-            } else if !flush_all && self.held.len() - i < n {
-                break;
-            } else {
-                out.push(self.held[i]);
-                i += 1;
-            }
-        }
-        self.held.drain(..i);
-        self.inner.write_all(&out)
-    }
-}
-
-impl<W: Write> Write for Rewriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.held.extend_from_slice(buf);
-        self.emit(false)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.emit(true)?;
-        self.inner.flush()
-    }
-}
-
 /// The NAR hash of the tree at `real`, with `scratch_hash_part` read as `real_hash_part`.
 pub fn rewritten_nar_hash(real: &Path, scratch_hash_part: &str, real_hash_part: &str) -> Result<Hash, BuildFailure> {
     let mut hasher = Hasher::new(Algorithm::Sha256);
     {
-        let mut rewriter = Rewriter {
-            inner: &mut hasher,
-            from: scratch_hash_part.as_bytes().to_vec(),
-            to: real_hash_part.as_bytes().to_vec(),
-            held: Vec::new(),
-        };
+        let mut rewriter = Rewriter::new(
+            &mut hasher,
+            [(scratch_hash_part.as_bytes().to_vec(), real_hash_part.as_bytes().to_vec())],
+        );
         nix_formats::nar::dump_path(real, &mut rewriter).map_err(|e| BuildFailure::misc(e.to_string()))?;
         rewriter.flush().map_err(|e| BuildFailure::misc(e.to_string()))?;
     }
@@ -120,22 +76,4 @@ pub fn compare(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rewriting_crosses_chunk_boundaries() {
-        let mut out = Vec::new();
-        {
-            let mut w = Rewriter { inner: &mut out, from: b"abcd".to_vec(), to: b"WXYZ".to_vec(), held: Vec::new() };
-            for chunk in [&b"xxab"[..], b"cdyyabc", b"dab", b"c"] {
-                w.write_all(chunk).unwrap();
-            }
-            w.flush().unwrap();
-        }
-        assert_eq!(out, b"xxWXYZyyWXYZabc");
-    }
 }

@@ -6,17 +6,21 @@
 //! Runs on the blocking pool (the store is synchronous); log messages reach the client through
 //! [`crate::bridge::with_logs`].
 
+pub mod ca;
 pub mod check;
 pub mod checks;
+pub mod floating;
 pub mod log;
 pub mod outputs;
+pub mod resolve;
+pub mod rewrite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nix_formats::build_result::{BuildResult, BuildStatus};
-use nix_formats::derivation::{Derivation, DerivationOutput};
+use nix_formats::derivation::{Derivation, DerivationType, InputOutputs};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 use nix_formats::realisation::{DrvOutput, Realisation};
 use nix_formats::store_path::StorePath;
@@ -32,10 +36,19 @@ use crate::ops::query::read_derivation;
 /// Removes whatever is at each of `paths` (a builder's partial or stale outputs).
 fn remove_present<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) {
     for path in paths {
-        if std::fs::symlink_metadata(path).is_ok() {
-            sandbox::none::remove_build_dir(path);
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => sandbox::none::remove_build_dir(path),
+            Ok(_) => {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(_) => {}
         }
     }
+}
+
+/// Nix 2.26's refusal of a derivation output that is the output of a derivation built first.
+fn one_shot() -> BuildFailure {
+    BuildFailure::misc("Building dynamic derivations in one shot is not yet implemented.")
 }
 
 /// How a build failed: the status, the message, and whether it was a hash mismatch or timeout
@@ -110,6 +123,19 @@ pub struct BuildSettings {
     pub impure_env: BTreeMap<String, String>,
     /// The settings as `NIX_CONFIG` text, for the hook.
     pub nix_config: String,
+    /// The experimental feature `ca-derivations`: realisations are recorded for every build.
+    pub ca_derivations: bool,
+    /// The experimental feature `impure-derivations`.
+    pub impure_derivations: bool,
+}
+
+/// What handling one derivation gave: how, and its outputs' paths.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The status of the result.
+    pub status: BuildStatus,
+    /// The path of each output.
+    pub outputs: BTreeMap<String, StorePath>,
 }
 
 /// One realisation request's walk through the derivation graph.
@@ -119,13 +145,15 @@ pub struct Builder<'a> {
     settings: &'a BuildSettings,
     log: LogTx,
     /// Results of derivations handled in this request.
-    done: BTreeMap<StorePath, Result<BuildStatus, BuildFailure>>,
+    done: BTreeMap<StorePath, Result<Built, BuildFailure>>,
+    /// Modulo hashes of the derivations read so far.
+    hash_cache: std::cell::RefCell<nix_formats::derivation::DrvHashCache>,
 }
 
 impl<'a> Builder<'a> {
     /// A builder for one request.
     pub fn new(store: &'a Store, backend: &'a dyn Backend, settings: &'a BuildSettings, log: LogTx) -> Self {
-        Self { store, backend, settings, log, done: BTreeMap::new() }
+        Self { store, backend, settings, log, done: BTreeMap::new(), hash_cache: Default::default() }
     }
 
     fn print(&self, path: &StorePath) -> String {
@@ -150,18 +178,17 @@ impl<'a> Builder<'a> {
                     )))
                 }
             }
-            DerivedPath::Built { drv_path: SingleDerivedPath::Opaque(drv_path), outputs } => {
-                self.check_wanted_outputs(drv_path, outputs)?;
-                let status = self.build_derivation(drv_path)?;
-                if self.settings.check && status == BuildStatus::AlreadyValid {
-                    self.check_derivation(drv_path)?;
+            DerivedPath::Built { drv_path, outputs } => {
+                let SingleDerivedPath::Opaque(drv_path) = drv_path else { return Err(one_shot()) };
+                let drv_path = drv_path.clone();
+                self.check_wanted_outputs(&drv_path, outputs)?;
+                let built = self.build_derivation(&drv_path)?;
+                if self.settings.check && built.status == BuildStatus::AlreadyValid {
+                    self.check_derivation(&drv_path)?;
                 }
-                let mut result = BuildResult::new(status, "");
-                result.built_outputs = self.built_outputs(drv_path, outputs)?;
+                let mut result = BuildResult::new(built.status, "");
+                result.built_outputs = self.built_outputs(&drv_path, &built, outputs)?;
                 Ok(result)
-            }
-            DerivedPath::Built { .. } => {
-                Err(BuildFailure::misc("casnix-daemon cannot build dynamic derivations yet"))
             }
         }
     }
@@ -186,31 +213,30 @@ impl<'a> Builder<'a> {
     }
 
     /// The realisations of the wanted outputs (ids keyed by the derivation's output hashes).
-    fn built_outputs(&self, drv_path: &StorePath, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
-        let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
-        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
-        let store_dir = self.store.store_dir().clone();
-        let mut reader = nix_formats::derivation::DirectoryReader::new(self.store.real_store_dir(), store_dir.clone());
-        let hashes = nix_formats::derivation::DrvHashCache::new()
-            .static_output_hashes(&store_dir, &mut reader, &drv)
-            .map_err(|e| BuildFailure::misc(e.to_string()))?;
-        let known = self.store.query_derivation_outputs(drv_path).map_err(misc)?;
+    fn built_outputs(&self, drv_path: &StorePath, built: &Built, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
+        let drv = read_derivation(self.store, drv_path).map_err(|e| BuildFailure::misc(e.to_string()))?;
+        self.realisations(&drv, built, wanted)
+    }
+
+    /// The realisations of `built`'s wanted outputs (ids keyed by `drv`'s output hashes).
+    pub fn realisations(&self, drv: &Derivation, built: &Built, wanted: &OutputsSpec) -> Result<BTreeMap<String, Realisation>, BuildFailure> {
+        let hashes = self.output_hashes(drv)?;
         let mut out = BTreeMap::new();
-        for (name, path) in known {
+        for (name, path) in &built.outputs {
             if let OutputsSpec::Names(names) = wanted {
-                if !names.contains(&name) {
+                if !names.contains(name) {
                     continue;
                 }
             }
-            let Some(hash) = hashes.get(&name) else { continue };
+            let Some(hash) = hashes.get(name) else { continue };
             let id = DrvOutput { drv_hash: hash.clone(), output_name: name.clone() };
-            out.insert(name, Realisation::new(id, path));
+            out.insert(name.clone(), Realisation::new(id, path.clone()));
         }
         Ok(out)
     }
 
     /// Builds `drv_path` if any output is missing, its inputs first.
-    pub fn build_derivation(&mut self, drv_path: &StorePath) -> Result<BuildStatus, BuildFailure> {
+    pub fn build_derivation(&mut self, drv_path: &StorePath) -> Result<Built, BuildFailure> {
         if let Some(done) = self.done.get(drv_path) {
             return done.clone();
         }
@@ -219,7 +245,7 @@ impl<'a> Builder<'a> {
         result
     }
 
-    fn build_uncached(&mut self, drv_path: &StorePath) -> Result<BuildStatus, BuildFailure> {
+    fn build_uncached(&mut self, drv_path: &StorePath) -> Result<Built, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
         // Rooted for the rest of the connection, so a collector running meanwhile keeps it.
@@ -233,21 +259,60 @@ impl<'a> Builder<'a> {
 
     /// Builds `drv` (read from `drv_path`, or sent by a client with `BuildDerivation`) if any
     /// output is missing, its input derivations first.
-    pub fn build_given(&mut self, drv_path: &StorePath, drv: &Derivation) -> Result<BuildStatus, BuildFailure> {
+    pub fn build_given(&mut self, drv_path: &StorePath, drv: &Derivation) -> Result<Built, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
-        let drv = drv.clone();
-        let outputs = self.output_paths(drv_path, &drv)?;
-        if self.all_valid(&outputs)? {
-            return Ok(BuildStatus::AlreadyValid);
+        let drv_type = drv.derivation_type().map_err(|e| BuildFailure::misc(format!("derivation '{printed}': {e}")))?;
+        let hashes = self.output_hashes(drv)?;
+        if !drv_type.is_impure() {
+            if let Some(valid) = self.valid_outputs(drv_path, drv, &hashes)? {
+                return Ok(Built { status: BuildStatus::AlreadyValid, outputs: valid });
+            }
         }
-        // Inputs first.
+        self.build_inputs(&printed, drv, drv_type)?;
+        for src in &drv.input_srcs {
+            if !self.store.is_valid(src).map_err(misc)? {
+                return Err(BuildFailure::misc(format!("path '{}' is not valid", self.print(src))));
+            }
+        }
+        if self.needs_resolution(drv, drv_type) {
+            return self.build_resolved(drv_path, drv, drv_type, &hashes);
+        }
+        let outputs = self.scratch_outputs(drv_path, drv)?;
+        for path in outputs.values() {
+            self.store.add_temp_root(path).map_err(misc)?;
+        }
+        let real_outputs: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
+        let _locks = PathLock::acquire_all(real_outputs.iter().map(|p| p.as_path())).map_err(misc)?;
+        if drv_type.has_known_output_paths() && self.all_valid(&outputs)? {
+            return Ok(Built { status: BuildStatus::AlreadyValid, outputs });
+        }
+        self.check_system(&printed, drv)?;
+        remove_present(&real_outputs);
+        let inputs = self.input_closure(drv)?;
+        let finals = self.run_builder(drv_path, drv, &outputs, &inputs)?;
+        if !drv_type.is_impure() {
+            self.register_realisations(&hashes, &finals)?;
+        }
+        Ok(Built { status: BuildStatus::Built, outputs: finals })
+    }
+
+    /// Builds the input derivations (in order of name, as Nix's worker orders its goals).
+    fn build_inputs(&mut self, printed: &str, drv: &Derivation, drv_type: DerivationType) -> Result<(), BuildFailure> {
         let mut failed = Vec::new();
-        // In order of derivation name, as Nix's worker orders its goals.
-        let mut input_drvs: Vec<&StorePath> = drv.input_drvs.keys().collect();
-        input_drvs.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.cmp(b)));
-        for input in input_drvs {
-            if let Err(e) = self.build_derivation(input) {
+        let mut input_drvs: Vec<(&StorePath, &InputOutputs)> = drv.input_drvs.iter().collect();
+        input_drvs.sort_by(|a, b| a.0.name().cmp(b.0.name()).then_with(|| a.0.cmp(b.0)));
+        for (input, node) in input_drvs {
+            if self.settings.impure_derivations && !drv_type.is_impure() && !drv_type.is_fixed() {
+                let input_drv = read_derivation(self.store, input).map_err(|e| BuildFailure::misc(e.to_string()))?;
+                if input_drv.derivation_type().is_ok_and(|t| t.is_impure()) {
+                    return Err(BuildFailure::misc(format!(
+                        "pure derivation '{printed}' depends on impure derivation '{}'",
+                        self.print(input)
+                    )));
+                }
+            }
+            if let Err(e) = self.build_input(input, node) {
                 if e.status != BuildStatus::DependencyFailed {
                     self.log_error(&e.message);
                 }
@@ -263,43 +328,16 @@ impl<'a> Builder<'a> {
                 message: format!("{} dependencies of derivation '{printed}' failed to build", failed.len()),
             });
         }
-        for src in &drv.input_srcs {
-            if !self.store.is_valid(src).map_err(misc)? {
-                return Err(BuildFailure::misc(format!("path '{}' is not valid", self.print(src))));
-            }
-        }
-        for path in outputs.values() {
-            self.store.add_temp_root(path).map_err(misc)?;
-        }
-        let real_outputs: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
-        let _locks = PathLock::acquire_all(real_outputs.iter().map(|p| p.as_path())).map_err(misc)?;
-        if self.all_valid(&outputs)? {
-            return Ok(BuildStatus::AlreadyValid);
-        }
-        self.check_system(&printed, &drv)?;
-        remove_present(&real_outputs);
-        let inputs = self.input_closure(&drv)?;
-        self.run_builder(drv_path, &drv, &outputs, &inputs)?;
-        Ok(BuildStatus::Built)
+        Ok(())
     }
 
-    fn output_paths(&self, drv_path: &StorePath, drv: &Derivation) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
-        let known = drv.output_paths(self.store.store_dir()).map_err(|e| BuildFailure::misc(e.to_string()))?;
-        let mut out = BTreeMap::new();
-        for (name, path) in known {
-            match path {
-                Some(path) => {
-                    out.insert(name, path);
-                }
-                None => {
-                    return Err(BuildFailure::misc(format!(
-                        "casnix-daemon cannot build content-addressed or impure derivations yet ('{}')",
-                        self.print(drv_path)
-                    )))
-                }
-            }
+    /// Builds an input derivation. Outputs of derivations that its outputs are (dynamic
+    /// derivations) are refused, as Nix 2.26 refuses them.
+    fn build_input(&mut self, input: &StorePath, node: &InputOutputs) -> Result<(), BuildFailure> {
+        if !node.dynamic_outputs.is_empty() {
+            return Err(one_shot());
         }
-        Ok(out)
+        self.build_derivation(input).map(|_| ())
     }
 
     fn all_valid(&self, outputs: &BTreeMap<String, StorePath>) -> Result<bool, BuildFailure> {
@@ -330,12 +368,11 @@ impl<'a> Builder<'a> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let mut roots: BTreeSet<StorePath> = drv.input_srcs.clone();
         for (input, needed) in &drv.input_drvs {
-            let known = self.store.query_derivation_outputs(input).map_err(misc)?;
             for name in &needed.outputs {
-                let path = known.get(name).ok_or_else(|| {
+                let path = self.input_output(input, name)?.ok_or_else(|| {
                     BuildFailure::misc(format!("derivation '{}' has no output '{name}'", self.print(input)))
                 })?;
-                roots.insert(path.clone());
+                roots.insert(path);
             }
         }
         let closure = self.store.closure(roots.iter(), ClosureOptions::default()).map_err(misc)?;
@@ -361,7 +398,8 @@ impl<'a> Builder<'a> {
             inputs: inputs.iter().map(|p| self.store.real_path(p)).collect(),
             build_dir_parent: self.settings.build_dir_parent.clone(),
             cores: self.settings.cores,
-            fixed_output: drv.outputs.values().any(|o| matches!(o, DerivationOutput::CaFixed(_))),
+            // Impure derivations get `impureEnvVars` (and the network) as fixed outputs do.
+            fixed_output: drv.derivation_type().is_ok_and(|t| !t.is_sandboxed()),
             impure_env: self.settings.impure_env.clone(),
             timeout: self.settings.timeout,
             max_silent_time: self.settings.max_silent_time,
@@ -413,7 +451,7 @@ impl<'a> Builder<'a> {
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         inputs: &BTreeSet<StorePath>,
-    ) -> Result<(), BuildFailure> {
+    ) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
         let printed = self.print(drv_path);
         if drv.is_builtin() {
             return self.run_builtin(drv_path, drv, outputs, inputs);
@@ -608,19 +646,39 @@ impl<'a> Builder<'a> {
     }
 
     /// Checks and registers the built outputs (removing them if that fails), then runs the
-    /// post-build hook.
+    /// post-build hook. Floating outputs move to their content-addressed paths: the final
+    /// paths are returned.
     fn register_and_hook(
         &self,
         drv_path: &StorePath,
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         inputs: &BTreeSet<StorePath>,
-    ) -> Result<(), BuildFailure> {
-        if let Err(e) = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys) {
-            remove_present(&outputs.values().map(|p| self.store.real_path(p)).collect::<Vec<_>>());
-            return Err(e);
-        }
-        self.run_post_build_hook(drv_path, outputs)
+    ) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
+        let floating = drv.outputs.values().any(|o| ca::floating_method(o).is_some());
+        let registered = if floating {
+            ca::FloatingBuild {
+                store: self.store,
+                drv_path,
+                drv,
+                scratch: outputs,
+                inputs,
+                tmp_dir: &self.settings.build_dir_parent,
+                secret_keys: &self.settings.secret_keys,
+            }
+            .register()
+        } else {
+            outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys).map(|()| outputs.clone())
+        };
+        let finals = match registered {
+            Ok(finals) => finals,
+            Err(e) => {
+                remove_present(&outputs.values().map(|p| self.store.real_path(p)).collect::<Vec<_>>());
+                return Err(e);
+            }
+        };
+        self.run_post_build_hook(drv_path, &finals)?;
+        Ok(finals)
     }
 
     /// Runs a builtin builder in this process, then checks and registers its outputs.
@@ -630,7 +688,7 @@ impl<'a> Builder<'a> {
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         inputs: &BTreeSet<StorePath>,
-    ) -> Result<(), BuildFailure> {
+    ) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
         let printed = self.print(drv_path);
         let real: BTreeMap<String, PathBuf> = outputs.iter().map(|(k, p)| (k.clone(), self.store.real_path(p))).collect();
         let log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);

@@ -19,6 +19,11 @@ use super::BuildFailure;
 /// The hash of `path` as `method` hashes it.
 fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) -> std::io::Result<Hash> {
     match method {
+        Method::Git => {
+            let mut nar = Vec::new();
+            nix_formats::nar::dump_path(path, &mut nar).map_err(std::io::Error::other)?;
+            nix_formats::git::hash_nar(&nar[..], algo).map_err(std::io::Error::other)
+        }
         Method::Nar => nix_formats::nar::hash_path(path, algo).map(|(h, _)| h).map_err(std::io::Error::other),
         Method::Flat | Method::Text => {
             let meta = std::fs::symlink_metadata(path)?;
@@ -34,7 +39,7 @@ fn hash_output(path: &Path, method: Method, algo: nix_formats::hash::Algorithm) 
 }
 
 /// Whether structured attributes say `unsafeDiscardReferences.<output> = true`.
-fn discards_references(drv: &Derivation, output: &str) -> bool {
+pub fn discards_references(drv: &Derivation, output: &str) -> bool {
     let Some(json) = drv.env.get(&b"__json"[..]) else { return false };
     let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
     value.get("unsafeDiscardReferences").and_then(|d| d.get(output)).and_then(|v| v.as_bool()) == Some(true)
@@ -146,7 +151,16 @@ pub fn register(
     super::checks::check_outputs(st, drv, &built)?;
     let built: Vec<BuiltOutput> = built.into_values().collect();
     let infos = st.register_locked_outputs(&built).map_err(|e| BuildFailure::misc(e.to_string()))?;
-    // Signed as Nix signs what it registers when `secret-key-files` is set.
+    sign_infos(st, infos, secret_keys)
+}
+
+/// Signs registered paths with each key (as Nix signs what it registers when
+/// `secret-key-files` is set).
+pub fn sign_infos(
+    st: &Store,
+    infos: Vec<nix_formats::path_info::ValidPathInfo>,
+    secret_keys: &[SecretKey],
+) -> Result<(), BuildFailure> {
     for mut info in infos {
         let mut sigs = BTreeSet::new();
         for key in secret_keys {

@@ -69,6 +69,8 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         secret_keys: secret_keys(s)?,
         post_build_hook: raw.get("post-build-hook").map(str::to_owned),
         nix_config: raw.to_key_value(),
+        ca_derivations: s.settings.experimental_features.iter().any(|f| f == "ca-derivations"),
+        impure_derivations: s.settings.experimental_features.iter().any(|f| f == "impure-derivations"),
         impure_env: raw
             .get("impure-env")
             .unwrap_or("")
@@ -296,7 +298,12 @@ where
         };
         let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
         let result = match builder.build_given(&drv_path, &drv) {
-            Ok(status) => BuildResult::new(status, ""),
+            Ok(built) => {
+                let mut result = BuildResult::new(built.status, "");
+                let all = nix_formats::derived_path::OutputsSpec::All;
+                result.built_outputs = builder.realisations(&drv, &built, &all).unwrap_or_default();
+                result
+            }
             Err(f) => BuildResult::new(f.status, f.message),
         };
         Ok::<_, std::convert::Infallible>(result)

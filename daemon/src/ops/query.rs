@@ -1,7 +1,7 @@
 //! Questions about paths and derivations: validity, path info, references, derivers,
 //! derivation outputs, `QueryMissing`, realisations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use nix_formats::derivation::Derivation;
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
@@ -85,19 +85,15 @@ pub async fn derivation_output_names(s: &Session, r: QueryDerivationOutputNames)
     Ok(Response::QueryDerivationOutputNames(drv.outputs.into_keys().collect()))
 }
 
-/// The outputs of `drv_path` and their known paths (Nix's `queryPartialDerivationOutputMap`
-/// without `ca-derivations`): the database's record, which Nix requires the derivation to be
-/// valid for.
-fn output_map(st: &Store, drv_path: &StorePath) -> Result<BTreeMap<String, Option<StorePath>>, StoreError> {
-    if !st.is_valid(drv_path)? {
-        return Err(StoreError::InvalidPath(st.print(drv_path)));
-    }
-    Ok(st.query_derivation_outputs(drv_path)?.into_iter().map(|(name, path)| (name, Some(path))).collect())
-}
-
-/// `QueryDerivationOutputMap`.
+/// `QueryDerivationOutputMap`: the outputs of a valid derivation and their known paths (with
+/// `ca-derivations`, realisations included).
 pub async fn derivation_output_map(s: &Session, r: QueryDerivationOutputMap) -> Result<Response, OpError> {
-    Ok(Response::QueryDerivationOutputMap(bridge::run(&s.store, move |st| output_map(st, &r.path)).await?))
+    let ca = s.settings.experimental_features.iter().any(|f| f == "ca-derivations");
+    let map = bridge::run(&s.store, move |st| {
+        crate::build::floating::partial_output_map(st, &r.path, ca).map_err(|e| e.message)
+    })
+    .await?;
+    Ok(Response::QueryDerivationOutputMap(map))
 }
 
 /// `QueryPathInfo`: before 1.17 an invalid path is an error, after it an empty answer.
@@ -149,6 +145,8 @@ struct MissingWalk<'a> {
     store: &'a Store,
     done: BTreeSet<String>,
     result: MissingPaths,
+    /// Whether `ca-derivations` is enabled (realisations give output paths).
+    ca_derivations: bool,
 }
 
 impl MissingWalk<'_> {
@@ -182,19 +180,21 @@ impl MissingWalk<'_> {
             return Ok(());
         }
         let drv = read_derivation(self.store, drv_path)?;
-        let known = self.store.query_derivation_outputs(drv_path)?;
-        let mut missing = false;
-        for name in drv.outputs.keys() {
+        // As Nix: an output whose path is not known yet (no realisation) means building; so
+        // does a wanted output that is not valid.
+        let known = crate::build::floating::partial_output_map(self.store, drv_path, self.ca_derivations)
+            .map_err(|e| {
+                let real = self.store.real_path(drv_path);
+                StoreError::io("reading the outputs of", &real)(std::io::Error::other(e.message))
+            })?;
+        let mut missing = drv.outputs.keys().any(|name| !matches!(known.get(name), Some(Some(_))));
+        for (name, path) in &known {
             let wanted_here = match wanted {
                 OutputsSpec::All => true,
                 OutputsSpec::Names(names) => names.contains(name),
             };
-            if !wanted_here {
-                continue;
-            }
-            match known.get(name) {
-                Some(path) if self.store.is_valid(path)? => {}
-                _ => missing = true,
+            if let (true, Some(path)) = (wanted_here, path) {
+                missing |= !self.store.is_valid(path)?;
             }
         }
         if !missing {
@@ -214,8 +214,9 @@ impl MissingWalk<'_> {
 
 /// `QueryMissing`.
 pub async fn missing(s: &Session, r: QueryMissing) -> Result<Response, OpError> {
+    let ca_derivations = s.settings.experimental_features.iter().any(|f| f == "ca-derivations");
     let result = bridge::run(&s.store, move |st| {
-        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default() };
+        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default(), ca_derivations };
         for target in &r.targets {
             walk.visit(target)?;
         }

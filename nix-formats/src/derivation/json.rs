@@ -5,7 +5,7 @@
 //! `{"dynamicOutputs": {…}, "outputs": […]}`), `inputSrcs`, `name`, `outputs` and `system`. An
 //! output is, by kind: `{"path"}` (input-addressed), `{"hash", "hashAlgo", "method", "path"}`
 //! (fixed; hash in base16), `{"hashAlgo", "method"}` (floating), `{}` (deferred) or
-//! `{"hashAlgo", "impure": true, "method"}` (impure). Methods are `flat`, `nar` and `text`.
+//! `{"hashAlgo", "impure": true, "method"}` (impure). Methods are `flat`, `nar`, `text` and `git`.
 //!
 //! `nix derivation show` prints one object keyed by drv path, with keys sorted and two-space
 //! indentation, then a newline. JSON strings are UTF-8: where a byte string is not, Nix fails
@@ -342,7 +342,12 @@ mod tests {
         assert_eq!(parse("{}"), Ok(DerivationOutput::Deferred));
         assert_eq!(parse(r#"{"path": "/nix/store/x", "extra": 1}"#), Err(DerivationJsonError::InvalidOutput("out".into())));
         assert_eq!(parse(r#"{"hashAlgo": "sha256"}"#), Err(DerivationJsonError::InvalidOutput("out".into())));
-        assert!(matches!(parse(r#"{"hashAlgo": "sha256", "method": "git"}"#), Err(DerivationJsonError::ContentAddress(_))));
+        assert!(matches!(parse(r#"{"hashAlgo": "sha256", "method": "bogus"}"#), Err(DerivationJsonError::ContentAddress(_))));
+        // `git` (experimental feature `git-hashing`) is a method like the others.
+        assert_eq!(
+            parse(r#"{"hashAlgo": "sha1", "method": "git"}"#),
+            Ok(DerivationOutput::CaFloating(MethodAlgo { method: Method::Git, algo: Algorithm::Sha1 }))
+        );
         assert!(matches!(parse(r#"{"hashAlgo": "sha1", "method": "text"}"#), Err(DerivationJsonError::ContentAddress(_))));
         assert!(matches!(parse(r#"{"path": 1}"#), Err(DerivationJsonError::WrongType { .. })));
     }

@@ -43,6 +43,11 @@ impl Store {
                 (ingested, hash)
             }
             Method::Flat | Method::Text => self.ingest_flat(source, algo)?,
+            Method::Git => {
+                let ingested = self.castore.ingest_nar(source)?;
+                let hash = self.git_hash(&ingested.root, algo)?;
+                (ingested, hash)
+            }
         };
         let ca = ContentAddress { method, hash: ca_hash };
         self.commit_ca(name, ca, references, ingested)
@@ -71,7 +76,28 @@ impl Store {
                 let file = std::fs::File::open(source).map_err(StoreError::io("opening", source))?;
                 self.add_to_store(name, method, algo, &BTreeSet::new(), file)
             }
+            Method::Git => {
+                let _pool = self.pool_lock(false)?;
+                let ingested = self.castore.ingest_path(source)?;
+                let hash = self.git_hash(&ingested.root, algo)?;
+                self.commit_ca(name, ContentAddress { method, hash }, &BTreeSet::new(), ingested)
+            }
         }
+    }
+
+    /// The Git hash (experimental feature `git-hashing`) of an ingested tree: its NAR,
+    /// rendered from castore through a pipe, read by [`nix_formats::git::hash_nar`].
+    pub(crate) fn git_hash(&self, root: &castore::Node, algo: Algorithm) -> Result<Hash, StoreError> {
+        let (reader, writer) = std::io::pipe().map_err(StoreError::io("creating a pipe for", &self.state_dir))?;
+        std::thread::scope(|scope| {
+            let render = scope.spawn(move || self.castore.render_nar(root, writer).map(drop));
+            let hashed = nix_formats::git::hash_nar(std::io::BufReader::new(reader), algo);
+            let rendered = render.join().map_err(|_| {
+                StoreError::io("rendering", &self.state_dir)(std::io::Error::other("the rendering thread panicked"))
+            })?;
+            rendered?;
+            Ok(hashed?)
+        })
     }
 
     /// Writes flat contents to a scratch file (hashing them), ingests it as a non-executable

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// Dumping a path from disk failed.
     #[error(transparent)]
     Nar(#[from] nix_formats::nar::WriteError),
+    /// An object could not be hashed as a Git object.
+    #[error(transparent)]
+    GitHash(#[from] nix_formats::git::GitHashError),
     /// A store path could not be computed or parsed.
     #[error(transparent)]
     StorePath(#[from] nix_formats::store_path::StorePathError),

@@ -58,6 +58,7 @@ use crate::db::{Db, OpenMode};
 
 pub use add::NarToAdd;
 pub use error::{Mismatch, StoreError};
+pub use modulo_hash::ModuloHasher;
 pub use path_lock::{PathLock, PoolLock};
 pub use register_outputs::BuiltOutput;
 pub use temp_roots::TempRootsScope;

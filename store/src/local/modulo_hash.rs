@@ -10,7 +10,7 @@ use memchr::memmem::Finder;
 use nix_formats::hash::{Algorithm, Hash, Hasher};
 
 /// Hashes (optionally) a stream modulo one string, and tells whether the string occurred.
-pub(crate) struct ModuloHasher {
+pub struct ModuloHasher {
     hasher: Option<Hasher>,
     finder: Finder<'static>,
     /// The last bytes seen, not hashed yet: the start of an occurrence may be among them.

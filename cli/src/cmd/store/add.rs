@@ -87,6 +87,7 @@ pub async fn add(location: &StoreLocation, args: AddArgs) -> Result<()> {
         Method::Nar => IngestionMethod::Nar,
         Method::Flat => IngestionMethod::Flat,
         Method::Text => IngestionMethod::Text,
+        Method::Git => bail!("casnix cannot add paths with Git hashing"),
     };
     let mut conn = location.connect().await?;
     let source = path.clone();
