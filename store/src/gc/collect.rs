@@ -148,7 +148,8 @@ impl Collection<'_> {
             };
             let deleted = self.delete_claimed(&claimed);
             self.server.release();
-            deleted?;
+            // Pool files are freed after the claim is released (see `delete_paths_keeping_blobs`).
+            self.store.remove_blobs_if_unused(deleted?)?;
         }
         Ok(())
     }
@@ -184,19 +185,28 @@ impl Collection<'_> {
         order
     }
 
-    fn delete_claimed(&mut self, claimed: &[&StorePath]) -> Result<(), StoreError> {
+    /// Deletes the claimed paths; returns the pool files they used, to be freed once the claim
+    /// is released.
+    fn delete_claimed(&mut self, claimed: &[&StorePath]) -> Result<BTreeSet<castore::B3Digest>, StoreError> {
+        let mut blobs = BTreeSet::new();
         // Before deleting: the order needs the referrers the database still has.
         let order = self.nix_order(claimed);
         let bytes: Vec<u64> = claimed.iter().map(|p| bytes_freed_by(&self.store.real_path(p))).collect();
-        let removed = match self.store.delete_paths(claimed.iter().copied()) {
-            Ok(removed) => removed,
+        let removed = match self.store.delete_paths_keeping_blobs(claimed.iter().copied()) {
+            Ok((removed, used)) => {
+                blobs.extend(used);
+                removed
+            }
             Err(StoreError::Db(DbError::PathInUse { .. })) => {
                 // A path registered since the collection began refers to one of these (Nix
                 // reports such a case as a bug and goes on): delete them one by one.
                 let mut removed = BTreeSet::new();
                 for path in claimed {
-                    match self.store.delete_paths([*path]) {
-                        Ok(one) => removed.extend(one),
+                    match self.store.delete_paths_keeping_blobs([*path]) {
+                        Ok((one, used)) => {
+                            removed.extend(one);
+                            blobs.extend(used);
+                        }
                         Err(StoreError::Db(e @ DbError::PathInUse { .. })) => {
                             tracing::error!("not deleting a path in use: {e}");
                             self.live.insert((*path).clone());
@@ -219,7 +229,7 @@ impl Collection<'_> {
             }
         }
         self.result.paths.extend(removed);
-        Ok(())
+        Ok(blobs)
     }
 }
 

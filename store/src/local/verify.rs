@@ -122,6 +122,19 @@ impl Store {
     /// invalidated first, then their trees removed, then pool files no longer used are deleted.
     /// Returns the paths deleted.
     pub fn delete_paths<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) -> Result<BTreeSet<StorePath>, StoreError> {
+        let (removed, blobs) = self.delete_paths_keeping_blobs(paths)?;
+        self.remove_blobs_if_unused(blobs)?;
+        Ok(removed)
+    }
+
+    /// [`Store::delete_paths`] without freeing the pool files: returns the paths removed and
+    /// the blobs they used, for [`Store::remove_blobs_if_unused`] later. The collector frees
+    /// them only after releasing its claim on the paths: an add holds the pool lock (shared)
+    /// while it makes its path a temporary root, which waits while the path is claimed.
+    pub(crate) fn delete_paths_keeping_blobs<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a StorePath>,
+    ) -> Result<(BTreeSet<StorePath>, BTreeSet<castore::B3Digest>), StoreError> {
         let paths: BTreeSet<StorePath> = paths.into_iter().cloned().collect();
         let mut blobs = BTreeSet::new();
         for path in &paths {
@@ -130,19 +143,26 @@ impl Store {
             }
         }
         let real_paths: Vec<_> = paths.iter().map(|p| self.real_path(p)).collect();
-        let locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
+        let _locks = PathLock::acquire_all(real_paths.iter().map(|p| p.as_path()))?;
         let removed = self.db.invalidate_paths(paths.iter())?;
         for path in &removed {
             let real = self.real_path(path);
             castore::remove_tree(&real).map_err(StoreError::io("deleting", &real))?;
         }
-        // Path locks are released before the pool lock is taken: adds take them the other way.
-        drop(locks);
+        Ok((removed, blobs))
+    }
+
+    /// Deletes those of `blobs` that no tree uses any more, with the pool lock held exclusively
+    /// (path locks must not be held: adds take them after the pool lock).
+    pub(crate) fn remove_blobs_if_unused(&self, blobs: BTreeSet<castore::B3Digest>) -> Result<(), StoreError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
         let _pool = self.pool_lock(true)?;
         for digest in blobs {
             self.castore.blobs().remove_if_unused(&digest)?;
         }
-        Ok(removed)
+        Ok(())
     }
 
     /// The file blobs of the tree `root`.
