@@ -140,7 +140,11 @@ impl Store {
                     hash.unwrap_or_else(|| Hash::zero(ca.hash.algorithm()))
                 }
                 (Method::Flat | Method::Text, _) => self.flat_hash(&printed, ca, &ingested.root, hash_part)?,
-                (Method::Git, _) => self.git_hash(&ingested.root, ca.hash.algorithm())?,
+                (Method::Git, _) => {
+                    // Rendering reads the directories: store them first.
+                    self.castore.commit_staged([&staged])?;
+                    self.git_hash(&ingested.root, ca.hash.algorithm())?
+                }
             };
             if got != ca.hash {
                 return Err(StoreError::CaHashMismatch(Box::new(Mismatch { path: printed, expected: ca.hash.clone(), got })));
