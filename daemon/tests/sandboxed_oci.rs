@@ -68,33 +68,10 @@ fn setuid_files_are_refused_and_timeouts_kill_the_container() {
     assert_nothing_left(&daemon);
 }
 
-/// The build users' group the tests create (the same as `sandboxed.rs`'s): two members.
-const BUILD_GROUP: &str = "casnix-nixbld";
-
-/// Creates [`BUILD_GROUP`] and its members when missing (the tests run as root); returns
-/// the members' uids.
-fn ensure_build_users() -> Vec<u32> {
-    use std::process::Command;
-    assert!(rustix::process::getuid().is_root(), "the build-users tests run as root (as CI does)");
-    common::require("useradd");
-    let _ = Command::new("groupadd").args(["--system", BUILD_GROUP]).output();
-    let mut uids = Vec::new();
-    for n in 1..=2 {
-        let name = format!("{BUILD_GROUP}{n}");
-        let _ = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--no-user-group", "--shell", "/usr/sbin/nologin"])
-            .args(["-g", BUILD_GROUP, "-G", BUILD_GROUP, &name])
-            .output();
-        let out = Command::new("id").args(["-u", &name]).output().unwrap();
-        uids.push(String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap());
-    }
-    uids
-}
-
 #[test]
 fn root_builds_as_a_free_build_user() {
-    let uids = ensure_build_users();
-    let daemon = Daemon::start(&format!("{CONF}build-users-group = {BUILD_GROUP}\n"));
+    let uids = common::ensure_build_users();
+    let daemon = Daemon::start(&format!("{CONF}build-users-group = {}\n", common::BUILD_GROUP));
     let file = daemon.file(
         "users.nix",
         br#"derivation { name = "who"; system = builtins.currentSystem; builder = "/bin/sh";

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::env::{build_env, EnvParams};
+use crate::env::{build_env, BuildEnv, EnvParams};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
 
 /// The longest log line passed on whole; longer ones are split.
@@ -69,6 +69,33 @@ pub fn write_env_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Sa
         file.write_all(contents).map_err(SandboxError::io(format!("writing '{}'", path.display())))?;
     }
     Ok(())
+}
+
+/// The builder's environment for `request` as Nix sets it, seen from inside: the store
+/// directory `store_dir`, the build directory `build_dir` and the outputs at `outputs`. Its
+/// files (`passAsFile`, structured attributes) and the request's extra files are written into
+/// `host_dir`, the build directory on the host.
+pub fn write_builder_env(
+    request: &BuildRequest,
+    store_dir: &str,
+    build_dir: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+    host_dir: &Path,
+) -> Result<BuildEnv, SandboxError> {
+    let params = EnvParams {
+        store_dir,
+        build_dir,
+        cores: request.cores,
+        fixed_output: request.fixed_output,
+        outputs,
+        impure_env: &request.impure_env,
+        rewrites: &request.rewrites,
+        structured_extra: &request.structured_extra,
+    };
+    let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;
+    write_env_files(host_dir, &env.files)?;
+    write_env_files(host_dir, &request.extra_files)?;
+    Ok(env)
 }
 
 /// Waits for `child`, passing its output lines from `lines` to `log`, and enforcing the
@@ -186,19 +213,7 @@ impl NoSandbox {
     fn run_in(&self, dir: &Path, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
         let dir_text = dir.to_string_lossy().into_owned();
         let outputs = request.outputs.iter().map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned())).collect();
-        let params = EnvParams {
-            store_dir: &request.store_dir,
-            build_dir: &dir_text,
-            cores: request.cores,
-            fixed_output: request.fixed_output,
-            outputs: &outputs,
-            impure_env: &request.impure_env,
-            rewrites: &request.rewrites,
-            structured_extra: &request.structured_extra,
-        };
-        let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;
-        write_env_files(dir, &env.files)?;
-        write_env_files(dir, &request.extra_files)?;
+        let env = write_builder_env(request, &request.store_dir, &dir_text, &outputs, dir)?;
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
         let writer2 = writer.try_clone().map_err(SandboxError::io("creating the log pipe"))?;
         let drv = &request.derivation;

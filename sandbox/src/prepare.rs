@@ -8,8 +8,8 @@ use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::env::{build_env, BuildEnv, EnvParams};
-use crate::none::{create_build_dir, remove_build_dir, write_env_files};
+use crate::env::BuildEnv;
+use crate::none::{create_build_dir, remove_build_dir, write_builder_env};
 use crate::plan::{HostIds, SandboxPlan};
 use crate::request::{BuildRequest, SandboxError};
 
@@ -130,19 +130,7 @@ pub fn prepare(request: &BuildRequest, mut plan: SandboxPlan) -> Result<Prepared
         .map_err(io(format!("creating '{}'", build_dir_host.display())))?;
     plan.set_build_dir_host(build_dir_host.clone());
     let outputs = plan.outputs.iter().map(|o| (o.name.clone(), o.inside.clone())).collect();
-    let params = EnvParams {
-        store_dir: &plan.store_dir,
-        build_dir: &plan.build_dir,
-        cores: request.cores,
-        fixed_output: request.fixed_output,
-        outputs: &outputs,
-        impure_env: &request.impure_env,
-        rewrites: &request.rewrites,
-        structured_extra: &request.structured_extra,
-    };
-    let env = build_env(&request.derivation, &params).map_err(|e| SandboxError::Unsupported(e.to_string()))?;
-    write_env_files(&build_dir_host, &env.files)?;
-    write_env_files(&build_dir_host, &request.extra_files)?;
+    let env = write_builder_env(request, &plan.store_dir, &plan.build_dir, &outputs, &build_dir_host)?;
     if let Some(user) = other_user {
         chown(&build_dir_host, Some(user.uid), Some(user.gid))?;
         for (name, _) in env.files.iter().chain(&request.extra_files) {

@@ -409,3 +409,26 @@ pub async fn log_shows_times(root: &TestRoot, needle: &str, times: usize, limit:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The build users' group the tests create: two members.
+pub const BUILD_GROUP: &str = "casnix-nixbld";
+
+/// Creates [`BUILD_GROUP`] and its members when missing (the tests run as root); returns
+/// the members' uids.
+pub fn ensure_build_users() -> Vec<u32> {
+    use std::process::Command;
+    assert!(rustix::process::getuid().is_root(), "the build-users tests run as root (as CI does)");
+    require("useradd");
+    let _ = Command::new("groupadd").args(["--system", BUILD_GROUP]).output();
+    let mut uids = Vec::new();
+    for n in 1..=2 {
+        let name = format!("{BUILD_GROUP}{n}");
+        let _ = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--no-user-group", "--shell", "/usr/sbin/nologin"])
+            .args(["-g", BUILD_GROUP, "-G", BUILD_GROUP, &name])
+            .output();
+        let out = Command::new("id").args(["-u", &name]).output().unwrap();
+        uids.push(String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap());
+    }
+    uids
+}
