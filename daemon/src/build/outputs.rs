@@ -108,6 +108,15 @@ pub fn register(
         }
         let ca = match drv.outputs.get(name) {
             Some(DerivationOutput::CaFixed(ca)) => {
+                // As Nix: only a NAR SHA-256 address can carry references; for any other the
+                // output's path cannot even be computed, which fails before the hash check.
+                let nar_sha256 = ca.method == Method::Nar && ca.hash.algorithm() == nix_formats::hash::Algorithm::Sha256;
+                if !references.is_empty() && !nar_sha256 {
+                    return Err(BuildFailure::misc(format!(
+                        "fixed output derivation '{}' is not allowed to refer to other store paths.\nYou may need to use the 'unsafeDiscardReferences' derivation attribute, see the manual for more details.",
+                        nix_formats::store_path::output_path_name(&drv.name, name)
+                    )));
+                }
                 let got = hash_output(&real, ca.method, ca.hash.algorithm())
                     .map_err(|e| BuildFailure::misc(format!("hashing '{}': {e}", st.print(path))))?;
                 if got != ca.hash {
