@@ -112,6 +112,8 @@ pub struct BuildSettings {
     pub substituters: Option<std::sync::Arc<store::substitute::Substituters>>,
     /// `fallback`: build when substituting failed.
     pub fallback: bool,
+    /// `auto-optimise-store`: off, outputs get private copies of files other paths share.
+    pub auto_optimise: bool,
 }
 
 /// One realisation request's walk through the derivation graph.
@@ -630,6 +632,9 @@ impl<'a> Builder<'a> {
         if let Err(e) = outputs::register(self.store, drv_path, drv, outputs, inputs, &self.settings.secret_keys) {
             remove_present(&outputs.values().map(|p| self.store.real_path(p)).collect::<Vec<_>>());
             return Err(e);
+        }
+        if !self.settings.auto_optimise {
+            outputs::unshare(self.store, outputs);
         }
         self.run_post_build_hook(drv_path, outputs)
     }

@@ -54,6 +54,7 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
     Ok(BuildSettings {
         substituters: super::substitutes::session_substituters(s),
         fallback: s.options.try_fallback,
+        auto_optimise: raw.get("auto-optimise-store") == Some("true"),
         cores,
         system: raw.get("system").map_or_else(|| format!("{}-linux", std::env::consts::ARCH), str::to_owned),
         build_dir_parent: raw
