@@ -1,7 +1,8 @@
 //! `auto-optimise-store = false` semantics and Nix's `.links`: files a path shares with other
 //! paths get private copies (`Store::unshare_files`), the path stays readable and verifiable
 //! without its castore root, and after Nix's `nix-store --optimise` has linked files into
-//! `.links`, the collector leaves neither `.links` entries nor pool files behind.
+//! `.links` (and casnix has recorded shared inodes there), the collector leaves neither
+//! `.links` entries nor pool files behind.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -46,6 +47,11 @@ fn shared_files_get_private_copies_and_links_are_collected() {
 
     // Only the shared file is copied; the other keeps its pool link, the directory its mode.
     assert_eq!(adder.unshare_files(&one.path).unwrap(), 1);
+    // The shared inode is recorded in `.links` as Nix's optimiser records it.
+    let links = root.join("store/.links");
+    let recorded: Vec<_> = std::fs::read_dir(&links).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(std::fs::metadata(&recorded[0]).unwrap().ino(), std::fs::metadata(&two_file).unwrap().ino());
     assert_ne!(std::fs::metadata(&foo).unwrap().ino(), std::fs::metadata(&two_file).unwrap().ino());
     assert_eq!(std::fs::metadata(&foo).unwrap().nlink(), 1);
     assert_eq!(std::fs::metadata(adder.real_path(&one.path).join("unique")).unwrap().nlink(), 2);
@@ -60,9 +66,7 @@ fn shared_files_get_private_copies_and_links_are_collected() {
     assert_eq!(adder.unshare_files(&one.path).unwrap(), 0);
 
     // What Nix's `nix-store --optimise` leaves: `.links` entries linked to store files.
-    let links = root.join("store/.links");
     std::fs::hard_link(&foo, links.join("aaaa")).unwrap();
-    std::fs::hard_link(&two_file, links.join("bbbb")).unwrap();
     std::fs::write(links.join("cccc"), "unused").unwrap();
     drop(adder);
     let collector = open(root, TempRootsScope::Own);

@@ -39,14 +39,22 @@ fn copy_in_place(file: &Path, mode: u32) -> io::Result<()> {
 }
 
 impl Store {
+    /// The entry of Nix's `.links` for `file` (named by the SHA-256 of its NAR, as Nix names
+    /// them), if the file's NAR can be hashed.
+    fn links_entry(&self, file: &Path) -> Option<PathBuf> {
+        let (hash, _) = nix_formats::nar::hash_path(file, nix_formats::hash::Algorithm::Sha256).ok()?;
+        Some(self.real_store_dir.join(".links").join(hash.to_nix32()))
+    }
+
     /// Gives each regular file of `path` that another store path shares (more than two links:
-    /// the castore pool's and this path's) a private copy, as Nix keeps identical files apart
-    /// without `auto-optimise-store`. A path that gets any copy keeps no castore root (its
+    /// the castore pool's and this path's, not counting one from Nix's `.links`) a private copy, as Nix keeps identical files apart
+    /// without `auto-optimise-store`; the shared inode is recorded in `.links` as Nix's
+    /// optimiser would have recorded it. A path that gets any copy keeps no castore root (its
     /// NAR is then read from the store directory, as for paths Nix added): the pool file
     /// may go once the other paths do. Returns how many files were copied.
     pub fn unshare_files(&self, path: &StorePath) -> Result<u64, StoreError> {
         let real = self.real_path(path);
-        let mut shared: Vec<(PathBuf, u32)> = Vec::new();
+        let mut shared: Vec<(PathBuf, u32, Option<PathBuf>)> = Vec::new();
         let mut stack = vec![real.clone()];
         while let Some(next) = stack.pop() {
             let meta = fs::symlink_metadata(&next).map_err(StoreError::io("reading", &next))?;
@@ -55,7 +63,15 @@ impl Store {
                     stack.push(entry.map_err(StoreError::io("reading", &next))?.path());
                 }
             } else if meta.is_file() && meta.nlink() > 2 {
-                shared.push((next, meta.mode() & 0o555));
+                // A link from Nix's `.links` is not another path's.
+                let entry = self.links_entry(&next);
+                let in_links = entry
+                    .as_ref()
+                    .and_then(|e| fs::symlink_metadata(e).ok())
+                    .is_some_and(|l| (l.dev(), l.ino()) == (meta.dev(), meta.ino()));
+                if meta.nlink() - u64::from(in_links) > 2 {
+                    shared.push((next, meta.mode() & 0o555, entry));
+                }
             }
         }
         if shared.is_empty() {
@@ -63,10 +79,20 @@ impl Store {
         }
         // First the root goes, so that at any instant the path is read correctly.
         self.db.remove_castore_roots([path])?;
+        // The shared inode is recorded in `.links` (unless an entry is there), so that Nix's
+        // `nix-store --optimise` links the copy back to the inode the other paths share, as
+        // Nix's optimiser would have recorded it when they were optimised. Best effort.
+        for (file, _, entry) in &shared {
+            if let Some(entry) = entry.as_ref().filter(|e| fs::symlink_metadata(e).is_err()) {
+                if let Err(e) = fs::hard_link(file, entry) {
+                    tracing::debug!("linking '{}' into .links: {e}", file.display());
+                }
+            }
+        }
         // The store directory itself (the parent of a single-file path) is writable already.
         let mut parents: Vec<PathBuf> = shared
             .iter()
-            .filter_map(|(f, _)| f.parent().map(Path::to_path_buf))
+            .filter_map(|(f, _, _)| f.parent().map(Path::to_path_buf))
             .filter(|dir| *dir != self.real_store_dir)
             .collect();
         parents.sort();
@@ -74,7 +100,7 @@ impl Store {
         for dir in &parents {
             fs::set_permissions(dir, Permissions::from_mode(0o755)).map_err(StoreError::io("making writable", dir))?;
         }
-        let copied = shared.iter().try_for_each(|(file, mode)| copy_in_place(file, *mode).map_err(StoreError::io("copying", file)));
+        let copied = shared.iter().try_for_each(|(file, mode, _)| copy_in_place(file, *mode).map_err(StoreError::io("copying", file)));
         for dir in &parents {
             let restored = fs::set_permissions(dir, Permissions::from_mode(0o555))
                 .and_then(|()| File::open(dir))
