@@ -63,7 +63,13 @@ pub enum SubstituteError {
     ClosureTooLarge(String),
     /// Adding the path to the store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
+}
+
+impl From<StoreError> for SubstituteError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
 }
 
 /// One substituter: a `file://` binary cache or a local store.
@@ -72,7 +78,7 @@ pub enum Source {
     /// A binary cache on the file system.
     Cache(BinaryCache),
     /// A local Nix store.
-    Local(LocalSource),
+    Local(Box<LocalSource>),
 }
 
 impl Source {
@@ -81,7 +87,7 @@ impl Source {
         if let Some(cache) = BinaryCache::open(url, store_dir)? {
             return Ok(Some(Self::Cache(cache)));
         }
-        Ok(LocalSource::open(url)?.map(Self::Local))
+        Ok(LocalSource::open(url)?.map(|l| Self::Local(Box::new(l))))
     }
 
     /// The URL it was opened with.
