@@ -10,5 +10,6 @@ mod flock;
 mod unix_socket;
 pub mod gc;
 pub mod local;
+pub mod substitute;
 
 pub use local::{Recovered, Store, StoreConfig, StoreError, TempRootsScope};

@@ -38,7 +38,7 @@
 //! concurrently with materialisations that may link the same blobs (the store's GC lock orders
 //! them): a link made between the check and the unlink survives, but loses its pool entry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -410,6 +410,13 @@ impl LocalBlobService {
     /// Deletes every pool file whose link count is 1, and temporary files left over from crashes
     /// (changed more than a day ago). See the module documentation for when this is safe.
     pub fn sweep_unused(&self) -> Result<SweepStats, BlobError> {
+        self.sweep_unused_but(&HashSet::new())
+    }
+
+    /// [`Self::sweep_unused`], with one link of each file whose `(device, inode)` is in
+    /// `ignored` not counted: links from places that do not use the blob (Nix's `.links`
+    /// directory, which `nix-store --optimise` fills).
+    pub fn sweep_unused_but(&self, ignored: &HashSet<(u64, u64)>) -> Result<SweepStats, BlobError> {
         let root = &self.inner.root;
         let now = SystemTime::now();
         let dirs: Vec<PathBuf> = (0..=255u8).map(|b| root.join(format!("{b:02x}"))).collect();
@@ -436,7 +443,9 @@ impl LocalBlobService {
                         }
                     } else if meta.nlink() > 2 {
                         stats.linked_savings += (meta.nlink() - 2) * meta.len();
-                    } else if meta.nlink() <= 1 {
+                    }
+                    let nlink = meta.nlink().saturating_sub(u64::from(ignored.contains(&(meta.dev(), meta.ino()))));
+                    if nlink <= 1 && !entry.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
                         match fs::remove_file(&path) {
                             Ok(()) => {
                                 stats.files += 1;

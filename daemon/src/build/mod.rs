@@ -14,6 +14,7 @@ pub mod log;
 pub mod outputs;
 pub mod resolve;
 pub mod rewrite;
+pub mod substitute;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -127,6 +128,12 @@ pub struct BuildSettings {
     pub ca_derivations: bool,
     /// The experimental feature `impure-derivations`.
     pub impure_derivations: bool,
+    /// The substituters tried before building (`None`: substitution is off).
+    pub substituters: Option<std::sync::Arc<store::substitute::Substituters>>,
+    /// `fallback`: build when substituting failed.
+    pub fallback: bool,
+    /// `auto-optimise-store`: off, outputs get private copies of files other paths share.
+    pub auto_optimise: bool,
 }
 
 /// What handling one derivation gave: how, and its outputs' paths.
@@ -171,6 +178,8 @@ impl<'a> Builder<'a> {
             DerivedPath::Opaque(path) => {
                 if self.store.is_valid(path).map_err(|e| BuildFailure::misc(e.to_string()))? {
                     Ok(BuildResult::new(BuildStatus::AlreadyValid, ""))
+                } else if self.substitute_opaque(path)? {
+                    Ok(BuildResult::new(BuildStatus::Substituted, ""))
                 } else {
                     Err(BuildFailure::misc(format!(
                         "path '{}' is required, but there is no substituter that can build it",
@@ -262,11 +271,22 @@ impl<'a> Builder<'a> {
     pub fn build_given(&mut self, drv_path: &StorePath, drv: &Derivation) -> Result<Built, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
+        if let Err(e) = sandbox::builtin::check(drv) {
+            // As the builtin itself fails in Nix (status 1 through a daemon).
+            self.log_error(&e.0);
+            return Err(BuildFailure::misc(format!("builder for '{printed}' failed with exit code 1")));
+        }
         let drv_type = drv.derivation_type().map_err(|e| BuildFailure::misc(format!("derivation '{printed}': {e}")))?;
         let hashes = self.output_hashes(drv)?;
         if !drv_type.is_impure() {
             if let Some(valid) = self.valid_outputs(drv_path, drv, &hashes)? {
                 return Ok(Built { status: BuildStatus::AlreadyValid, outputs: valid });
+            }
+            if drv_type.has_known_output_paths() {
+                let outputs = self.output_paths(drv_path, drv)?;
+                if let Some(status) = self.substitute_outputs(drv_path, drv, &outputs)? {
+                    return Ok(Built { status, outputs });
+                }
             }
         }
         self.build_inputs(&printed, drv, drv_type)?;
@@ -677,6 +697,9 @@ impl<'a> Builder<'a> {
                 return Err(e);
             }
         };
+        if !self.settings.auto_optimise {
+            outputs::unshare(self.store, &finals);
+        }
         self.run_post_build_hook(drv_path, &finals)?;
         Ok(finals)
     }

@@ -173,3 +173,14 @@ pub fn sign_infos(
     }
     Ok(())
 }
+
+/// Without `auto-optimise-store`, Nix keeps identical files of different paths apart: each
+/// output's files that other paths share get private copies (best effort: the outputs are
+/// valid and correct either way).
+pub fn unshare(st: &Store, paths: &BTreeMap<String, StorePath>) {
+    for path in paths.values() {
+        if let Err(e) = st.unshare_files(path) {
+            tracing::warn!("giving '{}' files of its own: {e}", st.print(path));
+        }
+    }
+}

@@ -51,6 +51,9 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         n => n,
     };
     Ok(BuildSettings {
+        substituters: super::substitutes::session_substituters(s),
+        fallback: s.options.try_fallback,
+        auto_optimise: raw.get("auto-optimise-store") == Some("true"),
         cores,
         system: raw.get("system").map_or_else(|| format!("{}-linux", std::env::consts::ARCH), str::to_owned),
         build_dir_parent: raw
@@ -218,7 +221,7 @@ fn check_repair(s: &Session, mode: BuildMode) -> Result<(), OpError> {
     Ok(())
 }
 
-/// `EnsurePath`: valid already, or an error (there are no substituters).
+/// `EnsurePath`: valid already, substituted, or an error.
 pub async fn ensure_path<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, r: EnsurePath) -> Result<Response, OpError>
 where
     R: AsyncRead + Unpin,

@@ -11,6 +11,7 @@ pub mod other;
 pub mod query;
 pub mod roots;
 pub mod sandboxing;
+pub mod substitutes;
 
 use std::sync::Arc;
 
@@ -96,7 +97,7 @@ where
     use Request as Q;
     let response = match request {
         Q::IsValidPath(r) => query::is_valid_path(s, r).await?,
-        Q::HasSubstitutes(_) => Response::HasSubstitutes(false),
+        Q::HasSubstitutes(r) => substitutes::has_substitutes(s, r).await?,
         Q::QueryPathHash(r) => query::path_hash(s, r).await?,
         Q::QueryReferences(r) => query::references(s, r).await?,
         Q::QueryReferrers(r) => query::referrers(s, r).await?,
@@ -109,9 +110,9 @@ where
         Q::QueryPathFromHashPart(r) => query::path_from_hash_part(s, r).await?,
         Q::QueryAllValidPaths(_) => query::all_valid_paths(s).await?,
         Q::QueryValidPaths(r) => query::valid_paths(s, r).await?,
-        Q::QuerySubstitutablePaths(_) => Response::QuerySubstitutablePaths(Default::default()),
-        Q::QuerySubstitutablePathInfo(_) => Response::QuerySubstitutablePathInfo(None),
-        Q::QuerySubstitutablePathInfos(_) => Response::QuerySubstitutablePathInfos(Default::default()),
+        Q::QuerySubstitutablePaths(r) => substitutes::substitutable_paths(s, r).await?,
+        Q::QuerySubstitutablePathInfo(r) => substitutes::substitutable_path_info(s, r).await?,
+        Q::QuerySubstitutablePathInfos(r) => substitutes::substitutable_path_infos(s, r).await?,
         Q::QueryMissing(r) => query::missing(s, r).await?,
         Q::QueryRealisation(r) => query::realisation(s, r).await?,
         Q::AddToStore(r) => add::add_to_store(s, conn, r).await?,

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use nix_formats::derivation::Derivation;
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 use nix_formats::store_path::StorePath;
+use nix_formats::content_address::ContentAddress;
+use store::substitute::{Substitutable, Substituters};
 use store::{Store, StoreError};
 use worker_protocol::ops::request::query::*;
 use worker_protocol::ops::response::{MissingPaths, RealisationReply};
@@ -118,9 +120,14 @@ pub async fn all_valid_paths(s: &Session) -> Result<Response, OpError> {
     Ok(Response::QueryAllValidPaths(bridge::run(&s.store, |st| st.query_all_valid_paths()).await?))
 }
 
-/// `QueryValidPaths`: the valid ones among the paths (there are no substituters to try).
+/// `QueryValidPaths`: the valid ones among the paths, after substituting the missing ones when
+/// asked to.
 pub async fn valid_paths(s: &Session, r: QueryValidPaths) -> Result<Response, OpError> {
+    let subs = if r.substitute { super::substitutes::session_substituters(s) } else { None };
     let valid = bridge::run(&s.store, move |st| {
+        if let Some(subs) = &subs {
+            super::substitutes::substitute_paths(st, subs, &r.paths);
+        }
         let mut valid = BTreeSet::new();
         for path in r.paths {
             if st.is_valid(&path)? {
@@ -139,10 +146,11 @@ pub async fn realisation(s: &Session, r: QueryRealisation) -> Result<Response, O
     Ok(Response::QueryRealisation(RealisationReply::Realisations(found.into_iter().collect())))
 }
 
-/// The walk of Nix's `queryMissing` with no substituters: what must be built, and what is
-/// unknown (invalid and not buildable).
+/// The walk of Nix's `queryMissing`: what must be built, what can be substituted (and how
+/// much that is), and what is unknown (invalid, neither buildable nor substitutable).
 struct MissingWalk<'a> {
     store: &'a Store,
+    subs: Option<&'a Substituters>,
     done: BTreeSet<String>,
     result: MissingPaths,
     /// Whether `ca-derivations` is enabled (realisations give output paths).
@@ -159,7 +167,12 @@ impl MissingWalk<'_> {
                 if !self.done.insert(format!("o:{path}")) || self.store.is_valid(path)? {
                     return Ok(());
                 }
-                self.result.unknown.insert(path.clone());
+                match self.substitutable(path, None) {
+                    Some(info) => self.will_substitute(path, info)?,
+                    None => {
+                        self.result.unknown.insert(path.clone());
+                    }
+                }
             }
             DerivedPath::Built { drv_path, outputs } => {
                 // A dynamic derivation's own path is only known after building: Nix leaves
@@ -181,23 +194,48 @@ impl MissingWalk<'_> {
         }
         let drv = read_derivation(self.store, drv_path)?;
         // As Nix: an output whose path is not known yet (no realisation) means building; so
-        // does a wanted output that is not valid.
+        // does a wanted output that is not valid, unless the substituters have every missing one.
         let known = crate::build::floating::partial_output_map(self.store, drv_path, self.ca_derivations)
             .map_err(|e| {
                 let real = self.store.real_path(drv_path);
                 StoreError::io("reading the outputs of", &real)(std::io::Error::other(e.message))
             })?;
         let mut missing = drv.outputs.keys().any(|name| !matches!(known.get(name), Some(Some(_))));
-        for (name, path) in &known {
+        // Missing outputs a substituter has (all of them, or the derivation is built).
+        let mut substitutable = if missing { None } else { Some(Vec::new()) };
+        let allowed = crate::build::substitute::substitutes_allowed(&drv);
+        for name in drv.outputs.keys() {
             let wanted_here = match wanted {
                 OutputsSpec::All => true,
                 OutputsSpec::Names(names) => names.contains(name),
             };
-            if let (true, Some(path)) = (wanted_here, path) {
-                missing |= !self.store.is_valid(path)?;
+            if !wanted_here {
+                continue;
+            }
+            match known.get(name) {
+                Some(Some(path)) if self.store.is_valid(path)? => {}
+                Some(Some(path)) => {
+                    missing = true;
+                    let ca = crate::build::substitute::output_ca(&drv, name);
+                    let found = if allowed { self.substitutable(path, ca.as_ref()) } else { None };
+                    match (found, substitutable.as_mut()) {
+                        (Some(info), Some(list)) => list.push((path.clone(), info)),
+                        _ => substitutable = None,
+                    }
+                }
+                _ => {
+                    missing = true;
+                    substitutable = None;
+                }
             }
         }
         if !missing {
+            return Ok(());
+        }
+        if let Some(list) = substitutable {
+            for (path, info) in list {
+                self.will_substitute(&path, info)?;
+            }
             return Ok(());
         }
         self.result.will_build.insert(drv_path.clone());
@@ -212,11 +250,42 @@ impl MissingWalk<'_> {
     }
 }
 
+impl MissingWalk<'_> {
+    /// What the substituters know of `path`.
+    fn substitutable(&self, path: &StorePath, ca: Option<&ContentAddress>) -> Option<Substitutable> {
+        let subs = self.subs?;
+        self.store.query_substitutable(subs, path, ca).unwrap_or_else(|e| {
+            tracing::warn!("querying substituters for '{}': {e}", self.store.print(path));
+            None
+        })
+    }
+
+    /// Counts `path` as substituted, and walks its references.
+    fn will_substitute(&mut self, path: &StorePath, info: Substitutable) -> Result<(), StoreError> {
+        if !self.result.will_substitute.insert(path.clone()) {
+            return Ok(());
+        }
+        self.result.download_size += info.download_size;
+        self.result.nar_size += info.nar_size;
+        for reference in info.references.iter().filter(|r| *r != path) {
+            self.visit(&DerivedPath::Opaque(reference.clone()))?;
+        }
+        Ok(())
+    }
+}
+
 /// `QueryMissing`.
 pub async fn missing(s: &Session, r: QueryMissing) -> Result<Response, OpError> {
     let ca_derivations = s.settings.experimental_features.iter().any(|f| f == "ca-derivations");
+    let subs = super::substitutes::session_substituters(s);
     let result = bridge::run(&s.store, move |st| {
-        let mut walk = MissingWalk { store: st, done: BTreeSet::new(), result: MissingPaths::default(), ca_derivations };
+        let mut walk = MissingWalk {
+            store: st,
+            subs: subs.as_deref(),
+            done: BTreeSet::new(),
+            result: MissingPaths::default(),
+            ca_derivations,
+        };
         for target in &r.targets {
             walk.visit(target)?;
         }

@@ -1,5 +1,6 @@
 //! `builtin:fetchurl` for `file://` URLs (casnix has no network client; a `file://` URL is
-//! what works offline). `unpack = "1"` restores the fetched NAR; `executable = "1"` makes the
+//! what works offline). `unpack = "1"` restores the fetched NAR (xz-compressed when the URL ends
+//! in `.xz`); `executable = "1"` makes the
 //! file executable. The hash is checked afterwards, like every fixed output.
 
 use std::os::unix::fs::PermissionsExt;
@@ -38,8 +39,14 @@ pub fn fetch(drv: &Derivation, out: &Path) -> Result<(), BuiltinError> {
     let unpack = drv.env.get(&b"unpack"[..]).is_some_and(|v| v == b"1");
     let failed = |e: std::io::Error| BuiltinError(format!("unable to download '{url}': {e}"));
     if unpack {
-        let file = std::fs::File::open(&source).map_err(failed)?;
-        nix_formats::nar::restore(std::io::BufReader::new(file), out, &nix_formats::nar::Limits::default())
+        let file = std::io::BufReader::new(std::fs::File::open(&source).map_err(failed)?);
+        // As Nix: a URL ending in `.xz` is an xz-compressed NAR.
+        let nar: Box<dyn std::io::Read> = if url.ends_with(".xz") {
+            Box::new(std::io::BufReader::new(liblzma::bufread::XzDecoder::new_multi_decoder(file)))
+        } else {
+            Box::new(file)
+        };
+        nix_formats::nar::restore(nar, out, &nix_formats::nar::Limits::default())
             .map_err(|e| BuiltinError(format!("unpacking '{url}': {e}")))?;
     } else {
         std::fs::copy(&source, out).map_err(failed)?;
@@ -80,5 +87,28 @@ mod tests {
         assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o755);
         drv.env.insert(b"url".to_vec(), b"https://example.org/x".to_vec());
         assert!(fetch(&drv, &dir.path().join("out2")).unwrap_err().0.contains("file://"));
+    }
+
+    #[test]
+    fn only_fixed_output_or_impure_derivations_may_fetch() {
+        use nix_formats::content_address::{Method, MethodAlgo};
+        use nix_formats::derivation::DerivationOutput;
+        use nix_formats::hash::Algorithm;
+        let mut drv = Derivation {
+            name: "f".into(),
+            outputs: Default::default(),
+            input_drvs: Default::default(),
+            input_srcs: Default::default(),
+            system: b"builtin".to_vec(),
+            builder: b"builtin:fetchurl".to_vec(),
+            args: vec![],
+            env: Default::default(),
+        };
+        let floating = MethodAlgo { method: Method::Flat, algo: Algorithm::Sha256 };
+        drv.outputs.insert("out".into(), DerivationOutput::CaFloating(floating));
+        let err = crate::builtin::check(&drv).unwrap_err();
+        assert_eq!(err.0, "'builtin:fetchurl' must be a fixed-output or impure derivation");
+        drv.outputs.insert("out".into(), DerivationOutput::Impure(floating));
+        crate::builtin::check(&drv).unwrap();
     }
 }

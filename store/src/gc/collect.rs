@@ -320,10 +320,16 @@ impl Store {
     fn sweep_unused_blobs(&self, progress: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         progress("deleting unused links...");
         let _pool = self.pool_lock(true)?;
-        let swept = self.castore().blobs().sweep_unused()?;
+        // Nix's `.links` (filled by Nix's `nix-store --optimise`): entries used by nothing go;
+        // an entry and a pool file linked only to each other both go.
+        let links = self.real_store_dir().join(".links");
+        let (paired, _) = super::links::sweep(&links);
+        let swept = self.castore().blobs().sweep_unused_but(&paired)?;
+        if !paired.is_empty() {
+            super::links::sweep(&links);
+        }
         tracing::debug!("deleted {} unused pool files ({} bytes)", swept.files, swept.bytes);
         // Nix subtracts the size of its `.links` directory itself.
-        let links = self.real_store_dir().join(".links");
         let overhead = std::fs::metadata(&links).map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
         let saved = swept.linked_savings as f64 - overhead as f64;
         progress(&format!("note: currently hard linking saves {:.2} MiB", saved / (1024.0 * 1024.0)));

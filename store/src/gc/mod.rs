@@ -14,6 +14,7 @@
 pub mod add_roots;
 pub mod collect;
 mod entries;
+mod links;
 pub(crate) mod root_server;
 pub mod roots;
 pub(crate) mod runtime_roots;

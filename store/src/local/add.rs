@@ -155,9 +155,10 @@ impl Store {
     }
 
     /// The hash of a flat or text object's single file, with the address's algorithm, modulo
-    /// `hash_part`.
+    /// `hash_part`. As in Nix (which reads only the file's contents), the file may be
+    /// executable: `nix store add-file` of an executable file puts one in binary caches.
     fn flat_hash(&self, printed: &str, ca: &ContentAddress, root: &Node, hash_part: &str) -> Result<Hash, StoreError> {
-        let Node::File { digest, executable: false, .. } = root else {
+        let Node::File { digest, .. } = root else {
             if matches!(root, Node::Directory { .. }) {
                 return Err(StoreError::FlatIsDirectory(printed.to_owned()));
             }

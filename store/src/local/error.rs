@@ -92,8 +92,8 @@ pub enum StoreError {
     /// A flat or text content address for a directory (Nix's words: it tries to read it).
     #[error("reading from file '{0}': Is a directory")]
     FlatIsDirectory(String),
-    /// Flat and text content addresses need a single regular, non-executable file.
-    #[error("path '{path}' has a {method} content address but is not a regular non-executable file")]
+    /// Flat and text content addresses need a single regular file.
+    #[error("path '{path}' has a {method} content address but is not a regular file")]
     NotAFlatFile {
         /// The store path.
         path: String,

@@ -47,6 +47,7 @@ mod read;
 mod register_outputs;
 mod root_encoding;
 mod temp_roots;
+mod unshare;
 mod verify;
 
 use std::path::{Path, PathBuf};
