@@ -5,6 +5,7 @@
 # regression fails this script. Prints the runner's summary of the whole selection.
 #
 # Usage: scripts/nixft.sh [TEST...]   (default: the tests of nixft-expected-pass.txt)
+# NIXFT_DAEMON_ON_PATH=0 runs the client's own nix-daemon for ssh stores instead.
 # Needs a git directory of NixOS/nix with the tag 2.26.3: NIXFT_NIX_GIT, else
 # ../.mirror/NixOS+nix/repo beside the repository's parent. Without one it says so and exits 0:
 # the tests come from upstream and are not stored here.
@@ -29,6 +30,9 @@ if [ -z "${NIXFT_NIX_GIT:-}" ]; then
     exit 0
 fi
 export NIXFT_NIX_GIT
+# casnix-daemon is also the `nix-daemon` on the tests' PATH: `ssh-ng://localhost` stores and the
+# trustless remote builds (nix-daemon-untrusting) run it with `--stdio`, not the client's daemon.
+export NIXFT_DAEMON_ON_PATH=${NIXFT_DAEMON_ON_PATH:-1}
 
 cargo build --release --locked -p daemon --bin casnix-daemon 2>&1
 daemon=target/release/casnix-daemon

@@ -73,3 +73,24 @@ fn root_builds_as_a_free_build_user() {
     assert_eq!(&lines[2..], ["700:1000:100", "1775:65534:100"], "{text}");
     assert!(daemon.path("state/userpool").join(map[1].to_string()).exists());
 }
+
+#[test]
+fn a_diverted_store_builds_in_the_sandbox_even_with_sandbox_false() {
+    // As Nix: a store whose files live elsewhere than its store directory says (`real=`, or a
+    // `local?root=…` store) can only build where that directory is mounted, in a sandbox.
+    let root = common::TestRoot::new("sandbox = false\nsandbox-paths = /bin/sh=/bin/busybox\n");
+    let real = root.path("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let store_arg = format!("local?real={}", real.display());
+    let daemon = Daemon::start_in(root, &["--store", &store_arg]);
+    let file = daemon.file(
+        "diverted.nix",
+        br#"derivation { name = "diverted"; system = builtins.currentSystem; builder = "/bin/sh";
+             args = [ "-c" "echo $(hostname) > $out" ]; }"#,
+    );
+    let out = ok(daemon.nix("nix-build").arg(&file).arg("--no-out-link"));
+    let base = std::path::Path::new(out.trim()).file_name().unwrap().to_owned();
+    assert!(!std::path::Path::new(out.trim()).exists(), "the output is only at its real place");
+    let text = std::fs::read_to_string(real.join(base)).unwrap();
+    assert_eq!(text, "localhost\n", "{}", daemon.daemon_log());
+}

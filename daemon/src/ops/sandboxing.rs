@@ -17,22 +17,29 @@ use crate::settings::Settings;
 
 /// The backend for builds under `settings`, and a warning for the client if builds will not
 /// be sandboxed although `sandbox` asks for it.
+///
+/// A diverted store (its files elsewhere than its store directory says, as a `local?root=…`
+/// store) builds in a sandbox whatever `sandbox` says, as Nix does: only there do the paths a
+/// builder sees exist.
 pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Option<String>), String> {
+    let diverted = st.real_store_dir() != std::path::Path::new(st.store_dir().as_str());
     let mode = match settings.sandbox.as_str() {
-        "false" => return Ok((Arc::new(NoSandbox), None)),
+        "false" if !diverted => return Ok((Arc::new(NoSandbox), None)),
         "relaxed" => SandboxMode::Relaxed,
         _ => SandboxMode::Enabled,
     };
     match settings.sandbox_backend.as_str() {
+        "none" if diverted => Err(format!(
+            "building in a diverted store ('{}' in '{}') needs a sandbox, but 'sandbox-backend' is 'none'",
+            st.store_dir().as_str(),
+            st.real_store_dir().display()
+        )),
         "none" => Ok((Arc::new(NoSandbox), None)),
         "native" => {
             let config = config(settings, st, mode)?;
             let mut backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
-            // As Nix: build users only when running as root with `build-users-group` set.
-            if !settings.build_users_group.is_empty() && rustix::process::geteuid().is_root() {
-                let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool"))
-                    .map_err(|e| e.to_string())?;
-                backend = backend.with_build_users(Arc::new(pool));
+            if let Some(pool) = build_users(settings, st)? {
+                backend = backend.with_build_users(pool);
             }
             Ok((Arc::new(backend), None))
         }
