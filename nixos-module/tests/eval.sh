@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Evaluates the NixOS module (nixos-module/default.nix) with nixpkgs' lib.evalModules and checks
+# the units, build users and configuration it generates (nixos-module/tests/eval.nix), under
+# every evaluator at hand:
+#   - Nix 2.8's nix-instantiate (on PATH; required),
+#   - Nix 2.26's nix-instantiate in the Debian trixie root (when it exists and we are root),
+#   - `casnix eval` (casnix's evaluator, which takes nix-instantiate --eval's flags), when the
+#     casnix binary has that command: CASNIX_EVAL names the binary, else target/release/casnix.
+# Each evaluator must report no failed check, and all must give the same JSON.
+#
+# nixpkgs' lib comes from a git directory of nix-community/nixpkgs.lib: NIXPKGS_LIB_GIT, else
+# ../.mirror/nix-community+nixpkgs.lib/repo beside the repository's parent (HEAD is checked out
+# into a temporary directory); NIXPKGS_LIB names an unpacked lib directory instead. Without one
+# the test says so and is skipped (exit 0).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+work=$(mktemp -d /tmp/casnix-module-eval.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+if [ -n "${NIXPKGS_LIB:-}" ]; then
+    lib_dir=$(cd "$NIXPKGS_LIB" && pwd)
+else
+    if [ -z "${NIXPKGS_LIB_GIT:-}" ]; then
+        for candidate in ../.mirror/nix-community+nixpkgs.lib/repo ../../.mirror/nix-community+nixpkgs.lib/repo; do
+            if git --git-dir="$candidate" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+                NIXPKGS_LIB_GIT=$(cd "$candidate" && pwd)
+                break
+            fi
+        done
+    fi
+    if [ -z "${NIXPKGS_LIB_GIT:-}" ]; then
+        echo "module eval: no nixpkgs.lib git directory (set NIXPKGS_LIB_GIT or NIXPKGS_LIB); skipped" >&2
+        exit 0
+    fi
+    mkdir "$work/nixpkgs-lib"
+    git --git-dir="$NIXPKGS_LIB_GIT" archive HEAD | tar -x -C "$work/nixpkgs-lib"
+    lib_dir="$work/nixpkgs-lib/lib"
+    echo "module eval: nixpkgs.lib $(git --git-dir="$NIXPKGS_LIB_GIT" rev-parse --short HEAD)"
+fi
+
+# The evaluators' common input: a file, so every evaluator needs only `--eval --strict --json FILE`.
+cat >"$work/run.nix" <<EOF
+import $repo/nixos-module/tests/eval.nix { lib = import $lib_dir; }
+EOF
+
+status=0
+results=()
+
+# Runs one evaluator (its name, then its command line up to the file) and checks its answer.
+run_evaluator() {
+    local name=$1
+    shift
+    local out="$work/$name.json" err="$work/$name.err"
+    if ! "$@" "$work/run.nix" >"$out" 2>"$err"; then
+        echo "FAIL module eval ($name): the evaluation failed:" >&2
+        sed 's/^/    /' "$err" >&2
+        status=1
+        return
+    fi
+    local failed checked
+    failed=$(jq '.failures | length' "$out")
+    checked=$(jq '.checked' "$out")
+    if [ "$failed" != 0 ]; then
+        echo "FAIL module eval ($name): $failed of $checked checks failed:" >&2
+        jq -r '.failures[] | "    " + .' "$out" >&2
+        echo "  generated units and configuration:" >&2
+        jq '.units' "$out" | sed 's/^/    /' >&2
+        status=1
+        return
+    fi
+    echo "ok   module eval ($name): $checked checks"
+    results+=("$name")
+}
+
+command -v nix-instantiate >/dev/null || { echo "module eval: nix-instantiate (Nix 2.8) is not installed" >&2; exit 2; }
+run_evaluator "nix-$(nix-instantiate --version | awk '{print $NF}')" nix-instantiate --eval --strict --json
+
+trixie=${CASNIX_TRIXIE_ROOT:-/opt/trixie}
+if [ "$(id -u)" -eq 0 ] && [ -x "$trixie/usr/bin/nix-instantiate" ]; then
+    # Nix 2.26 in its root, in a private mount namespace with /proc, /dev, /tmp and the
+    # repository bound in (same paths inside).
+    run_trixie() {
+        unshare -m sh -c '
+            root=$1; shift
+            for d in /proc /dev /tmp "$REPO"; do mkdir -p "$root$d"; mount --rbind "$d" "$root$d"; done
+            exec chroot "$root" "$@"' sh "$trixie" "$@"
+    }
+    export REPO="$repo"
+    run_evaluator "nix-$(run_trixie nix-instantiate --version | awk '{print $NF}')" run_trixie nix-instantiate --eval --strict --json
+else
+    echo "skip module eval (Nix 2.26): no trixie root at $trixie, or not root"
+fi
+
+casnix=${CASNIX_EVAL:-target/release/casnix}
+if [ -x "$casnix" ] && "$casnix" eval --help >/dev/null 2>&1; then
+    run_evaluator "casnix-eval" "$casnix" eval --strict --json
+else
+    echo "skip module eval (casnix eval): $casnix has no 'eval' command yet"
+fi
+
+# Every evaluator that succeeded must agree on the whole result.
+first=${results[0]:-}
+for name in "${results[@]}"; do
+    if ! cmp -s <(jq -S . "$work/$first.json") <(jq -S . "$work/$name.json"); then
+        echo "FAIL module eval: $name and $first give different results:" >&2
+        diff <(jq -S . "$work/$first.json") <(jq -S . "$work/$name.json") | head -40 >&2 || true
+        status=1
+    fi
+done
+exit "$status"
