@@ -10,6 +10,8 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# nixos-module/tests/eval.sh checks the VM test's Python script with python3.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # The packaging tests (nixos-module/tests/eval.sh, contrib/systemd/test.sh) read JSON with jq.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # The sandbox crate: libseccomp to link against, a static busybox for the sandboxed builders.

@@ -100,6 +100,31 @@ else
     echo "skip module eval (casnix eval): $casnix has no 'eval' command yet"
 fi
 
+# The VM test (nixos-module/test.nix) cannot run here: check that its Python script compiles and
+# the derivation file its machine builds parses.
+cat >"$work/vm-test-parts.nix" <<EOF
+import $repo/nixos-module/tests/vm-test-parts.nix { lib = import $lib_dir; }
+EOF
+if ! nix-instantiate --eval --strict --json "$work/vm-test-parts.nix" >"$work/vm-test-parts.json" 2>"$work/vm-test-parts.err"; then
+    echo "FAIL module eval: evaluating the VM test's parts failed:" >&2
+    sed 's/^/    /' "$work/vm-test-parts.err" >&2
+    status=1
+else
+    jq -r .script "$work/vm-test-parts.json" >"$work/test-script.py"
+    jq -r .buildNix "$work/vm-test-parts.json" >"$work/build.nix"
+    if ! python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$work/test-script.py" 2>"$work/py.err"; then
+        echo "FAIL module eval: the VM test's script is not valid Python:" >&2
+        sed 's/^/    /' "$work/py.err" >&2
+        status=1
+    elif ! nix-instantiate --parse "$work/build.nix" >/dev/null 2>"$work/parse.err"; then
+        echo "FAIL module eval: the VM test's build.nix does not parse:" >&2
+        sed 's/^/    /' "$work/parse.err" >&2
+        status=1
+    else
+        echo "ok   VM test parts: the test script compiles, build.nix parses (the VM test itself needs KVM)"
+    fi
+fi
+
 # Every evaluator that succeeded must agree on the whole result.
 first=${results[0]:-}
 for name in "${results[@]}"; do
