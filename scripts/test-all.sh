@@ -45,8 +45,10 @@ fi
 cargo test --release --workspace --locked 2>&1
 
 # Packaging: the NixOS module evaluated with nixpkgs' lib.evalModules (Nix 2.8, Nix 2.26, and
-# `casnix eval` once it exists), and the contrib systemd units run under systemd-socket-activate.
+# `casnix eval` once it exists), flake.nix and package.nix under Nix 2.26 (offline, nixpkgs
+# replaced by nixpkgs.lib), and the contrib systemd units run under systemd-socket-activate.
 ./nixos-module/tests/eval.sh
+./nixos-module/tests/flake.sh
 ./contrib/systemd/test.sh
 
 # Nix 2.26.3's own functional tests against casnix-daemon (when a NixOS/nix git directory with

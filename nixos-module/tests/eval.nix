@@ -3,18 +3,26 @@
 #
 # Returns { failures = [ "message" … ]; units = …; } (JSON-friendly): `failures` is empty when
 # every check holds; `units` shows what was generated, for the reader of a failure.
-# Run by nixos-module/tests/eval.sh (`nix-instantiate --eval --strict --json`).
-{ lib }:
+# Run by nixos-module/tests/eval.sh (`nix-instantiate --eval --strict --json`); flake.sh passes
+# the flake's nixosModules.default as `module`.
+{ lib, module ? ../default.nix }:
 
 let
   inherit (lib) mkOption types;
 
-  # Stand-ins for store paths (types.package takes a store path string).
-  fakePackage = name: "/nix/store/00000000000000000000000000000000-${name}";
+  # Stand-ins for packages: derivation-like sets (a bare store path string would be checked with
+  # builtins.storePath where the evaluator has a store).
+  fakePackage = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
   pkgs = {
     casnix = fakePackage "casnix-0.1.0";
     coreutils = fakePackage "coreutils-9.5";
     runc = fakePackage "runc-1.2.0";
+    # The flake's module builds the package with callPackage.
+    callPackage = _path: _args: pkgs.casnix;
   };
 
   # The NixOS options the module sets or reads, declared loosely: free-form where NixOS has
@@ -51,7 +59,7 @@ let
 
   evaluate = configuration:
     (lib.evalModules {
-      modules = [ stubs ../default.nix { _module.args.pkgs = pkgs; } configuration ];
+      modules = [ stubs module { _module.args.pkgs = pkgs; } configuration ];
     }).config;
 
   # Configurations checked.
@@ -87,7 +95,7 @@ let
   withoutNixModule = (lib.evalModules {
     modules = [
       { options = removeAttrs stubs.options [ "nix" ]; }
-      ../default.nix
+      module
       { _module.args.pkgs = pkgs; services.casnix.enable = true; }
     ];
   }).config;

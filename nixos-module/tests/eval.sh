@@ -8,10 +8,8 @@
 #     casnix binary has that command: CASNIX_EVAL names the binary, else target/release/casnix.
 # Each evaluator must report no failed check, and all must give the same JSON.
 #
-# nixpkgs' lib comes from a git directory of nix-community/nixpkgs.lib: NIXPKGS_LIB_GIT, else
-# ../.mirror/nix-community+nixpkgs.lib/repo beside the repository's parent (HEAD is checked out
-# into a temporary directory); NIXPKGS_LIB names an unpacked lib directory instead. Without one
-# the test says so and is skipped (exit 0).
+# nixpkgs' lib: see common.sh (NIXPKGS_LIB_GIT, NIXPKGS_LIB, or the mirror beside the
+# repository's parent). Without one the test says so and is skipped (exit 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -19,26 +17,8 @@ repo=$(pwd)
 work=$(mktemp -d /tmp/casnix-module-eval.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-if [ -n "${NIXPKGS_LIB:-}" ]; then
-    lib_dir=$(cd "$NIXPKGS_LIB" && pwd)
-else
-    if [ -z "${NIXPKGS_LIB_GIT:-}" ]; then
-        for candidate in ../.mirror/nix-community+nixpkgs.lib/repo ../../.mirror/nix-community+nixpkgs.lib/repo; do
-            if git --git-dir="$candidate" rev-parse -q --verify HEAD >/dev/null 2>&1; then
-                NIXPKGS_LIB_GIT=$(cd "$candidate" && pwd)
-                break
-            fi
-        done
-    fi
-    if [ -z "${NIXPKGS_LIB_GIT:-}" ]; then
-        echo "module eval: no nixpkgs.lib git directory (set NIXPKGS_LIB_GIT or NIXPKGS_LIB); skipped" >&2
-        exit 0
-    fi
-    mkdir "$work/nixpkgs-lib"
-    git --git-dir="$NIXPKGS_LIB_GIT" archive HEAD | tar -x -C "$work/nixpkgs-lib"
-    lib_dir="$work/nixpkgs-lib/lib"
-    echo "module eval: nixpkgs.lib $(git --git-dir="$NIXPKGS_LIB_GIT" rev-parse --short HEAD)"
-fi
+. nixos-module/tests/common.sh
+find_nixpkgs_lib "$work" "module eval" || exit 0
 
 # The evaluators' common input: a file, so every evaluator needs only `--eval --strict --json FILE`.
 cat >"$work/run.nix" <<EOF
@@ -77,17 +57,7 @@ run_evaluator() {
 command -v nix-instantiate >/dev/null || { echo "module eval: nix-instantiate (Nix 2.8) is not installed" >&2; exit 2; }
 run_evaluator "nix-$(nix-instantiate --version | awk '{print $NF}')" nix-instantiate --eval --strict --json
 
-trixie=${CASNIX_TRIXIE_ROOT:-/opt/trixie}
-if [ "$(id -u)" -eq 0 ] && [ -x "$trixie/usr/bin/nix-instantiate" ]; then
-    # Nix 2.26 in its root, in a private mount namespace with /proc, /dev, /tmp and the
-    # repository bound in (same paths inside).
-    run_trixie() {
-        unshare -m sh -c '
-            root=$1; shift
-            for d in /proc /dev /tmp "$REPO"; do mkdir -p "$root$d"; mount --rbind "$d" "$root$d"; done
-            exec chroot "$root" "$@"' sh "$trixie" "$@"
-    }
-    export REPO="$repo"
+if have_nix_2_26; then
     run_evaluator "nix-$(run_trixie nix-instantiate --version | awk '{print $NF}')" run_trixie nix-instantiate --eval --strict --json
 else
     echo "skip module eval (Nix 2.26): no trixie root at $trixie, or not root"
