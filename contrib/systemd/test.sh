@@ -10,7 +10,8 @@
 # ROOT/etc/nix that it must include. Checks:
 #   - the units agree with each other and with Nix's layout (socket path, NIX_CONF_DIR and
 #     AssertPathExists, the daemon's program), and `systemd-analyze verify` finds nothing;
-#   - the daemon takes the socket from systemd (its log says so), and a Nix client stores a
+#   - the daemon takes the socket from systemd (its log says so), `nix store ping` shows
+#     casnix-daemon's version, and a Nix client stores a
 #     file through it (`nix-store --add`), reads it back (`nix path-info --json`, `nix-store
 #     --dump`, same NAR as the file's) and verifies it (`nix-store --verify-path`);
 #   - the included Nix configuration is read: `allowed-users = root` there turns an
@@ -148,6 +149,11 @@ esac
 grep -q "using the socket passed by systemd" "$root/daemon.log" || { show_log; fail "the daemon did not take the socket from systemd"; }
 [ "$(cat "$path")" = "hello from the contrib units" ] || fail "$path does not hold the file's contents"
 
+ping=$(client nix --extra-experimental-features nix-command store ping 2>&1) || { show_log; fail "nix store ping failed: $ping"; }
+case "$ping" in
+    *"Version: "*casnix*) ;;
+    *) fail "nix store ping does not show casnix-daemon's version: $ping" ;;
+esac
 info=$(client nix --extra-experimental-features nix-command path-info --json "$path") || { show_log; fail "nix path-info failed"; }
 expected_hash=$(nix --extra-experimental-features nix-command hash path --type sha256 "$root/input.txt")
 echo "$info" | jq -e --arg p "$path" --arg h "$expected_hash" \
