@@ -204,4 +204,12 @@ in
     "casnix-daemon.service" = service defaults;
     "casnix/nix.conf" = conf defaults;
   };
+  # The units as files (for systemd-analyze verify), in the default and the customised set-up.
+  unitFiles =
+    let render = import ./unit-files.nix { inherit lib; };
+    in {
+      "casnix-daemon.socket" = render.socket (socket defaults);
+      "casnix-daemon.service" = render.service (service defaults);
+      "customised/casnix-daemon.service" = render.service (service customised);
+    };
 }

@@ -6,7 +6,8 @@
 #   - Nix 2.26's nix-instantiate in the Debian trixie root (when it exists and we are root),
 #   - `casnix eval` (casnix's evaluator, which takes nix-instantiate --eval's flags), when the
 #     casnix binary has that command: CASNIX_EVAL names the binary, else target/release/casnix.
-# Each evaluator must report no failed check, and all must give the same JSON.
+# Each evaluator must report no failed check, and all must give the same JSON. The generated
+# units then go through `systemd-analyze verify`, and the VM test's parts are checked.
 #
 # nixpkgs' lib: see common.sh (NIXPKGS_LIB_GIT, NIXPKGS_LIB, or the mirror beside the
 # repository's parent). Without one the test says so and is skipped (exit 0).
@@ -68,6 +69,33 @@ if [ -x "$casnix" ] && "$casnix" eval --help >/dev/null 2>&1; then
     run_evaluator "casnix-eval" "$casnix" eval --strict --json
 else
     echo "skip module eval (casnix eval): $casnix has no 'eval' command yet"
+fi
+
+# systemd's own check of the generated units (unit-files.nix renders them as NixOS lays them
+# out): unknown keys and bad values are failures. The stand-in store paths' programs become
+# /bin/true (systemd-analyze wants them to exist).
+first_json=$work/${results[0]:-none}.json
+if [ ${#results[@]} -gt 0 ] && command -v systemd-analyze >/dev/null; then
+    verify_failed=0
+    for setup in default customised; do
+        dir=$work/units-$setup
+        mkdir "$dir"
+        jq -r '.unitFiles["casnix-daemon.socket"]' "$first_json" >"$dir/casnix-daemon.socket"
+        key=casnix-daemon.service
+        [ "$setup" = customised ] && key=customised/casnix-daemon.service
+        jq -r --arg k "$key" '.unitFiles[$k]' "$first_json" |
+            sed -E 's|/nix/store/0{32}-[^/ ]*/bin/[^ ]*|/bin/true|g' >"$dir/casnix-daemon.service"
+        if ! verify=$(systemd-analyze verify "$dir/casnix-daemon.socket" "$dir/casnix-daemon.service" 2>&1) || [ -n "$verify" ]; then
+            echo "FAIL module eval: systemd-analyze verify of the generated units ($setup):" >&2
+            echo "$verify" | sed 's/^/    /' >&2
+            sed 's/^/    | /' "$dir/casnix-daemon.service" >&2
+            verify_failed=1
+            status=1
+        fi
+    done
+    [ "$verify_failed" -ne 0 ] || echo "ok   generated units pass systemd-analyze verify"
+else
+    echo "skip generated units: no systemd-analyze, or no evaluation succeeded"
 fi
 
 # The VM test (nixos-module/test.nix) cannot run here: check that its Python script compiles and
