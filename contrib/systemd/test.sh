@@ -14,6 +14,8 @@
 #     casnix-daemon's version, and a Nix client stores a
 #     file through it (`nix-store --add`), reads it back (`nix path-info --json`, `nix-store
 #     --dump`, same NAR as the file's) and verifies it (`nix-store --verify-path`);
+#   - a derivation is built through the socket in the sandbox (`sandbox = true` in Nix's file,
+#     `sandbox-backend = native` in contrib's), its builder a static busybox;
 #   - the included Nix configuration is read: `allowed-users = root` there turns an
 #     unprivileged client (nobody) away with the daemon's refusal; after `allowed-users = *`
 #     and the unit's ExecReload signal (SIGHUP), nobody's query succeeds.
@@ -109,7 +111,7 @@ cp "$units/nix.conf" "$root$conf_dir/nix.conf"
 cat >"$root/etc/nix/nix.conf" <<'EOF'
 substituters =
 build-users-group =
-sandbox = false
+sandbox = true
 trusted-users = root
 allowed-users = root
 EOF
@@ -164,6 +166,28 @@ client nix-store --verify-path "$path" || fail "nix-store --verify-path $path fa
 if [ "$(id -u)" -ne 0 ]; then
     echo "ok   contrib/systemd: casnix-daemon under systemd-socket-activate served Nix 2.8's clients (allowed-users and reload: skipped, not root)"
     exit 0
+fi
+
+# A build through the socket, sandboxed by the backend contrib's nix.conf chooses (native): a
+# derivation whose builder is Debian's static busybox, added to the store by the evaluation.
+if [ -x /bin/busybox ] && ! LC_ALL=C ldd /bin/busybox >/dev/null 2>&1; then
+    mkdir -p "$root/expr/busybox-dir/bin"
+    cp /bin/busybox "$root/expr/busybox-dir/bin/busybox"
+    cat >"$root/expr/build.nix" <<'EOF'
+derivation {
+  name = "built-through-the-contrib-units";
+  system = builtins.currentSystem;
+  builder = "${./busybox-dir}/bin/busybox";
+  args = [ "sh" "-c" "echo built in $NIX_BUILD_TOP > $out" ];
+}
+EOF
+    built=$(client nix-build --no-out-link "$root/expr/build.nix" 2>"$root/build.err") ||
+        { cat "$root/build.err" >&2; show_log; fail "nix-build through the socket failed"; }
+    # In a sandbox the build directory is /build (outside, a directory under /tmp).
+    [ "$(cat "$built")" = "built in /build" ] || fail "$built holds '$(cat "$built")', not a sandboxed build's '/build'"
+    grep -q "sandbox-backend = native" "$root$conf_dir/nix.conf" || fail "contrib's nix.conf no longer chooses the native backend"
+else
+    echo "skip contrib/systemd build: no static /bin/busybox (busybox-static)"
 fi
 
 # allowed-users from the included /etc/nix/nix.conf: nobody is turned away. Nix 2.8's client
