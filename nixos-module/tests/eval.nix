@@ -204,6 +204,8 @@ in
     "casnix-daemon.service" = service defaults;
     "casnix/nix.conf" = conf defaults;
   };
+  # The rendered configurations (eval.sh has casnix-daemon read them).
+  confs = { defaults = conf defaults; customised = conf customised; };
   # The units as files (for systemd-analyze verify), in the default and the customised set-up.
   unitFiles =
     let render = import ./unit-files.nix { inherit lib; };

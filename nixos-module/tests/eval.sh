@@ -98,6 +98,38 @@ else
     echo "skip generated units: no systemd-analyze, or no evaluation succeeded"
 fi
 
+# casnix-daemon reads the rendered configuration (default and customised set-ups) and serves a
+# client with it: on a scratch root, NIX_CONF_DIR holding the file, `nix store ping` through the
+# socket. (The default's `!include /etc/nix/nix.conf` reads this machine's file, if any.)
+daemon=${CASNIX_DAEMON:-target/release/casnix-daemon}
+if [ ${#results[@]} -gt 0 ] && [ -x "$daemon" ]; then
+    conf_failed=0
+    for setup in defaults customised; do
+        dir=$work/conf-$setup
+        mkdir -p "$dir/conf" "$dir/client-conf" "$dir/store" "$dir/state"
+        jq -r --arg k "$setup" '.confs[$k]' "$first_json" >"$dir/conf/nix.conf"
+        env -i PATH="$PATH" NIX_CONF_DIR="$dir/conf" NIX_STORE_DIR="$dir/store" NIX_STATE_DIR="$dir/state" \
+            NIX_LOG_DIR="$dir/log" "$daemon" --socket "$dir/socket" 2>"$dir/daemon.log" &
+        daemon_pid=$!
+        for _ in $(seq 100); do
+            [ -S "$dir/socket" ] || ! kill -0 "$daemon_pid" 2>/dev/null && break
+            sleep 0.1
+        done
+        if ! ping=$(NIX_REMOTE=daemon NIX_DAEMON_SOCKET_PATH="$dir/socket" NIX_STORE_DIR="$dir/store" NIX_STATE_DIR="$dir/state" \
+            NIX_CONF_DIR="$dir/client-conf" nix --extra-experimental-features nix-command store ping 2>&1); then
+            echo "FAIL module eval: casnix-daemon did not serve with the rendered configuration ($setup): $ping" >&2
+            sed 's/^/    | /' "$dir/daemon.log" >&2
+            conf_failed=1
+            status=1
+        fi
+        kill "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    done
+    [ "$conf_failed" -ne 0 ] || echo "ok   casnix-daemon serves with the rendered configurations"
+else
+    echo "skip rendered configuration: no evaluation succeeded, or no casnix-daemon at $daemon (cargo build --release -p daemon)"
+fi
+
 # The VM test (nixos-module/test.nix) cannot run here: check that its Python script compiles and
 # the derivation file its machine builds parses.
 cat >"$work/vm-test-parts.nix" <<EOF
