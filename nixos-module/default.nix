@@ -198,7 +198,8 @@ in
       requires = [ "casnix-daemon.socket" ];
       after = [ "casnix-daemon.socket" ];
       path = lib.optional (cfg.settings.sandbox-backend == "oci") pkgs.runc;
-      environment = {
+      # As nix-daemon's: Nix's extra variables and the machine's proxy, then casnix's own.
+      environment = (config.nix.envVars or { }) // (config.networking.proxy.envVars or { }) // {
         NIX_CONF_DIR = confDir;
         RUST_LOG = cfg.logLevel;
       };

@@ -100,6 +100,18 @@ let
     ];
   }).config;
   disabled = evaluate { nix.settings = nixosNixSettings; };
+  withProxy = (lib.evalModules {
+    modules = [
+      stubs
+      { options.networking.proxy.envVars = mkOption { type = types.attrsOf types.str; default = { }; }; }
+      module
+      {
+        _module.args.pkgs = pkgs;
+        services.casnix.enable = true;
+        networking.proxy.envVars.https_proxy = "http://proxy.example:3128";
+      }
+    ];
+  }).config;
 
   service = config: config.systemd.services.casnix-daemon;
   socket = config: config.systemd.sockets.casnix-daemon;
@@ -192,6 +204,8 @@ let
     ])
     (check "oci backend puts runc on PATH" (service customised).path [ pkgs.runc ])
     (check "log level" (service customised).environment.RUST_LOG "debug")
+    (check "the machine's proxy reaches the daemon" (service withProxy).environment
+      { NIX_CONF_DIR = "/etc/casnix"; RUST_LOG = "info"; https_proxy = "http://proxy.example:3128"; })
     # Without NixOS's nix module (no nix.settings), Nix's own defaults.
     (check "rendered configuration (no nix module)" (confLines withoutNixModule) (confLines defaults))
   ];
