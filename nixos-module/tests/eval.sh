@@ -101,7 +101,8 @@ fi
 # casnix-daemon reads the rendered configuration (default and customised set-ups) and serves a
 # client with it: on a scratch root, NIX_CONF_DIR holding the file, `nix store ping` through the
 # socket. (The default's `!include /etc/nix/nix.conf` reads this machine's file, if any.)
-daemon=${CASNIX_DAEMON:-target/release/casnix-daemon}
+daemon=target/release/casnix-daemon
+[ -n "${CASNIX_DAEMON:-}" ] && [ -x "$CASNIX_DAEMON" ] && daemon=$CASNIX_DAEMON
 if [ ${#results[@]} -gt 0 ] && [ -x "$daemon" ]; then
     conf_failed=0
     for setup in defaults customised; do
