@@ -10,6 +10,10 @@ command -v nix-store >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v systemd-socket-activate >/dev/null 2>&1 || need_apt+=(systemd)
 command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v useradd >/dev/null 2>&1 || need_apt+=(passwd)
+# nixos-module/tests/eval.sh checks the VM test's Python script with python3.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The packaging tests (nixos-module/tests/eval.sh, contrib/systemd/test.sh) read JSON with jq.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # The sandbox crate: libseccomp to link against, a static busybox for the sandboxed builders.
 [ -e /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
 [ -x /bin/busybox ] && file_is_static=$(LC_ALL=C ldd /bin/busybox 2>&1 | grep -c "not a dynamic") || file_is_static=0
@@ -39,6 +43,13 @@ fi
 
 # Release mode: the differential tests hash and pack hundreds of megabytes.
 cargo test --release --workspace --locked 2>&1
+
+# Packaging: the NixOS module evaluated with nixpkgs' lib.evalModules (Nix 2.8, Nix 2.26, and
+# `casnix eval` once it exists), flake.nix and package.nix under Nix 2.26 (offline, nixpkgs
+# replaced by nixpkgs.lib), and the contrib systemd units run under systemd-socket-activate.
+./nixos-module/tests/eval.sh
+./nixos-module/tests/flake.sh
+./contrib/systemd/test.sh
 
 # Nix 2.26.3's own functional tests against casnix-daemon (when a NixOS/nix git directory with
 # the tag is at hand; see scripts/nixft.sh): every test known to pass must still pass.

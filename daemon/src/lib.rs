@@ -10,6 +10,7 @@
 //! - [`build`]: realising derivations with a [`sandbox`] backend;
 //! - [`bridge`]: store work on the connection's thread, fed from and to the async connection;
 //! - [`timeout`]: dropping clients that stall mid-request or stop reading;
+//! - [`store_mount`]: a read-only store mount made writable for the daemon (NixOS);
 //! - [`version`]: the version string clients see.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -24,5 +25,6 @@ pub mod ops;
 pub mod peer;
 pub mod session;
 pub mod settings;
+pub mod store_mount;
 pub mod timeout;
 pub mod version;

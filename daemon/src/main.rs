@@ -14,6 +14,7 @@ use daemon::locations::{Backend, Locations};
 use daemon::peer::Trust;
 use daemon::session::{self, Shared};
 use daemon::settings::{RawSettings, Settings};
+use daemon::store_mount::StoreMount;
 use daemon::version::version_line;
 
 /// casnix-daemon: a drop-in replacement for nix-daemon. With no arguments it serves the store
@@ -90,6 +91,20 @@ fn settings(args: &Args, locations: &Locations) -> anyhow::Result<Settings> {
     Ok(Settings::from_raw(raw)?)
 }
 
+/// A read-only store (NixOS mounts it so) is remounted writable in a private mount namespace,
+/// as Nix does for every process running as root.
+fn make_store_writable(args: &Args) -> anyhow::Result<()> {
+    let (locations, backend) = locations(args)?;
+    if backend != Backend::Local {
+        return Ok(());
+    }
+    let real = locations.real_store_dir.clone().unwrap_or_else(|| PathBuf::from(&locations.store_dir));
+    if daemon::store_mount::make_store_writable(&real)? == StoreMount::Remounted {
+        tracing::info!(store = %real.display(), "the store is on a read-only mount: remounted writable for the daemon");
+    }
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let (locations, backend) = locations(&args)?;
     let settings = settings(&args, &locations)?;
@@ -139,6 +154,11 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Before any thread starts: a mount namespace is unshared per thread.
+    if let Err(e) = make_store_writable(&args) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     // Each connection holds a blocking-pool thread for its life (its own runtime runs there).
     let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4096).enable_all().build() {
         Ok(rt) => rt,
