@@ -446,7 +446,7 @@ impl<'a> Builder<'a> {
         if drv.is_builtin() {
             return Ok(());
         }
-        let outputs = self.output_paths(drv_path, &drv)?;
+        let outputs = self.checked_outputs(drv_path, &drv)?;
         let mut scratch = BTreeMap::new();
         let mut rewrites = BTreeMap::new();
         for (name, path) in &outputs {

@@ -18,8 +18,12 @@ use crate::settings::Settings;
 /// The backend for builds under `settings`, and a warning for the client if builds will not
 /// be sandboxed although `sandbox` asks for it.
 pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Option<String>), String> {
+    // As Nix (`useChroot` forced): a store whose files are elsewhere than its store directory
+    // (`--store /root` and the like) is reachable at its paths only inside a sandbox.
+    let diverted = st.real_store_dir() != std::path::Path::new(st.store_dir().as_str());
     let mode = match settings.sandbox.as_str() {
-        "false" => return Ok((Arc::new(NoSandbox), None)),
+        "false" if !diverted => return Ok((Arc::new(NoSandbox), None)),
+        "false" => SandboxMode::Enabled,
         "relaxed" => SandboxMode::Relaxed,
         _ => SandboxMode::Enabled,
     };
