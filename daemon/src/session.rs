@@ -95,18 +95,68 @@ where
         store_dir: store.store_dir().clone(),
         ..ServerConfig::default()
     };
-    let mut conn = ServerConnection::accept(stream, &config).await?;
+    let conn = ServerConnection::accept(stream, &config).await?;
     timer.idle();
     tracing::debug!(version = %conn.version(), ?trust, "handshake done");
-    let mut session = Session {
+    let session = Session {
         store,
         trust,
         settings,
         locations: Arc::clone(&shared.locations),
         options: Default::default(),
+        restricted: None,
     };
+    serve_requests(conn, session, &timer, shared.stopping.subscribe()).await
+}
+
+/// Serves a recursive Nix connection (a builder's, through its `.nix-socket`): untrusted, the
+/// daemon's settings (`SetOptions` is ignored), the building session's store, seen through
+/// `restriction`.
+pub async fn serve_restricted<S>(
+    stream: S,
+    context: &crate::build::recursive::RecursiveContext,
+    restriction: Arc<crate::build::recursive::Restriction>,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let settings = Arc::clone(&context.settings);
+    let (stream, timer) = TimedStream::new(stream, io_timeout(&settings));
+    let config = ServerConfig {
+        info: ClientHandshakeInfo {
+            daemon_nix_version: Some(version_string()),
+            remote_trusts_us: Some(TrustedFlag::NotTrusted),
+        },
+        store_dir: context.store.store_dir().clone(),
+        ..ServerConfig::default()
+    };
+    let conn = ServerConnection::accept(stream, &config).await?;
+    timer.idle();
+    let session = Session {
+        store: Arc::clone(&context.store),
+        trust: Trust::Untrusted,
+        settings,
+        locations: Arc::clone(&context.locations),
+        options: Default::default(),
+        restricted: Some(restriction),
+    };
+    // Ends with the build (its daemon shuts the connection down), not with the daemon.
+    let (_never, stopping) = tokio::sync::watch::channel(false);
+    serve_requests(conn, session, &timer, stopping).await
+}
+
+/// Serves requests until the client leaves (or, between requests, the daemon stops).
+async fn serve_requests<R, W>(
+    mut conn: ServerConnection<R, W>,
+    mut session: Session,
+    timer: &crate::timeout::RequestTimer,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut served = 0u64;
-    let mut stopping = shared.stopping.subscribe();
     loop {
         // Between requests a stopping daemon closes the connection; a request being served
         // is finished first.

@@ -213,7 +213,9 @@ impl NoSandbox {
     fn run_in(&self, dir: &Path, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
         let dir_text = dir.to_string_lossy().into_owned();
         let outputs = request.outputs.iter().map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned())).collect();
-        let env = write_builder_env(request, &request.store_dir, &dir_text, &outputs, dir)?;
+        let mut env = write_builder_env(request, &request.store_dir, &dir_text, &outputs, dir)?;
+        let info = crate::request::BuildDirInfo { host: dir, inside: &dir_text, owner: None };
+        request.run_build_dir_hook(&info, &mut env.vars)?;
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
         let writer2 = writer.try_clone().map_err(SandboxError::io("creating the log pipe"))?;
         let drv = &request.derivation;

@@ -548,6 +548,7 @@ mod tests {
             extra_files: vec![],
             rewrites: Default::default(),
             structured_extra: Default::default(),
+            on_build_dir: None,
         }
     }
 

@@ -130,13 +130,19 @@ pub fn prepare(request: &BuildRequest, mut plan: SandboxPlan) -> Result<Prepared
         .map_err(io(format!("creating '{}'", build_dir_host.display())))?;
     plan.set_build_dir_host(build_dir_host.clone());
     let outputs = plan.outputs.iter().map(|o| (o.name.clone(), o.inside.clone())).collect();
-    let env = write_builder_env(request, &plan.store_dir, &plan.build_dir, &outputs, &build_dir_host)?;
+    let mut env = write_builder_env(request, &plan.store_dir, &plan.build_dir, &outputs, &build_dir_host)?;
     if let Some(user) = other_user {
         chown(&build_dir_host, Some(user.uid), Some(user.gid))?;
         for (name, _) in env.files.iter().chain(&request.extra_files) {
             chown(&build_dir_host.join(name), Some(user.uid), Some(user.gid))?;
         }
     }
+    let info = crate::request::BuildDirInfo {
+        host: &build_dir_host,
+        inside: &plan.build_dir,
+        owner: other_user.map(|u| (u.uid, u.gid)),
+    };
+    request.run_build_dir_hook(&info, &mut env.vars)?;
 
     for file in &plan.files {
         let path = under(&root, &file.target);
@@ -285,6 +291,7 @@ mod tests {
             extra_files: vec![],
             rewrites: Default::default(),
             structured_extra: Default::default(),
+            on_build_dir: None,
         }
     }
 

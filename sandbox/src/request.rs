@@ -44,6 +44,49 @@ pub struct BuildRequest {
     /// More structured attributes (such as `exportReferencesGraph`'s closures), added to
     /// `.attrs.json` and `.attrs.sh`.
     pub structured_extra: BTreeMap<String, serde_json::Value>,
+    /// Called once the build directory exists, before the builder starts (recursive Nix puts
+    /// its daemon socket there this way).
+    pub on_build_dir: Option<BuildDirHook>,
+}
+
+/// Where a build directory is, for a [`BuildDirHook`].
+#[derive(Debug, Clone, Copy)]
+pub struct BuildDirInfo<'a> {
+    /// The directory on the host.
+    pub host: &'a std::path::Path,
+    /// The directory as the builder sees it (`/build` in a sandbox).
+    pub inside: &'a str,
+    /// The user and group the builder runs as, when not the daemon's own.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// A function a backend calls with the build directory before starting the builder; it returns
+/// more environment variables for the builder.
+#[derive(Clone)]
+pub struct BuildDirHook(
+    /// The function.
+    pub std::sync::Arc<dyn Fn(&BuildDirInfo<'_>) -> Result<BTreeMap<String, String>, SandboxError> + Send + Sync>,
+);
+
+impl std::fmt::Debug for BuildDirHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuildDirHook")
+    }
+}
+
+impl BuildRequest {
+    /// Runs [`BuildRequest::on_build_dir`], if any, adding the variables it returns to `vars`.
+    pub fn run_build_dir_hook(
+        &self,
+        info: &BuildDirInfo<'_>,
+        vars: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(), SandboxError> {
+        let Some(hook) = &self.on_build_dir else { return Ok(()) };
+        for (name, value) in (hook.0)(info)? {
+            vars.insert(name.into_bytes(), value.into_bytes());
+        }
+        Ok(())
+    }
 }
 
 /// How a builder ended.

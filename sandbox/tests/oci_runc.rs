@@ -76,6 +76,7 @@ impl Fixture {
             extra_files: Vec::new(),
             rewrites: BTreeMap::new(),
             structured_extra: BTreeMap::new(),
+            on_build_dir: None,
         }
     }
 

@@ -77,3 +77,28 @@ pub fn compare(
     }
     Ok(())
 }
+
+impl super::Builder<'_> {
+    /// The outputs `--check` compares with: the static paths, or for floating outputs the
+    /// paths their realisations name (Nix's "some outputs of '…' are not valid, so checking
+    /// is not possible" when one is missing).
+    pub(super) fn checked_outputs(&self, drv_path: &StorePath, drv: &nix_formats::derivation::Derivation) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
+        let drv_type = drv.derivation_type().map_err(|e| BuildFailure::misc(e.to_string()))?;
+        if drv_type.has_known_output_paths() {
+            return self.output_paths(drv_path, drv);
+        }
+        if self.needs_resolution(drv, drv_type) {
+            return Err(BuildFailure::misc(format!(
+                "casnix-daemon cannot check derivations that are built through their resolved form ('{}')",
+                self.store.print(drv_path)
+            )));
+        }
+        let hashes = self.output_hashes(drv)?;
+        self.valid_outputs(drv_path, drv, &hashes)?.ok_or_else(|| {
+            BuildFailure::misc(format!(
+                "some outputs of '{}' are not valid, so checking is not possible",
+                self.store.print(drv_path)
+            ))
+        })
+    }
+}

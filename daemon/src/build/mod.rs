@@ -12,9 +12,11 @@ pub mod checks;
 pub mod floating;
 pub mod log;
 pub mod outputs;
+pub mod recursive;
 pub mod resolve;
 pub mod rewrite;
 pub mod substitute;
+pub mod substitute_ca;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -134,6 +136,8 @@ pub struct BuildSettings {
     pub fallback: bool,
     /// `auto-optimise-store`: off, outputs get private copies of files other paths share.
     pub auto_optimise: bool,
+    /// What a recursive Nix daemon needs (derivations wanting `recursive-nix` get one).
+    pub recursive: Option<recursive::RecursiveContext>,
 }
 
 /// What handling one derivation gave: how, and its outputs' paths.
@@ -287,6 +291,8 @@ impl<'a> Builder<'a> {
                 if let Some(status) = self.substitute_outputs(drv_path, drv, &outputs)? {
                     return Ok(Built { status, outputs });
                 }
+            } else if let Some(outputs) = self.substitute_realisations(drv, &hashes)? {
+                return Ok(Built { status: BuildStatus::Substituted, outputs });
             }
         }
         self.build_inputs(&printed, drv, drv_type)?;
@@ -427,6 +433,7 @@ impl<'a> Builder<'a> {
             extra_files: self.export_references_graph(drv, inputs)?,
             structured_extra: self.structured_export_graph(drv, inputs)?,
             rewrites: BTreeMap::new(),
+            on_build_dir: None,
         })
     }
 
@@ -439,7 +446,7 @@ impl<'a> Builder<'a> {
         if drv.is_builtin() {
             return Ok(());
         }
-        let outputs = self.output_paths(drv_path, &drv)?;
+        let outputs = self.checked_outputs(drv_path, &drv)?;
         let mut scratch = BTreeMap::new();
         let mut rewrites = BTreeMap::new();
         for (name, path) in &outputs {
@@ -476,10 +483,15 @@ impl<'a> Builder<'a> {
         if drv.is_builtin() {
             return self.run_builtin(drv_path, drv, outputs, inputs);
         }
-        let request = self.request_for(drv_path, drv, outputs, inputs)?;
+        let mut request = self.request_for(drv_path, drv, outputs, inputs)?;
+        let system = &self.settings.system;
+        let daemon = recursive::RecursiveDaemon::for_build(self.settings.recursive.as_ref(), system, &printed, drv, inputs)?;
+        request.on_build_dir = daemon.as_ref().map(|d| d.hook());
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
         log.finish();
+        // Paths added through recursive Nix are references the outputs may have.
+        let inputs = &*recursive::with_added(inputs, daemon.map(|d| d.stop()).unwrap_or_default());
         let _ = log::write_build_log(&self.settings.log_dir, &drv_path.to_string(), log.contents(), true);
         let real: Vec<PathBuf> = outputs.values().map(|p| self.store.real_path(p)).collect();
         let remove_outputs = || remove_present(&real);

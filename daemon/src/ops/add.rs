@@ -223,7 +223,9 @@ impl Batch {
         self.paths.clear();
         self.bytes = 0;
         let keys = keys.clone();
+        let paths: Vec<_> = items.iter().map(|item| item.info.path.clone()).collect();
         bridge::run(&s.store, move |st| st.add_nars_checked(items, repair, keys.as_ref())).await?;
+        s.note_added(&paths);
         Ok(())
     }
 }
@@ -238,6 +240,7 @@ async fn add_streamed<R: AsyncRead + Unpin>(
     keys: &Option<TrustedKeys>,
 ) -> Result<(), OpError> {
     let keys = keys.clone();
+    let path = info.path.clone();
     let mut input = AsyncReadExt::chain(std::io::Cursor::new(head), &mut *nar);
     let added = bridge::with_input_reading_ahead(&s.store, &mut input, READ_AHEAD, move |st, nar| {
         st.add_nars_checked(vec![NarToAdd { info, nar }], repair, keys.as_ref())
@@ -246,6 +249,7 @@ async fn add_streamed<R: AsyncRead + Unpin>(
     // The next item starts after this NAR, whether or not the store read all of it.
     nar.drain().await?;
     added?;
+    s.note_added([&path]);
     Ok(())
 }
 

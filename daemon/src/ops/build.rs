@@ -74,6 +74,11 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         nix_config: raw.to_key_value(),
         ca_derivations: s.settings.experimental_features.iter().any(|f| f == "ca-derivations"),
         impure_derivations: s.settings.experimental_features.iter().any(|f| f == "impure-derivations"),
+        recursive: Some(crate::build::recursive::RecursiveContext {
+            store: Arc::clone(&s.store),
+            settings: Arc::clone(&s.settings),
+            locations: Arc::clone(&s.locations),
+        }),
         impure_env: raw
             .get("impure-env")
             .unwrap_or("")
@@ -85,7 +90,7 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
 }
 
 /// Runs `targets` through a [`Builder`], with its log messages going to the client.
-async fn realise<R, W>(
+pub(super) async fn realise<R, W>(
     s: &Session,
     conn: &mut ServerConnection<R, W>,
     targets: Vec<DerivedPath>,
@@ -154,7 +159,7 @@ fn goal_key(target: &DerivedPath) -> (u8, String, String) {
 /// order; the first failure with a message is kept, later ones are logged as they come. One
 /// failed target is reported as its own error; several as a list of their derivations (the
 /// kept failure logged first).
-async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, mut failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
+pub(super) async fn build_error<R, W>(s: &Session, conn: &mut ServerConnection<R, W>, mut failures: Vec<(DerivedPath, BuildFailure)>) -> OpError
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

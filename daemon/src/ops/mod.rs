@@ -9,6 +9,7 @@ pub mod add;
 pub mod build;
 pub mod other;
 pub mod query;
+pub mod restricted;
 pub mod roots;
 pub mod sandboxing;
 pub mod substitutes;
@@ -74,12 +75,21 @@ pub struct Session {
     pub locations: Arc<Locations>,
     /// The client's last `SetOptions`.
     pub options: ClientOptions,
+    /// For a recursive Nix connection: what it may see ([`restricted`] serves it).
+    pub restricted: Option<Arc<crate::build::recursive::Restriction>>,
 }
 
 impl Session {
     /// Whether the client is trusted.
     pub fn trusted(&self) -> bool {
         self.trust == Trust::Trusted
+    }
+
+    /// Records paths a request added: a recursive Nix connection may see them afterwards.
+    pub fn note_added<'a>(&self, paths: impl IntoIterator<Item = &'a nix_formats::store_path::StorePath>) {
+        if let Some(restriction) = &self.restricted {
+            restriction.add(paths);
+        }
     }
 
     /// The store's printed form of `path`.
@@ -94,6 +104,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    if let Some(restriction) = s.restricted.clone() {
+        return restricted::perform(s, conn, request, &restriction).await;
+    }
     use Request as Q;
     let response = match request {
         Q::IsValidPath(r) => query::is_valid_path(s, r).await?,

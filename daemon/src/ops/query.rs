@@ -202,7 +202,8 @@ impl MissingWalk<'_> {
             })?;
         let mut missing = drv.outputs.keys().any(|name| !matches!(known.get(name), Some(Some(_))));
         // Missing outputs a substituter has (all of them, or the derivation is built).
-        let mut substitutable = if missing { None } else { Some(Vec::new()) };
+        // (Outputs whose paths are unknown may be known to the substituters' realisations.)
+        let mut substitutable = if missing && self.subs.is_none() { None } else { Some(Vec::new()) };
         let allowed = crate::build::substitute::substitutes_allowed(&drv);
         for name in drv.outputs.keys() {
             let wanted_here = match wanted {
@@ -225,7 +226,20 @@ impl MissingWalk<'_> {
                 }
                 _ => {
                     missing = true;
-                    substitutable = None;
+                    // A floating output the substituters have a realisation for.
+                    let found = self.subs.filter(|_| allowed).and_then(|subs| {
+                        let path = crate::build::substitute_ca::substitutable_output(self.store, subs, &drv, name)?;
+                        if self.store.is_valid(&path).ok()? {
+                            return Some((path, None));
+                        }
+                        let info = self.substitutable(&path, None)?;
+                        Some((path, Some(info)))
+                    });
+                    match (found, substitutable.as_mut()) {
+                        (Some((path, Some(info))), Some(list)) => list.push((path, info)),
+                        (Some((_, None)), Some(_)) => {}
+                        _ => substitutable = None,
+                    }
                 }
             }
         }

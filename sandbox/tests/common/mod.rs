@@ -96,6 +96,7 @@ impl Fixture {
             extra_files: vec![],
             rewrites: Default::default(),
             structured_extra: Default::default(),
+            on_build_dir: None,
         }
     }
 }

@@ -142,6 +142,18 @@ impl BinaryCache {
         Ok(Some(info))
     }
 
+    /// The realisation `id` (`realisations/<id>.doi`), or `None` when the cache has none.
+    pub fn query_realisation(
+        &self,
+        id: &nix_formats::realisation::DrvOutput,
+    ) -> Result<Option<nix_formats::realisation::Realisation>, SubstituteError> {
+        let file = self.root.join("realisations").join(format!("{id}.doi"));
+        let Some(text) = read_small(&file)? else { return Ok(None) };
+        nix_formats::realisation::Realisation::from_json(&text)
+            .map(Some)
+            .map_err(|e| SubstituteError::BadNarInfo { file: file.display().to_string(), reason: e.to_string() })
+    }
+
     /// The NAR of `info`, decompressed.
     pub fn nar(&self, info: &NarInfo) -> Result<Box<dyn Read>, SubstituteError> {
         if info.url.split('/').any(|c| c == "..") || info.url.starts_with('/') {

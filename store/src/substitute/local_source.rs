@@ -90,6 +90,14 @@ impl LocalSource {
         Ok(info.map(|info| NarInfo::new(info, String::new(), "none")))
     }
 
+    /// The realisation `id`, if the store has one.
+    pub fn query_realisation(
+        &self,
+        id: &nix_formats::realisation::DrvOutput,
+    ) -> Result<Option<nix_formats::realisation::Realisation>, SubstituteError> {
+        self.db.query_realisation(id).map_err(|e| SubstituteError::Io(std::io::Error::other(e.to_string())))
+    }
+
     /// The NAR of `info`'s path, serialised from the store directory by a thread of its own.
     pub fn nar(&self, info: &NarInfo) -> Result<Box<dyn Read>, SubstituteError> {
         let real = self.real_store_dir.join(info.info.path.to_string());

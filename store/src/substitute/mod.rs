@@ -8,6 +8,7 @@
 mod binary_cache;
 mod decompress;
 mod local_source;
+mod realisations;
 
 use std::collections::{BTreeMap, BTreeSet};
 
