@@ -68,6 +68,8 @@ pub struct Formal {
     pub name: Symbol,
     /// Its default (evaluated in the function's environment).
     pub default: Option<ExprRef>,
+    /// Where it is.
+    pub pos: Pos,
 }
 
 /// A function's pattern `{ a, b ? 1, ... } @ args`.

@@ -76,6 +76,7 @@ pub struct Evaluator {
     pub options: EvalOptions,
     call_depth: usize,
     pub(crate) import_cache: HashMap<String, Value>,
+    pub(crate) regex_cache: HashMap<String, regex::Regex>,
 }
 
 impl Evaluator {
@@ -88,6 +89,7 @@ impl Evaluator {
             options,
             call_depth: 0,
             import_cache: HashMap::new(),
+            regex_cache: HashMap::new(),
         };
         crate::builtins::install(&mut ev);
         ev
@@ -363,6 +365,19 @@ impl Evaluator {
             entries.push(Attr { name: b.name, value: v, pos: Some(b.pos.clone()) });
         }
         let mut attrs = Attrs::from_unsorted(entries);
+        if rec {
+            let overrides_sym = Symbol::new("__overrides");
+            if let Some(i) = bindings.iter().position(|b| b.name == overrides_sym) {
+                let ov = inner.get(i as u32).unwrap_or(Value::Null);
+                let ov = self.force_attrs(&ov).map_err(|e| e.at(pos))?;
+                for attr in ov.iter() {
+                    if let Some(slot) = bindings.iter().position(|b| b.name == attr.name) {
+                        inner.set(slot as u32, attr.value.clone());
+                    }
+                }
+                attrs = attrs.update(&ov);
+            }
+        }
         if !dynamic.is_empty() {
             let mut extra: Vec<Attr> = Vec::new();
             for d in dynamic {

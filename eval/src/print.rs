@@ -98,7 +98,7 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
             }
             out.push_str("{ ");
             for attr in a.iter() {
-                out.push_str(attr.name.as_str());
+                print_identifier(out, attr.name.as_str());
                 out.push_str(" = ");
                 crate::machine::with_stack(|| ambiguous(out, &attr.value, seen));
                 out.push_str("; ");

@@ -131,7 +131,7 @@ fn function_args(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
             Some(f) => Ok(Value::attrs(Attrs::from_sorted(
                 f.entries
                     .iter()
-                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: None })
+                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: Some(e.pos.clone()) })
                     .collect(),
             ))),
             None => Ok(Value::attrs(Attrs::new())),

@@ -97,9 +97,10 @@ impl Evaluator {
                 return Ok(Value::Path(candidate.into()));
             }
         }
-        Err(EvalError::other(format!(
-            "file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)"
-        )))
+        Err(EvalError::new(
+            ErrorKind::Throw,
+            format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)"),
+        ))
     }
 }
 

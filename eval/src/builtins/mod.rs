@@ -7,12 +7,17 @@
 
 pub mod arith;
 pub mod attrs;
+pub mod context;
 pub mod control;
+pub mod fs;
+pub mod hash;
 pub mod import;
 pub mod json;
 pub mod lists;
+pub mod regex;
 pub mod strings;
 pub mod types;
+pub mod versions;
 pub mod xml;
 
 use std::rc::Rc;
@@ -39,12 +44,17 @@ pub struct PrimOpDef {
 pub const GROUPS: &[&[PrimOpDef]] = &[
     arith::PRIMOPS,
     attrs::PRIMOPS,
+    context::PRIMOPS,
     control::PRIMOPS,
+    fs::PRIMOPS,
+    hash::PRIMOPS,
     import::PRIMOPS,
     json::PRIMOPS,
     lists::PRIMOPS,
+    regex::PRIMOPS,
     strings::PRIMOPS,
     types::PRIMOPS,
+    versions::PRIMOPS,
     xml::PRIMOPS,
 ];
 

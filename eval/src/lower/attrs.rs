@@ -39,6 +39,8 @@ pub(super) struct PendingSet {
     dynamics: Vec<(ast::Attr, Pending, Pos)>,
     inherit_from: Vec<ast::Expr>,
     pos: Option<Pos>,
+    /// A `rec { }` literal that later `a.b = ...` bindings were merged into stays recursive.
+    rec: bool,
 }
 
 impl Lowerer<'_> {
@@ -140,9 +142,10 @@ impl Lowerer<'_> {
                     let existing = std::mem::replace(&mut set.statics[i].value, Pending::InheritVar);
                     let mut nested = match existing {
                         Pending::Nested(n) => n,
-                        Pending::Expr(ast::Expr::AttrSet(lit)) if lit.rec_token().is_none() => {
+                        Pending::Expr(ast::Expr::AttrSet(lit)) => {
                             let mut n = self.collect_entries(lit.entries(), true)?;
                             n.pos = Some(self.pos(&lit));
+                            n.rec = lit.rec_token().is_some();
                             n
                         }
                         other => {
@@ -209,8 +212,9 @@ impl Lowerer<'_> {
             Pending::Expr(e) => (self.lower(&e)?, false),
             Pending::Nested(set) => {
                 let set_pos = set.pos.clone().unwrap_or_else(|| pos.clone());
-                let (bindings, dynamic) = self.lower_set_bindings(set, false)?;
-                (Rc::new(Expr::Attrs { rec: false, bindings, dynamic, pos: set_pos }), false)
+                let rec = set.rec;
+                let (bindings, dynamic) = self.lower_set_bindings(set, rec)?;
+                (Rc::new(Expr::Attrs { rec, bindings, dynamic, pos: set_pos }), false)
             }
             Pending::InheritVar => (self.resolve_skipping(name, pos.clone(), outer_skip)?, outer_skip > 0),
             Pending::InheritFrom(i) => match from.get(i) {

@@ -445,25 +445,25 @@ impl Lowerer<'_> {
             self.scopes.pop();
             return Ok(Rc::new(LambdaExpr { arg: Some(arg), formals: None, body: body?, name, pos, slots: 1 }));
         }
-        let mut entries: Vec<(Symbol, Option<ast::Expr>)> = Vec::new();
+        let mut entries: Vec<(Symbol, Option<ast::Expr>, Pos)> = Vec::new();
         for entry in &formals_ast {
             let id = match entry.ident() {
                 Some(id) => id,
                 None => return Err(self.missing(entry)),
             };
             let fname = ident_name(&id);
-            if entries.iter().any(|(n, _)| *n == fname) {
+            if entries.iter().any(|(n, _, _)| *n == fname) {
                 return Err(self.error(entry, format!("duplicate formal function argument '{fname}'")));
             }
-            entries.push((fname, entry.default()));
+            entries.push((fname, entry.default(), self.pos(entry)));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(at) = at {
-            if entries.iter().any(|(n, _)| *n == at) {
+            if entries.iter().any(|(n, _, _)| *n == at) {
                 return Err(self.error(l, format!("duplicate formal function argument '{at}'")));
             }
         }
-        for (i, (fname, _)) in entries.iter().enumerate() {
+        for (i, (fname, _, _)) in entries.iter().enumerate() {
             names.insert(*fname, i as u32);
         }
         let slots = entries.len() as u32 + u32::from(at.is_some());
@@ -473,12 +473,12 @@ impl Lowerer<'_> {
         self.scopes.push(Scope::Static(names));
         let result = (|| {
             let mut formals = Vec::new();
-            for (fname, default) in &entries {
+            for (fname, default, fpos) in &entries {
                 let default = match default {
                     Some(d) => Some(self.lower(d)?),
                     None => None,
                 };
-                formals.push(Formal { name: *fname, default });
+                formals.push(Formal { name: *fname, default, pos: fpos.clone() });
             }
             let body = self.child(l, body_ast)?;
             Ok((formals, body))
