@@ -5,6 +5,7 @@
 //! blackholing), with the builtins of [`builtins`]. Filesystem and store access go through
 //! [`io::EvalIo`]. Output in `nix-instantiate --eval`'s formats is in [`print`] and [`output`].
 
+mod assert_eq;
 pub mod builtins;
 pub mod env;
 pub mod error;

@@ -218,6 +218,13 @@ impl Evaluator {
                     self.eval(body, env)
                 } else {
                     let text = assert_text(pos);
+                    if let Expr::BinOp(crate::expr::BinOp::Eq, l, r, eq_pos) = &**c {
+                        let lv = self.eval(l, env)?;
+                        let rv = self.eval(r, env)?;
+                        self.assert_eq_values(&lv, &rv).map_err(|e| {
+                            e.at(eq_pos).with_frame(Some(pos), format!("assertion '({text})' failed"))
+                        })?;
+                    }
                     Err(EvalError::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(pos))
                 }
             }

@@ -150,7 +150,7 @@ impl Evaluator {
                 Ok(Value::attrs(a.update(&b)))
             }
             BinOp::Add => match (&lv, &rv) {
-                (Value::Int(_) | Value::Float(_), _) => arith(op, &lv, &rv),
+                (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => arith(op, &lv, &rv),
                 _ => self.concat_values(vec![lv, rv], false),
             },
             BinOp::Sub | BinOp::Mul | BinOp::Div => arith(op, &lv, &rv),
@@ -310,6 +310,13 @@ impl Evaluator {
         }
         let a = self.force(a)?;
         let b = self.force(b)?;
+        if nested {
+            match (&a, &b) {
+                (Value::Lambda(x), Value::Lambda(y)) if Rc::ptr_eq(x, y) => return Ok(true),
+                (Value::PrimOp(x), Value::PrimOp(y)) if Rc::ptr_eq(x, y) => return Ok(true),
+                _ => {}
+            }
+        }
         with_stack(|| self.values_equal_forced(&a, &b))
     }
 

@@ -67,7 +67,15 @@ pub fn print_ambiguous(v: &Value) -> String {
     out
 }
 
+/// Nix keeps lists of up to two elements inside the value that holds them, so their identity
+/// (for «repeated») is that of the holder: here the thunk they were reached through.
+const SMALL_LIST: usize = 2;
+
 fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
+    let holder = match v {
+        Value::Thunk(t) => Some(Rc::as_ptr(t) as usize),
+        _ => None,
+    };
     let v = match v {
         Value::Thunk(t) => match &*t.0.borrow() {
             ThunkState::Done(v) => v.clone(),
@@ -106,9 +114,12 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
             out.push('}');
         }
         Value::List(l) => {
-            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
-                out.push_str("«repeated»");
-                return;
+            let key = if l.len() <= SMALL_LIST { holder } else { Some(Rc::as_ptr(l) as usize) };
+            if let Some(key) = key {
+                if !l.is_empty() && !seen.insert(key) {
+                    out.push_str("«repeated»");
+                    return;
+                }
             }
             out.push_str("[ ");
             for item in l.iter() {

@@ -40,6 +40,9 @@ impl Evaluator {
     /// Reads and parses a file (a directory means its `default.nix`).
     pub fn parse_file(&mut self, path: &str, scope: Option<&[Symbol]>) -> EvalResult<crate::expr::ExprRef> {
         let mut path = path.to_string();
+        if !self.io.path_exists(&path).unwrap_or(false) {
+            return Err(EvalError::new(ErrorKind::Io, format!("path '{path}' does not exist")));
+        }
         if let Ok(Some(crate::io::FileKind::Directory)) = self.io.file_kind(&path) {
             path = format!("{}/default.nix", path.trim_end_matches('/'));
         } else if let Ok(Some(crate::io::FileKind::Symlink)) = self.io.file_kind(&path) {

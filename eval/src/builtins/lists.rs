@@ -46,7 +46,7 @@ fn elem_at(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
             let v = v.clone();
             ev.force(&v)
         }
-        None => Err(EvalError::other(format!("list index {n} is out of bounds"))),
+        None => Err(EvalError::other(format!("'builtins.elemAt' called with index {n} on a list of size {}", list.len()))),
     }
 }
 

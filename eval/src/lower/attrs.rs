@@ -39,6 +39,8 @@ pub(super) struct PendingSet {
     dynamics: Vec<(ast::Attr, Pending, Pos)>,
     inherit_from: Vec<ast::Expr>,
     pos: Option<Pos>,
+    /// The attribute path leading to this set (`a.b.`), for messages.
+    prefix: String,
     /// A `rec { }` literal that later `a.b = ...` bindings were merged into stays recursive.
     rec: bool,
 }
@@ -64,7 +66,7 @@ impl Lowerer<'_> {
         })
     }
 
-    fn duplicate(&self, name: Symbol, at: &Pos, first: &Pos) -> EvalError {
+    fn duplicate(&self, name: &str, at: &Pos, first: &Pos) -> EvalError {
         EvalError::new(ErrorKind::Parse, format!("attribute '{name}' already defined at {first}")).at(at)
     }
 
@@ -110,7 +112,11 @@ impl Lowerer<'_> {
                         Some(v) => v,
                         None => return Err(self.missing(&av)),
                     };
-                    self.add_path(&mut set, &path, value, allow_dynamic)?;
+                    let path_pos = match path.first() {
+                        Some(a) => self.pos(a),
+                        None => return Err(self.missing(&av)),
+                    };
+                    self.add_path(&mut set, &path, value, allow_dynamic, &path_pos)?;
                 }
             }
         }
@@ -120,7 +126,7 @@ impl Lowerer<'_> {
     fn add_static(&mut self, set: &mut PendingSet, name: Symbol, value: Pending, pos: Pos) -> EvalResult<()> {
         if let Some(&i) = set.index.get(&name) {
             let first = set.statics[i].pos.clone();
-            return Err(self.duplicate(name, &pos, &first));
+            return Err(self.duplicate(&format!("{}{name}", set.prefix), &pos, &first));
         }
         set.index.insert(name, set.statics.len());
         set.statics.push(PendingAttr { name, value, pos });
@@ -128,12 +134,12 @@ impl Lowerer<'_> {
     }
 
     /// Adds `a.b.c = value;` to `set`.
-    fn add_path(&mut self, set: &mut PendingSet, path: &[ast::Attr], value: ast::Expr, allow_dynamic: bool) -> EvalResult<()> {
+    fn add_path(&mut self, set: &mut PendingSet, path: &[ast::Attr], value: ast::Expr, allow_dynamic: bool, path_pos: &Pos) -> EvalResult<()> {
         let (first, rest) = match path.split_first() {
             Some(x) => x,
             None => return Err(self.missing(&value)),
         };
-        let pos = self.pos(first);
+        let pos = path_pos.clone();
         match self.static_name(first)? {
             Some(name) => {
                 if let Some(&i) = set.index.get(&name) {
@@ -150,26 +156,27 @@ impl Lowerer<'_> {
                         }
                         other => {
                             set.statics[i].value = other;
-                            return Err(self.duplicate(name, &pos, &first_pos));
+                            return Err(self.duplicate(&format!("{}{name}", set.prefix), &pos, &first_pos));
                         }
                     };
+                    nested.prefix = format!("{}{name}.", set.prefix);
                     let merged = if rest.is_empty() {
                         match &value {
                             ast::Expr::AttrSet(lit) if lit.rec_token().is_none() => {
                                 self.merge_literal(&mut nested, lit, &first_pos)
                             }
-                            _ => Err(self.duplicate(name, &pos, &first_pos)),
+                            _ => Err(self.duplicate(&format!("{}{name}", set.prefix), &pos, &first_pos)),
                         }
                     } else {
-                        self.add_path(&mut nested, rest, value, true)
+                        self.add_path(&mut nested, rest, value, true, path_pos)
                     };
                     set.statics[i].value = Pending::Nested(nested);
                     merged
                 } else if rest.is_empty() {
                     self.add_static(set, name, Pending::Expr(value), pos)
                 } else {
-                    let mut nested = PendingSet { pos: Some(pos.clone()), ..PendingSet::default() };
-                    self.add_path(&mut nested, rest, value, true)?;
+                    let mut nested = PendingSet { pos: Some(pos.clone()), prefix: format!("{}{name}.", set.prefix), ..PendingSet::default() };
+                    self.add_path(&mut nested, rest, value, true, path_pos)?;
                     self.add_static(set, name, Pending::Nested(nested), pos)
                 }
             }
@@ -181,7 +188,7 @@ impl Lowerer<'_> {
                     Pending::Expr(value)
                 } else {
                     let mut nested = PendingSet { pos: Some(pos.clone()), ..PendingSet::default() };
-                    self.add_path(&mut nested, rest, value, true)?;
+                    self.add_path(&mut nested, rest, value, true, path_pos)?;
                     Pending::Nested(nested)
                 };
                 set.dynamics.push((first.clone(), pending, pos));

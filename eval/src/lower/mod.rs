@@ -398,7 +398,7 @@ impl Lowerer<'_> {
                         if text.ends_with('/') && text.len() > 1 && !abs.ends_with('/') {
                             abs.push('/');
                         }
-                        exprs.push(Rc::new(Expr::Const(Value::string(abs))));
+                        exprs.push(Rc::new(Expr::Const(Value::Path(abs.into()))));
                     } else {
                         exprs.push(Rc::new(Expr::Const(Value::string(text))));
                     }

@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn escapes_end_indentation() {
-        assert_eq!(strip("  ''\\n  a"), "\n  a");
+        assert_eq!(strip("  ''\\n  a"), "\na");
+        assert_eq!(strip("  ''\\n    a"), "\n  a");
     }
 
     #[test]
