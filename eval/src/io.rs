@@ -84,6 +84,15 @@ pub trait EvalIo {
         filter: &mut dyn FnMut(&str, FileKind) -> Result<bool, IoError>,
     ) -> Result<String, IoError>;
 
+    /// Adds one regular file, hashed flat (not as a NAR), to the store as `name`; returns the
+    /// store path.
+    fn add_flat_file_to_store(&mut self, path: &str, name: &str) -> Result<String, IoError> {
+        let data = self.read_file(path)?;
+        let hash = nix_formats::hash::Hash::of(Algorithm::Sha256, &data);
+        let sp = self.store_dir().make_fixed_output_path(name, false, &hash, [], false).map_err(store_error)?;
+        Ok(self.store_dir().print(&sp))
+    }
+
     /// Adds a text file with references to the store (`builtins.toFile`); returns the store path.
     fn add_text_to_store(&mut self, name: &str, text: &[u8], references: &[String]) -> Result<String, IoError>;
 

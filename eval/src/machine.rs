@@ -42,6 +42,8 @@ pub struct EvalOptions {
     pub store_dir: String,
     /// Whether `--show-trace` is on (affects nothing but error rendering by the caller).
     pub show_trace: bool,
+    /// Whether `fromTOML` returns dates and times (experimental feature `parse-toml-timestamps`).
+    pub toml_timestamps: bool,
 }
 
 impl Default for EvalOptions {
@@ -52,6 +54,7 @@ impl Default for EvalOptions {
             system: default_system(),
             store_dir: "/nix/store".into(),
             show_trace: false,
+            toml_timestamps: false,
         }
     }
 }
@@ -237,7 +240,11 @@ impl Evaluator {
             Expr::SearchPath(name, pos) => self.find_search_path(name).map_err(|e| e.at(pos)),
             Expr::HomePath(rest, pos) => {
                 let home = std::env::var("HOME").map_err(|_| EvalError::other("$HOME is not set").at(pos))?;
-                Ok(Value::Path(crate::path::canonicalize(&format!("{home}/{rest}")).into()))
+                let mut p = crate::path::canonicalize(&format!("{home}/{rest}"));
+                if (rest.is_empty() || rest.ends_with('/')) && !p.ends_with('/') {
+                    p.push('/');
+                }
+                Ok(Value::Path(p.into()))
             }
             Expr::CurPos(pos) => Ok(self.pos_to_attrs(pos)),
         }

@@ -17,8 +17,11 @@ pub enum OutputFormat {
     Raw,
     /// JSON.
     Json,
-    /// Nix's XML.
-    Xml,
+    /// Nix's XML; `location` adds source positions (off with `--no-location`).
+    Xml {
+        /// Whether attributes and functions carry their source positions.
+        location: bool,
+    },
 }
 
 impl Evaluator {
@@ -125,9 +128,9 @@ impl Evaluator {
                 out.push('\n');
                 Ok(out)
             }
-            OutputFormat::Xml => {
+            OutputFormat::Xml { location } => {
                 let mut ctx = Context::new();
-                self.to_xml(v, strict, true, &mut ctx)
+                self.to_xml(v, strict, location, &mut ctx)
             }
         }
     }

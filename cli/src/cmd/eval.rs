@@ -30,8 +30,23 @@ pub struct EvalArgs {
     #[arg(long)]
     no_location: bool,
     /// Show the trace of an evaluation error.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_show_trace")]
     show_trace: bool,
+    /// Do not show the trace of an evaluation error (the default).
+    #[arg(long)]
+    no_show_trace: bool,
+    /// The most nested function calls before "stack overflow" (Nix's `max-call-depth`).
+    #[arg(long, value_name = "N")]
+    max_call_depth: Option<usize>,
+    /// Enable experimental features (`parse-toml-timestamps` is the one that matters here).
+    #[arg(long, value_name = "FEATURES")]
+    extra_experimental_features: Vec<String>,
+    /// Set a Nix option (`--option max-call-depth N`); unknown ones are ignored.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
+    /// Accepted for compatibility: `builtins.traceVerbose` prints nothing either way.
+    #[arg(long, hide = true)]
+    trace_verbose: bool,
     /// Add a search path entry (`DIR` or `PREFIX=DIR`) before those of `NIX_PATH`.
     #[arg(short = 'I', long = "include", value_name = "PATH")]
     include: Vec<String>,
@@ -79,12 +94,23 @@ fn cwd() -> String {
 
 /// Runs `casnix eval`; returns the process exit code.
 pub fn run(args: EvalArgs) -> Result<i32> {
-    let options = EvalOptions {
+    let mut options = EvalOptions {
         search_path: parse_search_path(&args.include, std::env::var("NIX_PATH").ok()),
         store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
         show_trace: args.show_trace,
+        toml_timestamps: args.extra_experimental_features.iter().any(|f| f.split_whitespace().any(|f| f == "parse-toml-timestamps")),
         ..EvalOptions::default()
     };
+    for pair in args.option.chunks(2) {
+        if let [name, value] = pair {
+            if name == "max-call-depth" {
+                options.max_call_depth = value.parse()?;
+            }
+        }
+    }
+    if let Some(depth) = args.max_call_depth {
+        options.max_call_depth = depth;
+    }
     let io = Box::new(LocalIo::new(&options.store_dir));
     let mut ev = Evaluator::new(io, options);
     let result = evaluate(&mut ev, &args);
@@ -123,7 +149,7 @@ fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {
     let format = if args.json {
         OutputFormat::Json
     } else if args.xml {
-        OutputFormat::Xml
+        OutputFormat::Xml { location: !args.no_location }
     } else if args.raw {
         OutputFormat::Raw
     } else {

@@ -63,7 +63,7 @@ fn path_exists(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     if must_be_dir {
         return Ok(Value::Bool(std::fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false)));
     }
-    Ok(Value::Bool(ev.io.path_exists(&path).map_err(|e| io_error("checking", &path, e))?))
+    Ok(Value::Bool(ev.io.file_kind(&path).map_err(|e| io_error("checking", &path, e))?.is_some()))
 }
 
 fn read_file_type(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -75,39 +75,34 @@ fn read_file_type(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 }
 
 /// Copies `path` into the store, keeping what `filter` (a Nix function of path and type) accepts.
-fn add_filtered(ev: &mut Evaluator, path: &str, name: &str, filter: Option<Value>) -> EvalResult<Value> {
+fn add_filtered(ev: &mut Evaluator, path: &str, name: &str, filter: Option<Value>, recursive: bool) -> EvalResult<String> {
     if ev.io.file_kind(path).map_err(|e| io_error("getting status of", path, e))?.is_none() {
         return Err(EvalError::new(ErrorKind::Io, format!("path '{path}' does not exist")));
     }
-    let mut failure: Option<EvalError> = None;
-    let result = {
-        let io_ptr: *mut Evaluator = ev;
-        let _ = io_ptr;
-        match filter {
-            None => ev.io.add_path_to_store(path, name, &mut |_, _| Ok(true)),
-            Some(f) => {
-                // The filter is a Nix function: collect its verdicts first (the I/O interface may
-                // not call back into the evaluator), then add with them.
-                let verdicts = collect_verdicts(ev, path, &f, &mut failure);
-                match verdicts {
-                    Some(keep) => ev.io.add_path_to_store(path, name, &mut |p, _| Ok(keep.contains(p))),
-                    None => Ok(String::new()),
-                }
-            }
+    if !recursive {
+        return ev.io.add_flat_file_to_store(path, name).map_err(|e| io_error("adding", path, e));
+    }
+    let result = match filter {
+        None => ev.io.add_path_to_store(path, name, &mut |_, _| Ok(true)),
+        Some(f) => {
+            // The filter is a Nix function: collect its verdicts first (the I/O interface does
+            // not call back into the evaluator), then add with them.
+            let keep = collect_verdicts(ev, path, &f)?;
+            ev.io.add_path_to_store(path, name, &mut |p, _| Ok(keep.contains(p)))
         }
     };
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let sp = result.map_err(|e| io_error("adding", path, e))?;
+    result.map_err(|e| io_error("adding", path, e))
+}
+
+fn store_string(sp: String) -> Value {
     let mut ctx = Context::new();
     ctx.insert(sp.clone());
-    Ok(Value::string_with_context(sp, ctx))
+    Value::string_with_context(sp, ctx)
 }
 
 /// Walks the tree under `root`, asking the filter about each entry (not descending into rejected
 /// directories); returns the set of accepted paths.
-fn collect_verdicts(ev: &mut Evaluator, root: &str, filter: &Value, failure: &mut Option<EvalError>) -> Option<std::collections::HashSet<String>> {
+fn collect_verdicts(ev: &mut Evaluator, root: &str, filter: &Value) -> EvalResult<std::collections::HashSet<String>> {
     let mut keep = std::collections::HashSet::new();
     let mut stack = vec![root.to_string()];
     while let Some(dir) = stack.pop() {
@@ -123,25 +118,16 @@ fn collect_verdicts(ev: &mut Evaluator, root: &str, filter: &Value, failure: &mu
                 Ok(m) if m.is_file() => FileKind::Regular,
                 _ => FileKind::Unknown,
             };
-            let verdict = ev
-                .call(filter, &[Value::string(p.clone()), Value::string(kind.name())])
-                .and_then(|v| ev.expect_bool(&v));
-            match verdict {
-                Ok(true) => {
-                    if kind == FileKind::Directory {
-                        stack.push(p.clone());
-                    }
-                    keep.insert(p);
+            let verdict = ev.call(filter, &[Value::string(p.clone()), Value::string(kind.name())])?;
+            if ev.expect_bool(&verdict)? {
+                if kind == FileKind::Directory {
+                    stack.push(p.clone());
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    *failure = Some(e);
-                    return None;
-                }
+                keep.insert(p);
             }
         }
     }
-    Some(keep)
+    Ok(keep)
 }
 
 fn path(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -166,18 +152,27 @@ fn path(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let path_value = path_value.ok_or_else(|| EvalError::other("missing required 'path' attribute in the first argument to 'builtins.path'"))?;
     let p = ev.realise_path(&path_value)?;
     let name = name.unwrap_or_else(|| crate::path::base_name(&p).to_string());
-    if !recursive || expected.is_some() {
-        let _ = expected;
-        return Err(EvalError::other("'builtins.path' with 'recursive = false' or 'sha256' is not supported yet"));
+    let sp = add_filtered(ev, &p, &name, filter, recursive)?;
+    if let Some(expected) = expected {
+        let hash = nix_formats::hash::Hash::parse_any(&expected, Some(nix_formats::hash::Algorithm::Sha256))
+            .map_err(|e| EvalError::other(e.to_string()))?;
+        let store_dir = ev.io.store_dir().clone();
+        let want = store_dir
+            .make_fixed_output_path(&name, recursive, &hash, [], false)
+            .map_err(|e| EvalError::other(e.to_string()))?;
+        let want = store_dir.print(&want);
+        if want != sp {
+            return Err(EvalError::other(format!("hash mismatch in file added from '{p}': expected path '{want}', got '{sp}'")));
+        }
     }
-    add_filtered(ev, &p, &name, filter)
+    Ok(store_string(sp))
 }
 
 fn filter_source(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let f = ev.force_function(&args[0])?;
     let p = ev.realise_path(&args[1])?;
     let name = crate::path::base_name(&p).to_string();
-    add_filtered(ev, &p, &name, Some(f))
+    Ok(store_string(add_filtered(ev, &p, &name, Some(f), true)?))
 }
 
 fn to_file(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {

@@ -140,20 +140,42 @@ fn to_json(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     Ok(Value::string_with_context(out, ctx))
 }
 
-fn json_to_value(j: serde_json::Value) -> Value {
-    match j {
+/// Nix strings cannot hold NUL bytes.
+pub fn check_no_nul(s: &str) -> EvalResult<()> {
+    if s.contains('\0') {
+        return Err(EvalError::other(format!(
+            "input string '{}' cannot be represented as Nix string because it contains null bytes",
+            s.replace('\0', "\u{2400}")
+        )));
+    }
+    Ok(())
+}
+
+fn json_to_value(j: serde_json::Value) -> EvalResult<Value> {
+    Ok(match j {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
+            None if n.is_u64() => {
+                return Err(EvalError::other(format!("unsigned json number {n} outside of Nix integer range")))
+            }
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        serde_json::Value::String(s) => Value::string(s),
-        serde_json::Value::Array(items) => Value::list(items.into_iter().map(json_to_value).collect()),
-        serde_json::Value::Object(map) => Value::attrs(Attrs::from_unsorted(
-            map.into_iter().map(|(k, v)| Attr { name: Symbol::new(&k), value: json_to_value(v), pos: None }).collect(),
-        )),
-    }
+        serde_json::Value::String(s) => {
+            check_no_nul(&s)?;
+            Value::string(s)
+        }
+        serde_json::Value::Array(items) => Value::list(items.into_iter().map(json_to_value).collect::<EvalResult<_>>()?),
+        serde_json::Value::Object(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, v) in map {
+                check_no_nul(&k)?;
+                entries.push(Attr { name: Symbol::new(&k), value: json_to_value(v)?, pos: None });
+            }
+            Value::attrs(Attrs::from_unsorted(entries))
+        }
+    })
 }
 
 fn from_json(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -163,27 +185,48 @@ fn from_json(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let parsed = with_stack(|| serde::Deserialize::deserialize(&mut de));
     let j: serde_json::Value = parsed.map_err(|e| EvalError::other(format!("while decoding a JSON string: {e}")))?;
     de.end().map_err(|e| EvalError::other(format!("while decoding a JSON string: {e}")))?;
-    Ok(with_stack(|| json_to_value(j)))
+    with_stack(|| json_to_value(j))
 }
 
-fn toml_to_value(t: toml::Value) -> Value {
-    match t {
-        toml::Value::String(s) => Value::string(s),
+fn toml_error(e: EvalError) -> EvalError {
+    EvalError::other(format!("while parsing TOML: error: {}", e.message))
+}
+
+fn toml_to_value(t: toml::Value, timestamps: bool) -> EvalResult<Value> {
+    Ok(match t {
+        toml::Value::String(s) => {
+            check_no_nul(&s).map_err(toml_error)?;
+            Value::string(s)
+        }
         toml::Value::Integer(i) => Value::Int(i),
         toml::Value::Float(f) => Value::Float(f),
         toml::Value::Boolean(b) => Value::Bool(b),
-        toml::Value::Datetime(d) => Value::string(d.to_string()),
-        toml::Value::Array(items) => Value::list(items.into_iter().map(toml_to_value).collect()),
-        toml::Value::Table(map) => Value::attrs(Attrs::from_unsorted(
-            map.into_iter().map(|(k, v)| Attr { name: Symbol::new(&k), value: toml_to_value(v), pos: None }).collect(),
-        )),
-    }
+        toml::Value::Datetime(d) => {
+            if !timestamps {
+                return Err(EvalError::other("while parsing TOML: Dates and times are not supported"));
+            }
+            let text = d.to_string().replacen(' ', "T", 1);
+            super::make_attrs(vec![("_type", Value::string("timestamp")), ("value", Value::string(text))])
+        }
+        toml::Value::Array(items) => {
+            Value::list(items.into_iter().map(|v| toml_to_value(v, timestamps)).collect::<EvalResult<_>>()?)
+        }
+        toml::Value::Table(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, v) in map {
+                check_no_nul(&k).map_err(toml_error)?;
+                entries.push(Attr { name: Symbol::new(&k), value: toml_to_value(v, timestamps)?, pos: None });
+            }
+            Value::attrs(Attrs::from_unsorted(entries))
+        }
+    })
 }
 
 fn from_toml(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let s = ev.force_str(&args[0])?;
     let t: toml::Table = s.parse().map_err(|e: toml::de::Error| EvalError::other(format!("while parsing TOML: {e}")))?;
-    Ok(toml_to_value(toml::Value::Table(t)))
+    let timestamps = ev.options.toml_timestamps;
+    toml_to_value(toml::Value::Table(t), timestamps)
 }
 
 #[cfg(test)]

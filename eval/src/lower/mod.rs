@@ -356,6 +356,9 @@ impl Lowerer<'_> {
                 });
             }
         }
+        for piece in pieces.iter().flatten() {
+            crate::builtins::json::check_no_nul(piece).map_err(|e| e.at(&pos))?;
+        }
         let all_literal = pieces.iter().all(|p| p.is_ok());
         if all_literal {
             let text: String = pieces.into_iter().filter_map(|p| p.ok()).collect();
@@ -389,7 +392,8 @@ impl Lowerer<'_> {
                             if parts.len() == 1 {
                                 return Ok(Rc::new(Expr::HomePath(rest.to_owned(), pos)));
                             }
-                            return Err(self.error(p, "interpolation in '~/' paths is not supported"));
+                            exprs.push(Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())));
+                            continue;
                         }
                         let mut abs = self.absolute(text);
                         if parts.len() == 1 {
