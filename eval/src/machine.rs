@@ -350,14 +350,16 @@ impl Evaluator {
 
     fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
         let mut v = self.eval(target, env)?;
-        for name in path {
+        for (i, name) in path.iter().enumerate() {
             let name = self.attr_name(name, env)?;
             let next = match (&v, name) {
                 (Value::Attrs(a), Some(n)) => a.get(n).cloned(),
                 _ => None,
             };
             match next {
-                Some(next) => v = self.force(&next)?,
+                // Only the sets along the path are forced, not the attribute itself.
+                Some(next) if i + 1 < path.len() => v = self.force(&next)?,
+                Some(_) => return Ok(Value::Bool(true)),
                 None => return Ok(Value::Bool(false)),
             }
         }

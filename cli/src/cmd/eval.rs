@@ -63,8 +63,11 @@ pub struct EvalArgs {
     #[arg(short = 'E', long)]
     expr: bool,
     /// Accepted for compatibility with `nix-instantiate --eval`.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, alias = "eval-only")]
     eval: bool,
+    /// Accepted for compatibility (Nix's build timeout; nothing is built here).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    timeout: Option<u64>,
     /// Accepted for compatibility (the evaluator never writes to the store here).
     #[arg(long, hide = true)]
     read_write_mode: bool,
