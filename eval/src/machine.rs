@@ -44,6 +44,8 @@ pub struct EvalOptions {
     pub show_trace: bool,
     /// Whether `fromTOML` returns dates and times (experimental feature `parse-toml-timestamps`).
     pub toml_timestamps: bool,
+    /// Whether `builtins.warn` fails after printing (Nix's `abort-on-warn`).
+    pub abort_on_warn: bool,
 }
 
 impl Default for EvalOptions {
@@ -55,6 +57,7 @@ impl Default for EvalOptions {
             store_dir: "/nix/store".into(),
             show_trace: false,
             toml_timestamps: false,
+            abort_on_warn: false,
         }
     }
 }

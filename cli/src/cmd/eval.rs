@@ -44,6 +44,9 @@ pub struct EvalArgs {
     /// Set a Nix option (`--option max-call-depth N`); unknown ones are ignored.
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
     option: Vec<String>,
+    /// Make `builtins.warn` fail after printing its warning.
+    #[arg(long)]
+    abort_on_warn: bool,
     /// Accepted for compatibility: `builtins.traceVerbose` prints nothing either way.
     #[arg(long, hide = true)]
     trace_verbose: bool,
@@ -106,10 +109,15 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     };
     for pair in args.option.chunks(2) {
         if let [name, value] = pair {
-            if name == "max-call-depth" {
-                options.max_call_depth = value.parse()?;
+            match name.as_str() {
+                "max-call-depth" => options.max_call_depth = value.parse()?,
+                "abort-on-warn" => options.abort_on_warn = value == "true",
+                _ => {}
             }
         }
+    }
+    if std::env::var("NIX_ABORT_ON_WARN").is_ok_and(|v| v == "1" || v == "true") || args.abort_on_warn {
+        options.abort_on_warn = true;
     }
     if let Some(depth) = args.max_call_depth {
         options.max_call_depth = depth;

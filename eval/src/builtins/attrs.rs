@@ -78,7 +78,7 @@ fn map_attrs(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
         .iter()
         .map(|x| {
             let partial = Value::lazy_apply(f.clone(), Value::string(x.name.as_str()));
-            Attr { name: x.name, value: Value::lazy_apply(partial, x.value.clone()), pos: x.pos.clone() }
+            Attr { name: x.name, value: Value::lazy_apply(partial, x.value.clone()), pos: None }
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted(mapped)))

@@ -87,6 +87,12 @@ fn trace_verbose(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 fn warn(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let msg = ev.force_string(&args[0])?;
     eprintln!("evaluation warning: {}", msg.text);
+    if ev.options.abort_on_warn {
+        return Err(EvalError::new(
+            ErrorKind::Abort,
+            "aborting to reveal stack trace of warning, as abort-on-warn is set",
+        ));
+    }
     ev.force(&args[1])
 }
 

@@ -24,6 +24,8 @@ impl Evaluator {
         let pattern = if anchored { format!("^(?:{re})$") } else { re.to_string() };
         let compiled = regex::RegexBuilder::new(&pattern)
             .size_limit(16 << 20)
+            // POSIX: `.` matches any character, newlines included.
+            .dot_matches_new_line(true)
             .build()
             .map_err(|_| EvalError::other(format!("invalid regular expression '{re}'")))?;
         if self.regex_cache.len() >= CACHE_LIMIT {
