@@ -18,6 +18,8 @@ pub struct Env {
     pub parent: Option<Rc<Env>>,
     /// Whether this is a `with` environment (slot 0 holds the attribute set).
     pub is_with: bool,
+    /// How many slots (from 0) hold their value already; `let` and `rec` fill them in order.
+    pub filled: std::cell::Cell<u32>,
 }
 
 impl Env {
@@ -30,6 +32,18 @@ impl Env {
     pub fn set(&self, slot: u32, value: Value) {
         if let Some(s) = self.slots.borrow_mut().get_mut(slot as usize) {
             *s = value;
+        }
+        if slot >= self.filled.get() {
+            self.filled.set(slot + 1);
+        }
+    }
+
+    /// The value in `slot` if it has been set.
+    pub fn get_filled(&self, slot: u32) -> Option<Value> {
+        if slot < self.filled.get() {
+            self.get(slot)
+        } else {
+            None
         }
     }
 
@@ -51,9 +65,17 @@ pub struct EnvRegistry {
 }
 
 impl EnvRegistry {
-    /// Allocates and registers an environment.
+    /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
+    pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
+        let env = self.alloc(vec![Value::Null; count], parent, false);
+        env.filled.set(0);
+        env
+    }
+
+    /// Allocates and registers an environment whose slots are all set.
     pub fn alloc(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        let env = Rc::new(Env { slots: RefCell::new(slots), parent, is_with });
+        let filled = std::cell::Cell::new(slots.len() as u32);
+        let env = Rc::new(Env { slots: RefCell::new(slots), parent, is_with, filled });
         if self.envs.len() >= self.compact_at.max(4096) {
             self.envs.retain(|w| w.strong_count() > 0);
             self.compact_at = self.envs.len() * 2;

@@ -89,11 +89,13 @@ impl EvalError {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)
     }
 
-    /// Renders the error as Nix prints it (`error: ...`, position and code frame), with the trace
-    /// when `show_trace` is set.
+    /// Renders the error as Nix prints it (`error: ...`, position and code frame) after its
+    /// trace frames (outermost first). Which frames exist depends on `--show-trace`
+    /// ([`crate::EvalOptions::show_trace`]), as in Nix.
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
-        let frames: Vec<&TraceFrame> = if show_trace { self.trace.iter().rev().collect() } else { Vec::new() };
+        let _ = show_trace;
+        let frames: Vec<&TraceFrame> = self.trace.iter().rev().collect();
         if frames.is_empty() {
             out.push(' ');
             out.push_str(&indent_message(&self.message));

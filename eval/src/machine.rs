@@ -116,8 +116,8 @@ impl Evaluator {
         match &**e {
             Expr::Const(v) => v.clone(),
             Expr::Path(p) => Value::Path(p.clone()),
-            Expr::Var(Var::Static { depth, slot }, _, _) if *depth > 0 => {
-                match env.up(*depth).and_then(|e| e.get(*slot)) {
+            Expr::Var(Var::Static { depth, slot }, _, _) => {
+                match env.up(*depth).and_then(|e| e.get_filled(*slot)) {
                     Some(v) => v,
                     None => Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(e.clone(), env.clone()))))),
                 }
@@ -201,7 +201,7 @@ impl Evaluator {
                 self.apply(fv, av, Some(pos))
             }
             Expr::Let(bindings, body) => {
-                let env2 = self.alloc_env(vec![Value::Null; bindings.len()], Some(env.clone()), false);
+                let env2 = self.envs.alloc_unfilled(bindings.len(), Some(env.clone()));
                 for (i, b) in bindings.iter().enumerate() {
                     let v = if b.outer_scope { self.thunk(&b.value, env) } else { self.thunk(&b.value, &env2) };
                     env2.set(i as u32, v);
@@ -371,7 +371,7 @@ impl Evaluator {
 
     fn eval_attrs(&mut self, rec: bool, bindings: &[Binding], dynamic: &[DynamicBinding], pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
         let inner = if rec {
-            self.alloc_env(vec![Value::Null; bindings.len()], Some(env.clone()), false)
+            self.envs.alloc_unfilled(bindings.len(), Some(env.clone()))
         } else {
             env.clone()
         };
@@ -456,13 +456,9 @@ impl Evaluator {
                 if args.len() < app.op.arity {
                     return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
                 }
-                (app.op.fun)(self, args).map_err(|e| {
-                    let e = match pos {
-                        Some(p) => e.at(p),
-                        None => e,
-                    };
-                    e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name))
-                })
+                // The call site is in the frame; the error itself keeps only a position of its own.
+                (app.op.fun)(self, args)
+                    .map_err(|e| e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name)))
             }
             Value::Attrs(ref attrs) if attrs.get(Symbol::new("__functor")).is_some() => {
                 let functor = attrs.get(Symbol::new("__functor")).cloned().unwrap_or(Value::Null);
@@ -501,7 +497,7 @@ impl Evaluator {
                         .with_frame(call_pos, "from call site"))
                     }
                 };
-                let env = self.alloc_env(vec![Value::Null; lambda.slots as usize], Some(closure.env.clone()), false);
+                let env = self.envs.alloc_unfilled(lambda.slots as usize, Some(closure.env.clone()));
                 let fname = lambda.name.map(|n| n.as_str()).unwrap_or("anonymous lambda");
                 let mut used = 0;
                 for (i, formal) in formals.entries.iter().enumerate() {
@@ -540,7 +536,11 @@ impl Evaluator {
                 env
             }
         };
+        let show_trace = self.options.show_trace;
         self.eval(&lambda.body, &env).map_err(|e| {
+            if !show_trace {
+                return e;
+            }
             let what = match lambda.name {
                 Some(n) => format!("while calling '{n}'"),
                 None => "while calling anonymous lambda".to_string(),

@@ -70,14 +70,15 @@ impl Evaluator {
         }
     }
 
-    /// Nix's `findAlongAttrPath`: follows `a.b.0.c` (numbers index lists), auto-calling functions
-    /// at every step.
+    /// Nix's `findAlongAttrPath`: follows `a.b.0.c` (numbers index lists), auto-calling the
+    /// function at every step before selecting from it.
     pub fn find_along_attr_path(&mut self, root: &Value, path: &str, auto_args: &Rc<Attrs>) -> EvalResult<Value> {
-        let mut v = self.auto_call(root, auto_args)?;
+        let mut v = root.clone();
         if path.is_empty() {
-            return Ok(v);
+            return self.force(&v);
         }
         for component in split_attr_path(path)? {
+            v = self.auto_call(&v, auto_args)?;
             v = match component.parse::<usize>() {
                 Ok(index) if !component.is_empty() => match self.force(&v)? {
                     Value::List(l) => match l.get(index) {
@@ -104,7 +105,6 @@ impl Evaluator {
                     }
                 },
             };
-            v = self.auto_call(&v, auto_args)?;
         }
         self.force(&v)
     }

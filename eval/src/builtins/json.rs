@@ -66,6 +66,13 @@ impl Evaluator {
     /// Serialises a value as JSON (Nix's `printValueAsJSON`): paths are copied to the store, sets
     /// with `__toString` or `outPath` become strings.
     pub fn to_json(&mut self, v: &Value, strict: bool, ctx: &mut Context, out: &mut String) -> EvalResult<()> {
+        if !strict {
+            if let Value::Thunk(t) = v {
+                if !matches!(&*t.0.borrow(), crate::value::ThunkState::Done(_)) {
+                    return Err(EvalError::type_error("cannot convert a thunk to JSON"));
+                }
+            }
+        }
         let v = self.force(v)?;
         with_stack(|| match &v {
             Value::Null => {
@@ -111,8 +118,13 @@ impl Evaluator {
                     }
                     json_string(out, attr.name.as_str());
                     out.push(':');
-                    self.to_json(&attr.value, strict, ctx, out)
-                        .map_err(|e| e.with_frame(attr.pos.as_ref(), format!("while evaluating attribute '{}'", attr.name)))?;
+                    self.to_json(&attr.value, strict, ctx, out).map_err(|e| {
+                        let e = match &attr.pos {
+                            Some(p) => e.at(p),
+                            None => e,
+                        };
+                        e.with_frame(attr.pos.as_ref(), format!("while evaluating attribute '{}'", attr.name))
+                    })?;
                 }
                 out.push('}');
                 Ok(())
