@@ -251,7 +251,7 @@ impl Evaluator {
             }
             Value::Attrs(a) => {
                 if let Some(f) = a.get(Symbol::new("__toString")).cloned() {
-                    let r = self.call(&f, &[v.clone()])?;
+                    let r = self.call(&f, std::slice::from_ref(&v))?;
                     return self.coerce_to_string(&r, ctx, coerce_more, copy_to_store);
                 }
                 match a.get(Symbol::new("outPath")).cloned() {

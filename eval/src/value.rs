@@ -58,7 +58,7 @@ impl Attrs {
 
     /// Builds a set from attributes in any order; a later duplicate replaces an earlier one.
     pub fn from_unsorted(mut entries: Vec<Attr>) -> Attrs {
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by_key(|a| a.name);
         entries.dedup_by(|later, earlier| {
             if later.name == earlier.name {
                 std::mem::swap(later, earlier);

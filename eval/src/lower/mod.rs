@@ -461,7 +461,7 @@ impl Lowerer<'_> {
             }
             entries.push((fname, entry.default(), self.pos(entry)));
         }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_by_key(|e| e.0);
         if let Some(at) = at {
             if entries.iter().any(|(n, _, _)| *n == at) {
                 return Err(self.error(l, format!("duplicate formal function argument '{at}'")));
