@@ -1,6 +1,7 @@
 //! The subcommands, one module each.
 
 mod derivation;
+mod eval;
 mod hash;
 mod key;
 mod nar;
@@ -31,6 +32,8 @@ pub enum Command {
     /// Sign and verify `.narinfo` files.
     #[command(subcommand)]
     Narinfo(narinfo::NarInfoCommand),
+    /// Evaluate a Nix expression (like `nix-instantiate --eval`).
+    Eval(eval::EvalArgs),
     /// Talk to a store daemon (like `nix store`, `nix path-info`, `nix-store --gc`).
     Store(store::StoreArgs),
 }
@@ -45,5 +48,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Key(c) => key::run(c),
         Command::Narinfo(c) => narinfo::run(c),
         Command::Store(c) => store::run(c),
+        Command::Eval(c) => {
+            let code = eval::run(c)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,229 @@
+//! `casnix eval`: `nix-instantiate --eval` with the casnix evaluator.
+
+use std::io::Read;
+use std::rc::Rc;
+
+use anyhow::Result;
+use clap::Args;
+use eval::io::LocalIo;
+use eval::output::OutputFormat;
+use eval::symbol::Symbol;
+use eval::value::{Attr, Attrs};
+use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
+
+/// Arguments of `casnix eval` (those of `nix-instantiate --eval`).
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Evaluate the result completely, not just to its outermost constructor.
+    #[arg(long)]
+    strict: bool,
+    /// Print the result as JSON.
+    #[arg(long, conflicts_with_all = ["xml", "raw"])]
+    json: bool,
+    /// Print the result as XML.
+    #[arg(long, conflicts_with = "raw")]
+    xml: bool,
+    /// Print the string result without quotes or a trailing newline.
+    #[arg(long)]
+    raw: bool,
+    /// Leave source positions out of the XML output.
+    #[arg(long)]
+    no_location: bool,
+    /// Show the trace of an evaluation error.
+    #[arg(long, overrides_with = "no_show_trace")]
+    show_trace: bool,
+    /// Do not show the trace of an evaluation error (the default).
+    #[arg(long)]
+    no_show_trace: bool,
+    /// The most nested function calls before "stack overflow" (Nix's `max-call-depth`).
+    #[arg(long, value_name = "N")]
+    max_call_depth: Option<usize>,
+    /// Enable experimental features (`parse-toml-timestamps` is the one that matters here).
+    #[arg(long, value_name = "FEATURES")]
+    extra_experimental_features: Vec<String>,
+    /// Set a Nix option (`--option max-call-depth N`); unknown ones are ignored.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
+    /// Make `builtins.warn` fail after printing its warning.
+    #[arg(long)]
+    abort_on_warn: bool,
+    /// Accepted for compatibility: `builtins.traceVerbose` prints nothing either way.
+    #[arg(long, hide = true)]
+    trace_verbose: bool,
+    /// Add a search path entry (`DIR` or `PREFIX=DIR`) before those of `NIX_PATH`.
+    #[arg(short = 'I', long = "include", value_name = "PATH")]
+    include: Vec<String>,
+    /// Select an attribute of the result (`a.b.0.c`); may repeat.
+    #[arg(short = 'A', long = "attr", value_name = "ATTR")]
+    attr: Vec<String>,
+    /// Pass the value of the Nix expression EXPR as argument NAME of the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"])]
+    arg: Vec<String>,
+    /// Pass the string S as argument NAME of the top-level function.
+    #[arg(long, num_args = 2, value_names = ["NAME", "S"])]
+    argstr: Vec<String>,
+    /// Treat the arguments as expressions rather than files.
+    #[arg(short = 'E', long)]
+    expr: bool,
+    /// Accepted for compatibility with `nix-instantiate --eval`.
+    #[arg(long, hide = true, alias = "eval-only")]
+    eval: bool,
+    /// Accepted for compatibility (Nix's build timeout; nothing is built here).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Accepted for compatibility (the evaluator never writes to the store here).
+    #[arg(long, hide = true)]
+    read_write_mode: bool,
+    /// Files (or, with `--expr`, expressions) to evaluate; `-` reads standard input.
+    inputs: Vec<String>,
+}
+
+/// Parses `NIX_PATH`-style entries.
+fn parse_search_path(entries: &[String], nix_path: Option<String>) -> Vec<SearchPathEntry> {
+    let mut out = Vec::new();
+    let from_env: Vec<String> = nix_path
+        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    for entry in entries.iter().chain(from_env.iter()) {
+        let (prefix, path) = match entry.split_once('=') {
+            Some((p, d)) => (p.to_string(), d.to_string()),
+            None => (String::new(), entry.clone()),
+        };
+        out.push(SearchPathEntry { prefix, path });
+    }
+    out
+}
+
+fn cwd() -> String {
+    std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into())
+}
+
+/// Runs `casnix eval`; returns the process exit code.
+pub fn run(args: EvalArgs) -> Result<i32> {
+    let mut options = EvalOptions {
+        search_path: parse_search_path(&args.include, std::env::var("NIX_PATH").ok()),
+        store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
+        show_trace: args.show_trace,
+        toml_timestamps: args.extra_experimental_features.iter().any(|f| f.split_whitespace().any(|f| f == "parse-toml-timestamps")),
+        ..EvalOptions::default()
+    };
+    for pair in args.option.chunks(2) {
+        if let [name, value] = pair {
+            match name.as_str() {
+                "max-call-depth" => options.max_call_depth = value.parse()?,
+                "abort-on-warn" => options.abort_on_warn = value == "true",
+                _ => {}
+            }
+        }
+    }
+    if std::env::var("NIX_ABORT_ON_WARN").is_ok_and(|v| v == "1" || v == "true") || args.abort_on_warn {
+        options.abort_on_warn = true;
+    }
+    if let Some(depth) = args.max_call_depth {
+        options.max_call_depth = depth;
+    }
+    let io = Box::new(LocalIo::new(&options.store_dir));
+    let mut ev = Evaluator::new(io, options);
+    let result = evaluate(&mut ev, &args);
+    let code = match result {
+        Ok(out) => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(out.as_bytes())?;
+            stdout.flush()?;
+            0
+        }
+        Err(e) => {
+            let text = e.render(args.show_trace);
+            if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("{text}");
+            } else {
+                eprintln!("{}", strip_ansi_escapes(&text));
+            }
+            1
+        }
+    };
+    drop(ev);
+    Ok(code)
+}
+
+/// Removes terminal escape sequences (`ESC [ ... letter`), as Nix does for output that is not a
+/// terminal.
+fn strip_ansi_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {
+    let base = cwd();
+    let mut auto = Vec::new();
+    for pair in args.arg.chunks(2) {
+        if let [name, expr] = pair {
+            let v = ev.eval_string_lazy(expr, &base)?;
+            auto.push(Attr { name: Symbol::new(name), value: v, pos: None });
+        }
+    }
+    for pair in args.argstr.chunks(2) {
+        if let [name, s] = pair {
+            auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
+        }
+    }
+    let auto_args = Rc::new(Attrs::from_unsorted(auto));
+    let format = if args.json {
+        OutputFormat::Json
+    } else if args.xml {
+        OutputFormat::Xml { location: !args.no_location }
+    } else if args.raw {
+        OutputFormat::Raw
+    } else {
+        OutputFormat::Plain
+    };
+    let mut inputs = args.inputs.clone();
+    if inputs.is_empty() && !args.expr {
+        inputs.push("./default.nix".into());
+    }
+    let attr_paths = if args.attr.is_empty() { vec![String::new()] } else { args.attr.clone() };
+    let mut out = String::new();
+    for input in &inputs {
+        let root = if args.expr {
+            ev.eval_string(input, &base)?
+        } else if input == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| eval::EvalError::other(format!("reading standard input: {e}")))?;
+            ev.eval_stdin(&text, &base)?
+        } else {
+            let path = if input.starts_with('<') && input.ends_with('>') {
+                match ev.find_search_path(&input[1..input.len() - 1])? {
+                    Value::Path(p) => p.to_string(),
+                    _ => input.clone(),
+                }
+            } else if input.starts_with('/') {
+                eval::path::canonicalize(input)
+            } else {
+                eval::path::canonicalize(&format!("{base}/{input}"))
+            };
+            ev.import_file(&path)?
+        };
+        for attr_path in &attr_paths {
+            let v = ev.find_along_attr_path(&root, attr_path, &auto_args)?;
+            let v = if auto_args.is_empty() { v } else { ev.auto_call(&v, &auto_args)? };
+            out.push_str(&ev.render_output(&v, format, args.strict)?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! Environments: the slots of variables bound by `let`, `rec`, functions and `with`.
+//!
+//! `let` and `rec` make reference cycles (an environment holds thunks that hold the environment).
+//! Every environment is registered (weakly) with an [`EnvRegistry`]; when the evaluation ends the
+//! registry empties the slots of every environment still alive, which breaks all such cycles so
+//! that everything is freed.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use crate::value::Value;
+
+/// An environment.
+pub struct Env {
+    /// The slots.
+    pub slots: RefCell<Vec<Value>>,
+    /// The enclosing environment.
+    pub parent: Option<Rc<Env>>,
+    /// Whether this is a `with` environment (slot 0 holds the attribute set).
+    pub is_with: bool,
+    /// How many slots (from 0) hold their value already; `let` and `rec` fill them in order.
+    pub filled: std::cell::Cell<u32>,
+}
+
+impl Env {
+    /// The value in `slot`, if it exists.
+    pub fn get(&self, slot: u32) -> Option<Value> {
+        self.slots.borrow().get(slot as usize).cloned()
+    }
+
+    /// Sets `slot`.
+    pub fn set(&self, slot: u32, value: Value) {
+        if let Some(s) = self.slots.borrow_mut().get_mut(slot as usize) {
+            *s = value;
+        }
+        if slot >= self.filled.get() {
+            self.filled.set(slot + 1);
+        }
+    }
+
+    /// The value in `slot` if it has been set.
+    pub fn get_filled(&self, slot: u32) -> Option<Value> {
+        if slot < self.filled.get() {
+            self.get(slot)
+        } else {
+            None
+        }
+    }
+
+    /// The environment `depth` levels up (0 is this one).
+    pub fn up(self: &Rc<Env>, depth: u32) -> Option<&Rc<Env>> {
+        let mut env = self;
+        for _ in 0..depth {
+            env = env.parent.as_ref()?;
+        }
+        Some(env)
+    }
+}
+
+/// Every environment of one evaluation, so that their cycles can be broken at the end.
+#[derive(Default)]
+pub struct EnvRegistry {
+    envs: Vec<Weak<Env>>,
+    compact_at: usize,
+}
+
+impl EnvRegistry {
+    /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
+    pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
+        let env = self.alloc(vec![Value::Null; count], parent, false);
+        env.filled.set(0);
+        env
+    }
+
+    /// Allocates and registers an environment whose slots are all set.
+    pub fn alloc(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+        let filled = std::cell::Cell::new(slots.len() as u32);
+        let env = Rc::new(Env { slots: RefCell::new(slots), parent, is_with, filled });
+        if self.envs.len() >= self.compact_at.max(4096) {
+            self.envs.retain(|w| w.strong_count() > 0);
+            self.compact_at = self.envs.len() * 2;
+        }
+        self.envs.push(Rc::downgrade(&env));
+        env
+    }
+
+    /// Empties every environment still alive, breaking reference cycles.
+    pub fn clear(&mut self) {
+        for weak in std::mem::take(&mut self.envs) {
+            if let Some(env) = weak.upgrade() {
+                let slots = std::mem::take(&mut *env.slots.borrow_mut());
+                drop(env);
+                drop(slots);
+            }
+        }
+    }
+}
+
+impl Drop for EnvRegistry {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}

@@ -1,0 +1,570 @@
+//! The evaluator: evaluates expressions to weak head normal form, forces thunks, applies functions.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::env::{Env, EnvRegistry};
+use crate::error::{ErrorKind, EvalError, EvalResult};
+use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, LambdaExpr, Var};
+use crate::io::EvalIo;
+use crate::source::Pos;
+use crate::symbol::Symbol;
+use crate::value::{Attr, Attrs, Closure, PrimOpApp, Thunk, ThunkState, Value};
+
+/// Stack left before we grow it (bytes), and how much a new segment gets.
+const STACK_RED_ZONE: usize = 128 * 1024;
+const STACK_SEGMENT: usize = 2 * 1024 * 1024;
+
+/// Runs `f` with enough stack, growing it on the heap when needed.
+pub fn with_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
+}
+
+/// One entry of the search path (`-I`, `NIX_PATH`): `prefix=path` or a bare directory.
+#[derive(Debug, Clone)]
+pub struct SearchPathEntry {
+    /// The prefix (empty for a bare directory).
+    pub prefix: String,
+    /// The directory or file.
+    pub path: String,
+}
+
+/// Options of an evaluation.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// The search path for `<name>`, highest priority first.
+    pub search_path: Vec<SearchPathEntry>,
+    /// The most nested function calls (Nix's `max-call-depth`).
+    pub max_call_depth: usize,
+    /// The value of `builtins.currentSystem`.
+    pub system: String,
+    /// The store directory.
+    pub store_dir: String,
+    /// Whether `--show-trace` is on (affects nothing but error rendering by the caller).
+    pub show_trace: bool,
+    /// Whether `fromTOML` returns dates and times (experimental feature `parse-toml-timestamps`).
+    pub toml_timestamps: bool,
+    /// Whether `builtins.warn` fails after printing (Nix's `abort-on-warn`).
+    pub abort_on_warn: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            search_path: Vec::new(),
+            max_call_depth: 10_000,
+            system: default_system(),
+            store_dir: "/nix/store".into(),
+            show_trace: false,
+            toml_timestamps: false,
+            abort_on_warn: false,
+        }
+    }
+}
+
+fn default_system() -> String {
+    let arch = std::env::consts::ARCH;
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    format!("{arch}-{os}")
+}
+
+/// The evaluator. Values it returns must not be used after it is dropped: dropping it breaks the
+/// reference cycles of its environments.
+pub struct Evaluator {
+    pub(crate) envs: EnvRegistry,
+    pub(crate) globals: HashMap<Symbol, Value>,
+    /// The I/O interface (filesystem, store).
+    pub io: Box<dyn EvalIo>,
+    /// The options.
+    pub options: EvalOptions,
+    call_depth: usize,
+    pub(crate) import_cache: HashMap<String, Value>,
+    pub(crate) regex_cache: HashMap<String, regex::Regex>,
+}
+
+impl Evaluator {
+    /// A new evaluator with all builtins.
+    pub fn new(io: Box<dyn EvalIo>, options: EvalOptions) -> Evaluator {
+        let mut ev = Evaluator {
+            envs: EnvRegistry::default(),
+            globals: HashMap::new(),
+            io,
+            options,
+            call_depth: 0,
+            import_cache: HashMap::new(),
+            regex_cache: HashMap::new(),
+        };
+        crate::builtins::install(&mut ev);
+        ev
+    }
+
+    /// Allocates an environment.
+    pub(crate) fn alloc_env(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+        self.envs.alloc(slots, parent, is_with)
+    }
+
+    /// The empty top-level environment expressions run in.
+    pub(crate) fn root_env(&mut self) -> Rc<Env> {
+        self.alloc_env(Vec::new(), None, false)
+    }
+
+    /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
+    pub fn thunk(&mut self, e: &ExprRef, env: &Rc<Env>) -> Value {
+        match &**e {
+            Expr::Const(v) => v.clone(),
+            Expr::Path(p) => Value::Path(p.clone()),
+            Expr::Var(Var::Static { depth, slot }, _, _) => {
+                match env.up(*depth).and_then(|e| e.get_filled(*slot)) {
+                    Some(v) => v,
+                    None => Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(e.clone(), env.clone()))))),
+                }
+            }
+            _ => Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(e.clone(), env.clone()))))),
+        }
+    }
+
+    /// Forces a value to weak head normal form.
+    pub fn force(&mut self, v: &Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(t),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+        {
+            let state = t.0.borrow();
+            match &*state {
+                ThunkState::Done(v) => return Ok(v.clone()),
+                ThunkState::Blackhole => {
+                    return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered"))
+                }
+                _ => {}
+            }
+        }
+        let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
+        let result = match &state {
+            ThunkState::Suspended(e, env) => self.eval(e, env),
+            ThunkState::Apply(f, a) => self.apply(f.clone(), a.clone(), None),
+            ThunkState::Select(v, name) => {
+                let attrs = self.force_attrs(v)?;
+                match attrs.get(*name) {
+                    Some(v) => {
+                        let v = v.clone();
+                        self.force(&v)
+                    }
+                    None => Err(EvalError::new(ErrorKind::Missing, format!("attribute '{name}' missing"))),
+                }
+            }
+            ThunkState::Done(v) => Ok(v.clone()),
+            ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")),
+        };
+        match result {
+            Ok(v) => {
+                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                Ok(v)
+            }
+            Err(e) => {
+                *t.0.borrow_mut() = state;
+                Err(e)
+            }
+        }
+    }
+
+    /// Evaluates `e` in `env` to weak head normal form.
+    pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+        with_stack(|| self.eval_inner(e, env))
+    }
+
+    fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+        match &**e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Path(p) => Ok(Value::Path(p.clone())),
+            Expr::Var(var, name, pos) => {
+                let v = self.lookup(var, *name, env, pos)?;
+                self.force(&v).map_err(|e| e.at(pos))
+            }
+            Expr::Select(target, path, default, pos) => self.eval_select(target, path, default.as_ref(), pos, env),
+            Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),
+            Expr::Attrs { rec, bindings, dynamic, pos } => self.eval_attrs(*rec, bindings, dynamic, pos, env),
+            Expr::List(items) => {
+                let values = items.iter().map(|i| self.thunk(i, env)).collect();
+                Ok(Value::list(values))
+            }
+            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l.clone(), env: env.clone() }))),
+            Expr::Apply(f, arg, pos) => {
+                let fv = self.eval(f, env)?;
+                let av = self.thunk(arg, env);
+                self.apply(fv, av, Some(pos))
+            }
+            Expr::Let(bindings, body) => {
+                let env2 = self.envs.alloc_unfilled(bindings.len(), Some(env.clone()));
+                for (i, b) in bindings.iter().enumerate() {
+                    let v = if b.outer_scope { self.thunk(&b.value, env) } else { self.thunk(&b.value, &env2) };
+                    env2.set(i as u32, v);
+                }
+                self.eval(body, &env2)
+            }
+            Expr::With(ns, body) => {
+                let nsv = self.thunk(ns, env);
+                let env2 = self.alloc_env(vec![nsv], Some(env.clone()), true);
+                self.eval(body, &env2)
+            }
+            Expr::If(c, t, f, pos) => {
+                let cv = self.eval(c, env)?;
+                let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+                self.eval(if b { t } else { f }, env)
+            }
+            Expr::Assert(c, body, pos) => {
+                let cv = self.eval(c, env)?;
+                if self.expect_bool(&cv).map_err(|e| e.at(pos))? {
+                    self.eval(body, env)
+                } else {
+                    let text = assert_text(pos);
+                    if let Expr::BinOp(crate::expr::BinOp::Eq, l, r, eq_pos) = &**c {
+                        let lv = self.eval(l, env)?;
+                        let rv = self.eval(r, env)?;
+                        self.assert_eq_values(&lv, &rv).map_err(|e| {
+                            e.at(eq_pos).with_frame(Some(pos), format!("assertion '({text})' failed"))
+                        })?;
+                    }
+                    Err(EvalError::new(ErrorKind::Assert, format!("assertion '{text}' failed")).at(pos))
+                }
+            }
+            Expr::Not(operand, pos) => {
+                let v = self.eval(operand, env)?;
+                Ok(Value::Bool(!self.expect_bool(&v).map_err(|e| e.at(pos))?))
+            }
+            Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
+            Expr::Concat(parts, force_string, pos) => self.eval_concat(parts, *force_string, pos, env),
+            Expr::SearchPath(name, pos) => self.find_search_path(name).map_err(|e| e.at(pos)),
+            Expr::HomePath(rest, pos) => {
+                let home = std::env::var("HOME").map_err(|_| EvalError::other("$HOME is not set").at(pos))?;
+                let mut p = crate::path::canonicalize(&format!("{home}/{rest}"));
+                if (rest.is_empty() || rest.ends_with('/')) && !p.ends_with('/') {
+                    p.push('/');
+                }
+                Ok(Value::Path(p.into()))
+            }
+            Expr::CurPos(pos) => Ok(self.pos_to_attrs(pos)),
+        }
+    }
+
+    /// `{ file, line, column }` for a position (as `__curPos` and `unsafeGetAttrPos` give).
+    pub fn pos_to_attrs(&mut self, pos: &Pos) -> Value {
+        let (line, column) = pos.line_col();
+        let file = Value::string(pos.source.name());
+        Value::attrs(Attrs::from_unsorted(vec![
+            Attr { name: Symbol::new("file"), value: file, pos: None },
+            Attr { name: Symbol::new("line"), value: Value::Int(line.into()), pos: None },
+            Attr { name: Symbol::new("column"), value: Value::Int(column.into()), pos: None },
+        ]))
+    }
+
+    /// Looks a variable up (without forcing it).
+    fn lookup(&mut self, var: &Var, name: Symbol, env: &Rc<Env>, pos: &Pos) -> EvalResult<Value> {
+        match var {
+            Var::Static { depth, slot } => env
+                .up(*depth)
+                .and_then(|e| e.get(*slot))
+                .ok_or_else(|| EvalError::other(format!("internal error: variable '{name}' has no slot")).at(pos)),
+            Var::With { depth } => {
+                let mut cur = env.up(*depth).cloned();
+                while let Some(e) = cur {
+                    if e.is_with {
+                        if let Some(ns) = e.get(0) {
+                            let attrs = self.force(&ns).map_err(|err| err.at(pos))?;
+                            let attrs = match attrs {
+                                Value::Attrs(a) => a,
+                                other => {
+                                    return Err(EvalError::type_error(format!(
+                                        "expected a set but found {}: {}",
+                                        other.describe(),
+                                        crate::print::error_repr(&other)
+                                    ))
+                                    .at(pos))
+                                }
+                            };
+                            if let Some(v) = attrs.get(name) {
+                                return Ok(v.clone());
+                            }
+                        }
+                    }
+                    cur = e.parent.clone();
+                }
+                Err(EvalError::new(ErrorKind::Missing, format!("undefined variable '{name}'")).at(pos))
+            }
+        }
+    }
+
+    /// Evaluates an attribute name of a path.
+    pub(crate) fn attr_name(&mut self, name: &AttrName, env: &Rc<Env>) -> EvalResult<Option<Symbol>> {
+        match name {
+            AttrName::Static(s) => Ok(Some(*s)),
+            AttrName::Dynamic(e) => {
+                let v = self.eval(e, env)?;
+                match v {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(Symbol::new(&s.text))),
+                    other => Err(EvalError::type_error(format!(
+                        "expected a string but found {}: {}",
+                        other.describe(),
+                        crate::print::error_repr(&other)
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn eval_select(&mut self, target: &ExprRef, path: &[AttrName], default: Option<&ExprRef>, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+        let mut v = self.eval(target, env)?;
+        for name in path {
+            let name = self.attr_name(name, env).map_err(|e| e.at(pos))?;
+            let found = match &v {
+                Value::Attrs(a) => name.and_then(|n| a.get(n).cloned()),
+                other if default.is_none() => {
+                    return Err(EvalError::type_error(format!(
+                        "expected a set but found {}: {}",
+                        other.describe(),
+                        crate::print::error_repr(other)
+                    ))
+                    .at(pos))
+                }
+                _ => None,
+            };
+            match found {
+                Some(next) => v = self.force(&next).map_err(|e| e.at(pos))?,
+                None => {
+                    return match default {
+                        Some(d) => self.eval(d, env),
+                        None => {
+                            let shown = name.map(|n| n.as_str()).unwrap_or("");
+                            Err(EvalError::new(ErrorKind::Missing, format!("attribute '{shown}' missing")).at(pos))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
+        let mut v = self.eval(target, env)?;
+        for (i, name) in path.iter().enumerate() {
+            let name = self.attr_name(name, env)?;
+            let next = match (&v, name) {
+                (Value::Attrs(a), Some(n)) => a.get(n).cloned(),
+                _ => None,
+            };
+            match next {
+                // Only the sets along the path are forced, not the attribute itself.
+                Some(next) if i + 1 < path.len() => v = self.force(&next)?,
+                Some(_) => return Ok(Value::Bool(true)),
+                None => return Ok(Value::Bool(false)),
+            }
+        }
+        Ok(Value::Bool(true))
+    }
+
+    fn eval_attrs(&mut self, rec: bool, bindings: &[Binding], dynamic: &[DynamicBinding], pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+        let inner = if rec {
+            self.envs.alloc_unfilled(bindings.len(), Some(env.clone()))
+        } else {
+            env.clone()
+        };
+        let mut entries = Vec::with_capacity(bindings.len() + dynamic.len());
+        for (i, b) in bindings.iter().enumerate() {
+            let v = if rec && !b.outer_scope { self.thunk(&b.value, &inner) } else { self.thunk(&b.value, env) };
+            if rec {
+                inner.set(i as u32, v.clone());
+            }
+            entries.push(Attr { name: b.name, value: v, pos: Some(b.pos.clone()) });
+        }
+        let mut attrs = Attrs::from_unsorted(entries);
+        if rec {
+            let overrides_sym = Symbol::new("__overrides");
+            if let Some(i) = bindings.iter().position(|b| b.name == overrides_sym) {
+                let ov = inner.get(i as u32).unwrap_or(Value::Null);
+                let ov = self.force_attrs(&ov).map_err(|e| e.at(pos))?;
+                for attr in ov.iter() {
+                    if let Some(slot) = bindings.iter().position(|b| b.name == attr.name) {
+                        inner.set(slot as u32, attr.value.clone());
+                    }
+                }
+                attrs = attrs.update(&ov);
+            }
+        }
+        if !dynamic.is_empty() {
+            let mut extra: Vec<Attr> = Vec::new();
+            for d in dynamic {
+                let name = self.eval(&d.name, &inner)?;
+                let name = match name {
+                    Value::Null => continue,
+                    Value::String(s) => Symbol::new(&s.text),
+                    other => {
+                        return Err(EvalError::type_error(format!(
+                            "expected a string but found {}: {}",
+                            other.describe(),
+                            crate::print::error_repr(&other)
+                        ))
+                        .at(&d.pos))
+                    }
+                };
+                if let Some(first) = attrs.get_attr(name).and_then(|a| a.pos.clone()).or_else(|| {
+                    extra.iter().find(|a| a.name == name).and_then(|a| a.pos.clone())
+                }) {
+                    return Err(EvalError::other(format!("dynamic attribute '{name}' already defined at {first}")).at(&d.pos));
+                }
+                let v = self.thunk(&d.value, &inner);
+                extra.push(Attr { name, value: v, pos: Some(d.pos.clone()) });
+            }
+            if !extra.is_empty() {
+                attrs = attrs.update(&Attrs::from_unsorted(extra));
+            }
+        }
+        let _ = pos;
+        Ok(Value::attrs(attrs))
+    }
+
+    /// Applies a function to an argument (forcing the function).
+    pub fn apply(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
+        let f = self.force(&f)?;
+        self.call_depth += 1;
+        if self.call_depth > self.options.max_call_depth {
+            self.call_depth -= 1;
+            let err = EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded");
+            return Err(match pos {
+                Some(p) => err.at(p),
+                None => err,
+            });
+        }
+        let result = with_stack(|| self.apply_forced(f, arg, pos));
+        self.call_depth -= 1;
+        result
+    }
+
+    fn apply_forced(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
+        match f {
+            Value::Lambda(closure) => self.call_lambda(&closure, arg, pos),
+            Value::PrimOp(app) => {
+                let mut args = Vec::with_capacity(app.args.len() + 1);
+                args.extend(app.args.iter().cloned());
+                args.push(arg);
+                if args.len() < app.op.arity {
+                    return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
+                }
+                // The call site is in the frame; the error itself keeps only a position of its own.
+                (app.op.fun)(self, args)
+                    .map_err(|e| e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name)))
+            }
+            Value::Attrs(ref attrs) if attrs.get(Symbol::new("__functor")).is_some() => {
+                let functor = attrs.get(Symbol::new("__functor")).cloned().unwrap_or(Value::Null);
+                let inner = self.apply(functor, f.clone(), pos)?;
+                self.apply(inner, arg, pos)
+            }
+            other => {
+                let err = EvalError::type_error(format!(
+                    "attempt to call something which is not a function but {}: {}",
+                    other.describe(),
+                    crate::print::error_repr(&other)
+                ));
+                Err(match pos {
+                    Some(p) => err.at(p),
+                    None => err,
+                })
+            }
+        }
+    }
+
+    fn call_lambda(&mut self, closure: &Closure, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Value> {
+        let lambda: &LambdaExpr = &closure.lambda;
+        let env = match &lambda.formals {
+            None => self.alloc_env(vec![arg], Some(closure.env.clone()), false),
+            Some(formals) => {
+                let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
+                let attrs = match &forced {
+                    Value::Attrs(a) => a.clone(),
+                    other => {
+                        return Err(EvalError::type_error(format!(
+                            "expected a set but found {}: {}",
+                            other.describe(),
+                            crate::print::error_repr(other)
+                        ))
+                        .at(&lambda.pos)
+                        .with_frame(call_pos, "from call site"))
+                    }
+                };
+                let env = self.envs.alloc_unfilled(lambda.slots as usize, Some(closure.env.clone()));
+                let fname = lambda.name.map(|n| n.as_str()).unwrap_or("anonymous lambda");
+                let mut used = 0;
+                for (i, formal) in formals.entries.iter().enumerate() {
+                    let v = match attrs.get(formal.name) {
+                        Some(v) => {
+                            used += 1;
+                            v.clone()
+                        }
+                        None => match &formal.default {
+                            Some(d) => self.thunk(d, &env),
+                            None => {
+                                return Err(EvalError::type_error(format!(
+                                    "function '{fname}' called without required argument '{}'",
+                                    formal.name
+                                ))
+                                .at(&lambda.pos)
+                                .with_frame(call_pos, "from call site"))
+                            }
+                        },
+                    };
+                    env.set(i as u32, v);
+                }
+                if !formals.ellipsis && used != attrs.len() {
+                    if let Some(extra) = attrs.iter().find(|a| !formals.entries.iter().any(|f| f.name == a.name)) {
+                        return Err(EvalError::type_error(format!(
+                            "function '{fname}' called with unexpected argument '{}'",
+                            extra.name
+                        ))
+                        .at(&lambda.pos)
+                        .with_frame(call_pos, "from call site"));
+                    }
+                }
+                if formals.at.is_some() {
+                    env.set(formals.entries.len() as u32, forced);
+                }
+                env
+            }
+        };
+        let show_trace = self.options.show_trace;
+        self.eval(&lambda.body, &env).map_err(|e| {
+            if !show_trace {
+                return e;
+            }
+            let what = match lambda.name {
+                Some(n) => format!("while calling '{n}'"),
+                None => "while calling anonymous lambda".to_string(),
+            };
+            e.with_frame(Some(&lambda.pos), what)
+        })
+    }
+
+    /// Calls `f` with the arguments given, one after another.
+    pub fn call(&mut self, f: &Value, args: &[Value]) -> EvalResult<Value> {
+        let mut v = f.clone();
+        for a in args {
+            v = self.apply(v, a.clone(), None)?;
+        }
+        self.force(&v)
+    }
+}
+
+/// The text of an assertion's condition for the error message.
+fn assert_text(pos: &Pos) -> String {
+    let text = &pos.source.text;
+    let start = pos.offset as usize;
+    let rest = text.get(start..).unwrap_or("");
+    let rest = rest.strip_prefix("assert").unwrap_or(rest);
+    let end = rest.find(';').unwrap_or(rest.len());
+    rest[..end].trim().to_string()
+}

@@ -1,0 +1,1 @@
+let s = { a = throw "no"; b.c = throw "no"; }; in [ (s ? a) (s ? b.c) (s ? b.d) ]

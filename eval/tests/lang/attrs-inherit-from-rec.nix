@@ -1,0 +1,1 @@
+rec { s = { a = 5; }; inherit (s) a; }

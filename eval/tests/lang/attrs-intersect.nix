@@ -1,0 +1,1 @@
+builtins.intersectAttrs { a = 0; b = 0; } { b = 1; c = 2; }

@@ -1,0 +1,1 @@
+let p = builtins.unsafeGetAttrPos "a" (builtins.mapAttrs (k: v: v) { a = 1; }); in p

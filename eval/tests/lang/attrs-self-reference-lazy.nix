@@ -1,0 +1,1 @@
+let s = { a = s.b; b = 1; }; in s.a

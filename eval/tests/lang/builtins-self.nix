@@ -1,0 +1,1 @@
+builtins.builtins.length [ 1 ]

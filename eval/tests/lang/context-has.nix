@@ -1,0 +1,1 @@
+with builtins; [ (hasContext "x") (hasContext (toString ./data/dir)) (hasContext "${./data/dir}") ]

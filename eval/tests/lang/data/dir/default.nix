@@ -1,0 +1,1 @@
+{ inner = "from default.nix"; }

@@ -1,0 +1,1 @@
+builtins.deepSeq [ 1 { a = 2; } ] 3

@@ -1,0 +1,1 @@
+let inherit (builtins) length; in length [ 1 ]

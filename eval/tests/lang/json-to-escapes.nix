@@ -1,0 +1,1 @@
+builtins.toJSON "tab\t quote\" back\\ ctrl\u0001"

@@ -1,0 +1,1 @@
+builtins.toJSON { x = { outPath = "/p"; }; y = { __toString = s: "str"; }; }

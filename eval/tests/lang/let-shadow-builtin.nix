@@ -1,0 +1,1 @@
+let map = 1; in map

@@ -1,0 +1,1 @@
+let s = null; in s.a or "default"

@@ -1,0 +1,1 @@
+import ./data/function.nix { n = 3; }

@@ -1,0 +1,1 @@
+with builtins; [ (readFileType ./data) (readFileType ./data/hello.txt) ]

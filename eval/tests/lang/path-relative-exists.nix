@@ -1,0 +1,1 @@
+builtins.pathExists ./let-basic.nix

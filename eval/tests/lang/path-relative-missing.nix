@@ -1,0 +1,1 @@
+builtins.pathExists ./does-not-exist.nix

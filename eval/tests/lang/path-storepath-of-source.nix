@@ -1,0 +1,1 @@
+builtins.path { path = ./data/dir; name = "src"; }

@@ -1,0 +1,1 @@
+[ (builtins.match "a.b" "a\nb") (builtins.match "[[:space:]]*(.*[^[:space:]])[[:space:]]*" "\n x\ny \n") ]

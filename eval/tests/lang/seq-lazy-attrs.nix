@@ -1,0 +1,1 @@
+builtins.seq { a = throw "x"; } 2

@@ -1,0 +1,1 @@
+let x = "world"; n = 3; in "hello ${x}, ${toString n}!"

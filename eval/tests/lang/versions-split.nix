@@ -1,0 +1,1 @@
+builtins.splitVersion "1.2.3-pre4beta.5"

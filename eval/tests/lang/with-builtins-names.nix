@@ -1,0 +1,1 @@
+with builtins; length (attrNames { a = 1; })
