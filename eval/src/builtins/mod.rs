@@ -9,6 +9,7 @@ pub mod arith;
 pub mod attrs;
 pub mod context;
 pub mod control;
+pub mod derivation;
 pub mod fs;
 pub mod hash;
 pub mod import;
@@ -46,6 +47,7 @@ pub const GROUPS: &[&[PrimOpDef]] = &[
     attrs::PRIMOPS,
     context::PRIMOPS,
     control::PRIMOPS,
+    derivation::PRIMOPS,
     fs::PRIMOPS,
     hash::PRIMOPS,
     import::PRIMOPS,
