@@ -8,7 +8,7 @@
 
 mod add;
 mod bridge;
-mod connect;
+pub(super) mod connect;
 mod gc;
 mod info;
 mod local;
