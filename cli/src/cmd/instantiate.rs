@@ -218,6 +218,9 @@ fn derivation_of(ev: &mut Evaluator, a: &Attrs) -> EvalResult<FoundDrv> {
             None => Ok(None),
         }
     };
+    if a.get(Symbol::new("name")).is_none() {
+        return Err(EvalError::type_error("derivation name missing"));
+    }
     let drv_path = get(ev, "drvPath")?.ok_or_else(|| EvalError::other("derivation has no 'drvPath' attribute"))?;
     let output = get(ev, "outputName")?.unwrap_or_else(|| "out".into());
     let out_path = get(ev, "outPath")?.unwrap_or_default();

@@ -133,13 +133,9 @@ fn string_no_context(ev: &mut Evaluator, v: &Value) -> EvalResult<String> {
     Ok(s.text.clone())
 }
 
-fn parse_algo(s: &str) -> EvalResult<Option<Algorithm>> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    s.parse().map(Some).map_err(|_| {
-        EvalError::other(format!("unknown hash algorithm '{s}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"))
-    })
+/// Nix's `parseHashAlgoOpt`: an unknown (or empty) algorithm name is no algorithm.
+fn parse_algo(s: &str) -> Option<Algorithm> {
+    s.parse().ok()
 }
 
 fn parse_hash_mode(ev: &Evaluator, s: &str) -> EvalResult<Method> {
@@ -374,7 +370,7 @@ fn collect_one(
             }
             "system" => c.drv.system = string_no_context(ev, value)?.into_bytes(),
             "outputHash" => c.output_hash = Some(string_no_context(ev, value)?),
-            "outputHashAlgo" => c.output_hash_algo = parse_algo(&string_no_context(ev, value)?)?,
+            "outputHashAlgo" => c.output_hash_algo = parse_algo(&string_no_context(ev, value)?),
             "outputHashMode" => {
                 let mode = string_no_context(ev, value)?;
                 c.method = Some(parse_hash_mode(ev, &mode)?);
@@ -396,7 +392,7 @@ fn collect_one(
         "builder" => c.drv.builder = s.clone().into_bytes(),
         "system" => c.drv.system = s.clone().into_bytes(),
         "outputHash" => c.output_hash = Some(s.clone()),
-        "outputHashAlgo" => c.output_hash_algo = parse_algo(&s)?,
+        "outputHashAlgo" => c.output_hash_algo = parse_algo(&s),
         "outputHashMode" => c.method = Some(parse_hash_mode(ev, &s)?),
         "outputs" => {
             let names = s.split([' ', '\t', '\n', '\r']).filter(|t| !t.is_empty()).map(str::to_string).collect();
