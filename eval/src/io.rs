@@ -87,6 +87,14 @@ pub trait EvalIo {
     /// Adds a text file with references to the store (`builtins.toFile`); returns the store path.
     fn add_text_to_store(&mut self, name: &str, text: &[u8], references: &[String]) -> Result<String, IoError>;
 
+    /// Adds one file's bytes flat (SHA-256, no references) as `name` (`fetchurl`); returns the
+    /// store path. By default only computes it.
+    fn add_flat_to_store(&mut self, name: &str, data: &[u8]) -> Result<String, IoError> {
+        let hash = nix_formats::hash::Hash::of(Algorithm::Sha256, data);
+        let sp = self.store_dir().make_fixed_output_path(name, false, &hash, [], false).map_err(store_error)?;
+        Ok(self.store_dir().print(&sp))
+    }
+
     /// The references of a valid store path (a `=drv` context needs the derivation's closure).
     fn query_references(&mut self, path: &str) -> Result<Vec<String>, IoError> {
         Err(IoError::Store(format!("cannot query the references of '{path}' here")))

@@ -176,6 +176,16 @@ impl EvalIo for DaemonIo {
         Ok(store_dir.print(&info.path))
     }
 
+    fn add_flat_to_store(&mut self, name: &str, data: &[u8]) -> Result<String, IoError> {
+        let method = CaMethodAlgo { method: IngestionMethod::Flat, algo: Algorithm::Sha256 };
+        let DaemonIo { runtime, conn, store_dir, .. } = self;
+        let mut source: &[u8] = data;
+        let info = runtime
+            .block_on(conn.add_to_store(name, method, &BTreeSet::new(), false, &mut source))
+            .map_err(|e| IoError::Store(format!("{:#}", daemon_error(e))))?;
+        Ok(store_dir.print(&info.path))
+    }
+
     fn add_text_to_store(&mut self, name: &str, text: &[u8], references: &[String]) -> Result<String, IoError> {
         let refs = references.iter().map(|r| self.parse(r)).collect::<Result<BTreeSet<_>, _>>()?;
         let DaemonIo { runtime, conn, store_dir, .. } = self;

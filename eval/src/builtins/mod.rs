@@ -10,6 +10,7 @@ pub mod attrs;
 pub mod context;
 pub mod control;
 pub mod derivation;
+pub mod fetch;
 pub mod fs;
 pub mod hash;
 pub mod import;
@@ -48,6 +49,7 @@ pub const GROUPS: &[&[PrimOpDef]] = &[
     context::PRIMOPS,
     control::PRIMOPS,
     derivation::PRIMOPS,
+    fetch::PRIMOPS,
     fs::PRIMOPS,
     hash::PRIMOPS,
     import::PRIMOPS,
