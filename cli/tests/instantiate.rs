@@ -7,6 +7,8 @@
 //! Needs `casnix-daemon` built beside the test binary (`cargo build --release -p daemon --bin
 //! casnix-daemon`), Nix 2.8 and Debian's static busybox (`scripts/test-all.sh` installs them).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
