@@ -154,6 +154,24 @@ fn parse_hash_mode(ev: &Evaluator, s: &str) -> EvalResult<Method> {
     Ok(method)
 }
 
+/// Nix's words for a hash of the wrong length; other errors as `nix_formats` says them.
+fn hash_parse_error(text: &str, algo: Option<Algorithm>, e: &nix_formats::hash::HashError) -> EvalError {
+    let split = text.split_once(':').or_else(|| text.split_once('-'));
+    let (algo, rest) = match split.and_then(|(a, r)| a.parse::<Algorithm>().ok().map(|a| (a, r))) {
+        Some((a, r)) => (a, r),
+        None => match algo {
+            Some(a) => (a, text),
+            None => return EvalError::other(e.to_string()),
+        },
+    };
+    let size = algo.size();
+    let lengths = [size * 2, (size * 8 - 1) / 5 + 1, size.div_ceil(3) * 4];
+    if !lengths.contains(&rest.len()) {
+        return EvalError::other(format!("hash '{rest}' has wrong length for hash algorithm '{algo}'"));
+    }
+    EvalError::other(e.to_string())
+}
+
 fn check_outputs(names: Vec<String>) -> EvalResult<BTreeSet<String>> {
     let mut outputs = BTreeSet::new();
     for name in names {
@@ -467,7 +485,7 @@ fn decide_outputs(ev: &mut Evaluator, store_dir: &StoreDir, c: &mut Collected, s
                 .ok_or_else(|| EvalError::other("empty hash requires explicit hash algorithm"))?;
             Hash::zero(algo)
         } else {
-            Hash::parse_any(text, c.output_hash_algo).map_err(|e| other(&e))?
+            Hash::parse_any(text, c.output_hash_algo).map_err(|e| hash_parse_error(text, c.output_hash_algo, &e))?
         };
         let ca = ContentAddress { method: c.method.unwrap_or(Method::Flat), hash };
         c.drv.outputs = BTreeMap::from([("out".to_string(), DerivationOutput::CaFixed(ca))]);
