@@ -5,7 +5,7 @@
 //! The evaluator is synchronous and must not run on a tokio worker thread: this I/O owns a
 //! current-thread runtime and blocks on it for each request, from the evaluator's own thread.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +14,7 @@ use std::path::Path;
 use eval::builtins::context::{decode, ContextElem};
 use eval::io::{EvalIo, FileKind, IoError, LocalIo};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
-use nix_formats::hash::Algorithm;
+use nix_formats::hash::{Algorithm, Hash};
 use nix_formats::store_path::{StoreDir, StorePath};
 use worker_protocol::ops::request::add::{CaMethodAlgo, IngestionMethod};
 use worker_protocol::types::BuildMode;
@@ -29,6 +29,8 @@ pub struct DaemonIo {
     store_dir: StoreDir,
     /// Context elements already realised (several imports from one derivation build it once).
     realised: HashSet<String>,
+    /// Trees added so far by name and NAR hash (a source interpolated many times is sent once).
+    added: HashMap<(String, Hash), String>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> IoError {
@@ -41,7 +43,7 @@ impl DaemonIo {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
         let conn = runtime.block_on(location.connect())?;
         let store_dir = StoreDir::from_env();
-        Ok(DaemonIo { runtime, local: LocalIo::new(store_dir.as_str()), conn, store_dir, realised: HashSet::new() })
+        Ok(DaemonIo { runtime, local: LocalIo::new(store_dir.as_str()), conn, store_dir, realised: HashSet::new(), added: HashMap::new() })
     }
 
     fn parse(&self, path: &str) -> Result<StorePath, IoError> {
@@ -167,13 +169,19 @@ impl EvalIo for DaemonIo {
     ) -> Result<String, IoError> {
         let mut nar = Vec::new();
         filtered_nar(Path::new(path), filter, &mut nar)?;
+        let key = (name.to_string(), Hash::of(Algorithm::Sha256, &nar));
+        if let Some(known) = self.added.get(&key) {
+            return Ok(known.clone());
+        }
         let method = CaMethodAlgo { method: IngestionMethod::Nar, algo: Algorithm::Sha256 };
         let DaemonIo { runtime, conn, store_dir, .. } = self;
         let mut source: &[u8] = &nar;
         let info = runtime
             .block_on(conn.add_to_store(name, method, &BTreeSet::new(), false, &mut source))
             .map_err(|e| IoError::Store(format!("{:#}", daemon_error(e))))?;
-        Ok(store_dir.print(&info.path))
+        let printed = store_dir.print(&info.path);
+        self.added.insert(key, printed.clone());
+        Ok(printed)
     }
 
     fn add_flat_to_store(&mut self, name: &str, data: &[u8]) -> Result<String, IoError> {

@@ -246,8 +246,9 @@ pub fn run_instantiate(args: InstantiateArgs) -> Result<()> {
 /// Runs `casnix build`: instantiates, builds the outputs, makes the result links and prints
 /// the output paths, as `nix-build` does.
 pub fn run_build(args: BuildArgs) -> Result<()> {
+    // The evaluation's connection stays open until the end: its temporary roots keep the
+    // derivations alive while a second connection builds them.
     let (ev, found) = instantiate(&args.common)?;
-    drop(ev);
     if found.is_empty() {
         bail!("nothing to build");
     }
@@ -288,5 +289,6 @@ pub fn run_build(args: BuildArgs) -> Result<()> {
         }
         println!("{}", d.out_path);
     }
+    drop(ev);
     Ok(())
 }
