@@ -88,7 +88,10 @@ const SPECIAL: &str = r#"let
     n = null; l = [ 1 "x" a ]; at = { q = 1.5; r = [ ]; }; outputs = [ "out" "lib" ]; dep = b.dev; };
   c = derivation { name = "c"; builder = "/bin/sh"; system = "x86_64-linux"; __ignoreNulls = true;
     n = null; dep = nar; dep2 = flat; inherit s; passAsFile = [ "big" ]; big = "text"; };
-in { inherit a b nar flat s c; }
+  filtered = derivation { name = "filtered"; builder = "/bin/sh"; system = "x86_64-linux";
+    src = builtins.path { path = ./.; name = "filtered"; filter = p: t: t != "directory" && baseNameOf p != "special.nix"; };
+    src2 = builtins.filterSource (p: t: t == "directory" || builtins.match ".*[.]nix" p != null) ./.; };
+in { inherit a b nar flat s c filtered; }
 "#;
 
 /// An isolated root: store, state, log, conf and home under a temporary directory.

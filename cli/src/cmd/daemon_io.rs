@@ -6,10 +6,7 @@
 //! current-thread runtime and blocks on it for each request, from the evaluator's own thread.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use eval::builtins::context::{decode, ContextElem};
 use eval::io::{EvalIo, FileKind, IoError, LocalIo};
@@ -19,6 +16,8 @@ use nix_formats::store_path::{StoreDir, StorePath};
 use worker_protocol::ops::request::add::{CaMethodAlgo, IngestionMethod};
 use worker_protocol::types::BuildMode;
 
+use super::filtered_nar;
+use super::store::bridge;
 use super::store::connect::{daemon_error, Connection, StoreLocation};
 
 /// [`EvalIo`] backed by a daemon connection.
@@ -29,8 +28,9 @@ pub struct DaemonIo {
     store_dir: StoreDir,
     /// Context elements already realised (several imports from one derivation build it once).
     realised: HashSet<String>,
-    /// Trees added so far by name and NAR hash (a source interpolated many times is sent once).
-    added: HashMap<(String, Hash), String>,
+    /// Trees added so far by name, path and selection (a source interpolated many times is sent
+    /// once, as Nix caches its copies of sources).
+    added: HashMap<(String, String, Hash), String>,
 }
 
 fn store_error(e: impl std::fmt::Display) -> IoError {
@@ -70,76 +70,6 @@ impl DaemonIo {
     }
 }
 
-/// Serialises `path` as a NAR into `out`, leaving out entries `filter` rejects.
-fn filtered_nar(
-    path: &Path,
-    filter: &mut dyn FnMut(&str, FileKind) -> Result<bool, IoError>,
-    out: &mut Vec<u8>,
-) -> Result<(), IoError> {
-    put(out, b"nix-archive-1");
-    nar_node(path, filter, out)
-}
-
-fn put(out: &mut Vec<u8>, s: &[u8]) {
-    out.write_all(&(s.len() as u64).to_le_bytes()).ok();
-    out.extend_from_slice(s);
-    out.resize(out.len() + (8 - s.len() % 8) % 8, 0);
-}
-
-fn nar_node(
-    path: &Path,
-    filter: &mut dyn FnMut(&str, FileKind) -> Result<bool, IoError>,
-    out: &mut Vec<u8>,
-) -> Result<(), IoError> {
-    let meta = std::fs::symlink_metadata(path)?;
-    put(out, b"(");
-    put(out, b"type");
-    if meta.file_type().is_symlink() {
-        put(out, b"symlink");
-        put(out, b"target");
-        put(out, std::fs::read_link(path)?.as_os_str().as_bytes());
-    } else if meta.is_dir() {
-        put(out, b"directory");
-        let mut names: Vec<_> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let child = path.join(&name);
-            let ft = std::fs::symlink_metadata(&child)?.file_type();
-            let kind = if ft.is_symlink() {
-                FileKind::Symlink
-            } else if ft.is_dir() {
-                FileKind::Directory
-            } else if ft.is_file() {
-                FileKind::Regular
-            } else {
-                FileKind::Unknown
-            };
-            if !filter(&child.to_string_lossy(), kind)? {
-                continue;
-            }
-            put(out, b"entry");
-            put(out, b"(");
-            put(out, b"name");
-            put(out, name.as_bytes());
-            put(out, b"node");
-            nar_node(&child, filter, out)?;
-            put(out, b")");
-        }
-    } else if meta.is_file() {
-        put(out, b"regular");
-        if meta.permissions().mode() & 0o100 != 0 {
-            put(out, b"executable");
-            put(out, b"");
-        }
-        put(out, b"contents");
-        put(out, &std::fs::read(path)?);
-    } else {
-        return Err(IoError::Store(format!("file '{}' has an unsupported type", path.display())));
-    }
-    put(out, b")");
-    Ok(())
-}
-
 impl EvalIo for DaemonIo {
     fn store_dir(&self) -> &StoreDir {
         &self.store_dir
@@ -167,18 +97,30 @@ impl EvalIo for DaemonIo {
         name: &str,
         filter: &mut dyn FnMut(&str, FileKind) -> Result<bool, IoError>,
     ) -> Result<String, IoError> {
-        let mut nar = Vec::new();
-        filtered_nar(Path::new(path), filter, &mut nar)?;
-        let key = (name.to_string(), Hash::of(Algorithm::Sha256, &nar));
+        let selection = filtered_nar::select(Path::new(path), filter)?;
+        let key = (name.to_string(), path.to_string(), selection.digest().clone());
         if let Some(known) = self.added.get(&key) {
             return Ok(known.clone());
         }
         let method = CaMethodAlgo { method: IngestionMethod::Nar, algo: Algorithm::Sha256 };
+        let root = PathBuf::from(path);
         let DaemonIo { runtime, conn, store_dir, .. } = self;
-        let mut source: &[u8] = &nar;
-        let info = runtime
-            .block_on(conn.add_to_store(name, method, &BTreeSet::new(), false, &mut source))
-            .map_err(|e| IoError::Store(format!("{:#}", daemon_error(e))))?;
+        let (added, produced) = runtime.block_on(async {
+            let (mut reader, producer) = bridge::produce(move |out| {
+                filtered_nar::dump(&root, &selection, out)
+                    .map_err(|e| anyhow::anyhow!("cannot serialise '{}': {e}", root.display()))
+            });
+            let added = conn.add_to_store(name, method, &BTreeSet::new(), false, &mut reader).await;
+            drop(reader);
+            (added, producer.await)
+        });
+        // The reading side's error says more than the short stream it caused.
+        match produced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(IoError::Store(format!("{e:#}"))),
+            Err(e) => return Err(IoError::Store(format!("the reading thread failed: {e}"))),
+        }
+        let info = added.map_err(|e| IoError::Store(format!("{:#}", daemon_error(e))))?;
         let printed = store_dir.print(&info.path);
         self.added.insert(key, printed.clone());
         Ok(printed)

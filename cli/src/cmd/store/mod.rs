@@ -7,7 +7,7 @@
 //! own.
 
 mod add;
-mod bridge;
+pub(super) mod bridge;
 pub(super) mod connect;
 mod gc;
 mod info;
