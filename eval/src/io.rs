@@ -96,6 +96,19 @@ pub trait EvalIo {
     /// Adds a text file with references to the store (`builtins.toFile`); returns the store path.
     fn add_text_to_store(&mut self, name: &str, text: &[u8], references: &[String]) -> Result<String, IoError>;
 
+    /// Adds one file's bytes flat (SHA-256, no references) as `name` (`fetchurl`); returns the
+    /// store path. By default only computes it.
+    fn add_flat_to_store(&mut self, name: &str, data: &[u8]) -> Result<String, IoError> {
+        let hash = nix_formats::hash::Hash::of(Algorithm::Sha256, data);
+        let sp = self.store_dir().make_fixed_output_path(name, false, &hash, [], false).map_err(store_error)?;
+        Ok(self.store_dir().print(&sp))
+    }
+
+    /// The references of a valid store path (a `=drv` context needs the derivation's closure).
+    fn query_references(&mut self, path: &str) -> Result<Vec<String>, IoError> {
+        Err(IoError::Store(format!("cannot query the references of '{path}' here")))
+    }
+
     /// Makes sure the store paths are valid (building derivation outputs for IFD) before their
     /// contents are read. `paths` are encoded as in a string's context.
     fn realise_context(&mut self, paths: &[String]) -> Result<(), IoError> {
@@ -107,12 +120,14 @@ pub trait EvalIo {
 /// Local filesystem access; store paths are computed, nothing is written.
 pub struct LocalIo {
     store_dir: StoreDir,
+    /// References of the text files "added" so far, for [`EvalIo::query_references`].
+    text_refs: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl LocalIo {
     /// For the store directory `store_dir`.
     pub fn new(store_dir: &str) -> LocalIo {
-        LocalIo { store_dir: StoreDir::new(store_dir) }
+        LocalIo { store_dir: StoreDir::new(store_dir), text_refs: Default::default() }
     }
 }
 
@@ -174,6 +189,12 @@ impl EvalIo for LocalIo {
             .map_err(store_error)?;
         let hash = nix_formats::hash::Hash::of(Algorithm::Sha256, text);
         let sp = self.store_dir.make_text_path(name, &hash, refs.iter()).map_err(store_error)?;
-        Ok(self.store_dir.print(&sp))
+        let printed = self.store_dir.print(&sp);
+        self.text_refs.insert(printed.clone(), references.to_vec());
+        Ok(printed)
+    }
+
+    fn query_references(&mut self, path: &str) -> Result<Vec<String>, IoError> {
+        Ok(self.text_refs.get(path).cloned().unwrap_or_default())
     }
 }

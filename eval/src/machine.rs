@@ -83,6 +83,8 @@ pub struct Evaluator {
     call_depth: usize,
     pub(crate) import_cache: HashMap<String, Value>,
     pub(crate) regex_cache: HashMap<String, regex::Regex>,
+    /// The derivations written so far and their hashes.
+    pub drv_state: crate::builtins::derivation::DrvState,
 }
 
 impl Evaluator {
@@ -96,6 +98,7 @@ impl Evaluator {
             call_depth: 0,
             import_cache: HashMap::new(),
             regex_cache: HashMap::new(),
+            drv_state: Default::default(),
         };
         crate::builtins::install(&mut ev);
         ev

@@ -1,8 +1,11 @@
 //! The subcommands, one module each.
 
+mod daemon_io;
 mod derivation;
 mod eval;
+mod filtered_nar;
 mod hash;
+mod instantiate;
 mod key;
 mod nar;
 mod narinfo;
@@ -34,6 +37,10 @@ pub enum Command {
     Narinfo(narinfo::NarInfoCommand),
     /// Evaluate a Nix expression (like `nix-instantiate --eval`).
     Eval(eval::EvalArgs),
+    /// Evaluate and write store derivations through the daemon (like `nix-instantiate`).
+    Instantiate(instantiate::InstantiateArgs),
+    /// Evaluate, build through the daemon and link the results (like `nix-build`).
+    Build(instantiate::BuildArgs),
     /// Talk to a store daemon (like `nix store`, `nix path-info`, `nix-store --gc`).
     Store(store::StoreArgs),
 }
@@ -48,6 +55,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Key(c) => key::run(c),
         Command::Narinfo(c) => narinfo::run(c),
         Command::Store(c) => store::run(c),
+        Command::Instantiate(c) => instantiate::run_instantiate(c),
+        Command::Build(c) => instantiate::run_build(c),
         Command::Eval(c) => {
             let code = eval::run(c)?;
             if code != 0 {

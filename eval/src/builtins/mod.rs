@@ -9,6 +9,8 @@ pub mod arith;
 pub mod attrs;
 pub mod context;
 pub mod control;
+pub mod derivation;
+pub mod fetch;
 pub mod fs;
 pub mod hash;
 pub mod import;
@@ -46,6 +48,8 @@ pub const GROUPS: &[&[PrimOpDef]] = &[
     attrs::PRIMOPS,
     context::PRIMOPS,
     control::PRIMOPS,
+    derivation::PRIMOPS,
+    fetch::PRIMOPS,
     fs::PRIMOPS,
     hash::PRIMOPS,
     import::PRIMOPS,

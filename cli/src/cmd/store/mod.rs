@@ -7,8 +7,8 @@
 //! own.
 
 mod add;
-mod bridge;
-mod connect;
+pub(super) mod bridge;
+pub(super) mod connect;
 mod gc;
 mod info;
 mod local;
