@@ -414,7 +414,7 @@ fn fetchers_as_nix() {
         let theirs = ok(root.command("nix-instantiate", "daemon").args(["fetch.nix", "-A", "drv"]));
         assert_eq!(ours, theirs);
     }
-    let paths = ok(root.casnix().args(["eval", "--json", "--expr", "with import ./fetch.nix; [ u u2 t g.outPath g1.outPath ]"]));
+    let paths = ok(root.casnix().args(["eval", "--strict", "--json", "--expr", "with import ./fetch.nix; [ u u2 t g.outPath g1.outPath ]"]));
     for p in serde_json::from_str::<Vec<String>>(&paths).unwrap() {
         assert!(Path::new(&p).exists(), "{p} was not added");
     }
