@@ -30,7 +30,7 @@ impl Builder<'_> {
         }
         let store_dir = self.store.store_dir().clone();
         let mut reader = DirectoryReader::new(self.store.real_store_dir(), store_dir.clone());
-        self.hash_cache.borrow_mut().static_output_hashes(&store_dir, &mut reader, drv).map_err(misc)
+        self.hash_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).static_output_hashes(&store_dir, &mut reader, drv).map_err(misc)
     }
 
     /// The path of each output known before building it (Nix's `checkPathValidity`): the
@@ -89,7 +89,7 @@ impl Builder<'_> {
     /// The path of output `output` of input derivation `input`: from this request's builds,
     /// else as known to the store.
     pub(super) fn input_output(&self, input: &StorePath, output: &str) -> Result<Option<StorePath>, BuildFailure> {
-        if let Some(Ok(built)) = self.done.get(input) {
+        if let Some(Ok(built)) = self.finished(input) {
             if let Some(p) = built.outputs.get(output) {
                 return Ok(Some(p.clone()));
             }
@@ -197,7 +197,7 @@ impl Builder<'_> {
     /// Resolves `drv` (its inputs built), writes the resolved derivation to the store, builds
     /// it, and links its outputs to `drv`'s output ids (Nix's `resolvedFinished`).
     pub(super) fn build_resolved(
-        &mut self,
+        &self,
         drv_path: &StorePath,
         drv: &Derivation,
         drv_type: DerivationType,
