@@ -5,7 +5,7 @@
 //! built outputs, the resolved derivation written and built, its outputs linked to the
 //! unresolved derivation's output ids).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nix_formats::build_result::BuildStatus;
 use nix_formats::derivation::hashing::impure_output_hash;
@@ -65,6 +65,31 @@ impl Builder<'_> {
             }
         }
         Ok(known)
+    }
+
+    /// The paths of the `wanted` outputs of `drv_path` if each is known and valid (Nix's goal
+    /// for some outputs builds nothing then, whatever the other outputs are); `None` for
+    /// impure derivations and when one is missing.
+    pub(super) fn wanted_valid(&self, drv_path: &StorePath, wanted: &BTreeSet<String>) -> Result<Option<Built>, BuildFailure> {
+        if !self.store.is_valid(drv_path).map_err(misc)? {
+            return Ok(None);
+        }
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        if drv.derivation_type().map_or(true, |t| t.is_impure()) {
+            return Ok(None);
+        }
+        let hashes = self.output_hashes(&drv)?;
+        let mut known = self.known_outputs(drv_path, &drv, &hashes)?;
+        let mut outputs = BTreeMap::new();
+        for name in wanted {
+            match known.remove(name).flatten() {
+                Some(p) if self.store.is_valid(&p).map_err(misc)? => {
+                    outputs.insert(name.clone(), p);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(Built { status: BuildStatus::AlreadyValid, outputs }))
     }
 
     /// The outputs' paths if every one is known and valid.

@@ -225,7 +225,14 @@ impl<'a> Builder<'a> {
                 let SingleDerivedPath::Opaque(drv_path) = drv_path else { return Err(one_shot()) };
                 let drv_path = drv_path.clone();
                 self.check_wanted_outputs(&drv_path, outputs)?;
-                let built = self.build_derivation(&drv_path)?;
+                let valid = match outputs {
+                    OutputsSpec::Names(names) if !self.settings.check => self.wanted_valid(&drv_path, names)?,
+                    _ => None,
+                };
+                let built = match valid {
+                    Some(built) => built,
+                    None => self.build_derivation(&drv_path)?,
+                };
                 if self.settings.check && built.status == BuildStatus::AlreadyValid {
                     self.check_derivation(&drv_path)?;
                 }
@@ -399,6 +406,9 @@ impl<'a> Builder<'a> {
     fn build_input(&self, input: &StorePath, node: &InputOutputs) -> Result<(), BuildFailure> {
         if !node.dynamic_outputs.is_empty() {
             return Err(one_shot());
+        }
+        if self.finished(input).is_none() && self.wanted_valid(input, &node.outputs)?.is_some() {
+            return Ok(());
         }
         self.build_derivation(input).map(|_| ())
     }
