@@ -12,7 +12,7 @@
 #   casnix          casnix-daemon, sandbox = $CASNIX_SANDBOX (default true);
 #   casnix-nosandbox  casnix-daemon, sandbox = false (only when CASNIX_SANDBOX is not false).
 # Prints each run's best time over the rounds and the ratios casnix/nix (target: at most 1.2 for
-# the unsandboxed run). When casnix-daemon answers a build with its "no sandbox backend yet"
+# casnix with its sandbox against Nix without). When casnix-daemon answers a build with its "no sandbox backend yet"
 # warning, its sandbox = true figure is unsandboxed, and the script says so.
 #
 # Sandbox set-up time per build: (casnix's best time with the sandbox - its best time without) /
@@ -144,12 +144,12 @@ echo "builds: $derivations derivations, max-jobs $max_jobs, best of $rounds roun
 echo "nix 2.26 (sandbox = false): $(best nix) s"
 echo "casnix (sandbox = $casnix_sandbox): $(best casnix) s$unsandboxed_note"
 awk -v c="$(best casnix)" -v n="$(best nix)" -v s="$casnix_sandbox" 'BEGIN {
-    printf "build time, casnix (sandbox = %s)/nix: %.2f%s\n", s, c / n, s == "false" ? " (target <= 1.2)" : ""
+    printf "build time, casnix (sandbox = %s)/nix: %.2f (target <= 1.2)\n", s, c / n
 }'
 if [ "$casnix_sandbox" != false ]; then
     echo "casnix (sandbox = false): $(best casnix-nosandbox) s"
     awk -v c="$(best casnix-nosandbox)" -v n="$(best nix)" 'BEGIN {
-        printf "build time, casnix (sandbox = false)/nix: %.2f (target <= 1.2)\n", c / n
+        printf "build time, casnix (sandbox = false)/nix: %.2f\n", c / n
     }'
     if [ -n "$unsandboxed_note" ]; then
         echo "sandbox set-up per build: not measured (casnix-daemon has no sandbox backend yet)"

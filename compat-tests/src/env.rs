@@ -49,6 +49,17 @@ impl Env {
         env
     }
 
+    /// Appends lines to the daemons' `nix.conf` (for the daemon started next).
+    pub fn append_conf(&self, lines: &str) {
+        if lines.is_empty() {
+            return;
+        }
+        let path = self.path("conf/nix.conf");
+        let mut text = must(fs::read_to_string(&path), "daemon nix.conf");
+        text.push_str(lines);
+        must(fs::write(&path, text), "daemon nix.conf");
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         self.dir.path()

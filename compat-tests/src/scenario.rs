@@ -13,6 +13,8 @@ use crate::session::Session;
 pub struct Scenario {
     name: String,
     conf: String,
+    /// Lines appended to the daemon under test's `nix.conf` only (after [`Scenario::conf`]'s).
+    under_test_conf: String,
     clients: Vec<ClientKind>,
     users: Vec<User>,
     reference: Option<Launch>,
@@ -22,7 +24,13 @@ pub struct Scenario {
 impl Scenario {
     /// A scenario run by both clients, as root and as the untrusted user.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), conf: String::new(), clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec(), reference: None, under_test: None }
+        Self {
+            name: name.to_owned(),
+            conf: String::new(),
+            under_test_conf: String::new(),
+            clients: ClientKind::ALL.to_vec(), users: User::ALL.to_vec(), reference: None,
+            under_test: None,
+        }
     }
 
     /// Appends lines to both daemons' `nix.conf`.
@@ -30,6 +38,16 @@ impl Scenario {
         self.conf.push_str(lines);
         if !self.conf.ends_with('\n') {
             self.conf.push('\n');
+        }
+        self
+    }
+
+    /// Appends lines to the `nix.conf` of the daemon under test only (they come after the
+    /// common lines, so a setting given in both takes this value there).
+    pub fn under_test_conf(mut self, lines: &str) -> Self {
+        self.under_test_conf.push_str(lines);
+        if !self.under_test_conf.ends_with('\n') {
+            self.under_test_conf.push('\n');
         }
         self
     }
@@ -88,6 +106,7 @@ impl Scenario {
         let under_test_launch = self.under_test.clone().unwrap_or_else(|| DaemonKind::UnderTest.launch(client.kind));
         let reference = transcript(&env, client, DaemonKind::Reference, &reference_launch, body);
         env.reset();
+        env.append_conf(&self.under_test_conf);
         let under_test = transcript(&env, client, DaemonKind::UnderTest, &under_test_launch, body);
         println!(
             "scenario {} [{} as {}]: {} steps",

@@ -26,6 +26,8 @@ pub struct PreparedSandbox {
     /// Keeps the chroot directory locked while it exists.
     _lock: File,
     keep_build_dir: bool,
+    /// See [`PreparedSandbox::remove_in_background`].
+    remove_in_background: bool,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -165,7 +167,7 @@ pub fn prepare(request: &BuildRequest, mut plan: SandboxPlan) -> Result<Prepared
         set_mode(&under(&root, &dir.target), dir.mode)?;
     }
     set_mode(&root, plan.root_mode)?;
-    Ok(PreparedSandbox { plan, env, top_build_dir, _lock: lock, keep_build_dir: false })
+    Ok(PreparedSandbox { plan, env, top_build_dir, _lock: lock, keep_build_dir: false, remove_in_background: false })
 }
 
 /// Copies the tree at `from` to `to` (which must not exist) as new files: regular files,
@@ -229,6 +231,14 @@ impl PreparedSandbox {
         Ok(())
     }
 
+    /// Removes the root and the build directory on a thread of their own when this is
+    /// dropped (the root renamed first, so its name is free at once): removing what were mount
+    /// points of an ended sandbox waits for the kernel to tear its namespaces down, which the
+    /// build's result need not wait for.
+    pub fn remove_in_background(&mut self) {
+        self.remove_in_background = true;
+    }
+
     /// Keeps the build directory when this is dropped (`keep-failed` after a failure);
     /// returns its path.
     pub fn keep_build_dir(&mut self) -> &Path {
@@ -239,15 +249,47 @@ impl PreparedSandbox {
 
 impl Drop for PreparedSandbox {
     fn drop(&mut self) {
-        remove_build_dir(&self.plan.chroot_dir);
+        if !self.remove_in_background {
+            remove_build_dir(&self.plan.chroot_dir);
+        }
+        let mut doomed = Vec::new();
+        if self.remove_in_background {
+            // Renamed first (so the name is free for the next build of the derivation at
+            // once), then removed on a thread of its own.
+            let trash = trash_name(&self.plan.chroot_dir);
+            match std::fs::rename(&self.plan.chroot_dir, &trash) {
+                Ok(()) => doomed.push(trash),
+                Err(_) => remove_build_dir(&self.plan.chroot_dir),
+            }
+        }
         if self.keep_build_dir {
             // Nix opens it up so the user can look inside.
             let _ = std::fs::set_permissions(&self.top_build_dir, std::fs::Permissions::from_mode(0o755));
             let _ = std::fs::set_permissions(&self.plan.build_dir_host, std::fs::Permissions::from_mode(0o755));
+        } else if self.remove_in_background {
+            // Its name is unique to this build.
+            doomed.push(self.top_build_dir.clone());
         } else {
             remove_build_dir(&self.top_build_dir);
         }
+        if doomed.is_empty() {
+            return;
+        }
+        let remove_all = move || doomed.iter().for_each(|dir| remove_build_dir(dir));
+        if let Err(e) = std::thread::Builder::new().name("casnix-sandbox-cleanup".into()).spawn(remove_all.clone()) {
+            tracing::debug!("removing sandbox directories here: {e}");
+            remove_all();
+        }
     }
+}
+
+/// A unique name beside `chroot_dir` for it to be removed under.
+fn trash_name(chroot_dir: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = chroot_dir.as_os_str().to_owned();
+    name.push(format!(".old-{}-{n}", std::process::id()));
+    PathBuf::from(name)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! built outputs, the resolved derivation written and built, its outputs linked to the
 //! unresolved derivation's output ids).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nix_formats::build_result::BuildStatus;
 use nix_formats::derivation::hashing::impure_output_hash;
@@ -30,7 +30,7 @@ impl Builder<'_> {
         }
         let store_dir = self.store.store_dir().clone();
         let mut reader = DirectoryReader::new(self.store.real_store_dir(), store_dir.clone());
-        self.hash_cache.borrow_mut().static_output_hashes(&store_dir, &mut reader, drv).map_err(misc)
+        self.hash_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).static_output_hashes(&store_dir, &mut reader, drv).map_err(misc)
     }
 
     /// The path of each output known before building it (Nix's `checkPathValidity`): the
@@ -67,6 +67,31 @@ impl Builder<'_> {
         Ok(known)
     }
 
+    /// The paths of the `wanted` outputs of `drv_path` if each is known and valid (Nix's goal
+    /// for some outputs builds nothing then, whatever the other outputs are); `None` for
+    /// impure derivations and when one is missing.
+    pub(super) fn wanted_valid(&self, drv_path: &StorePath, wanted: &BTreeSet<String>) -> Result<Option<Built>, BuildFailure> {
+        if !self.store.is_valid(drv_path).map_err(misc)? {
+            return Ok(None);
+        }
+        let drv = read_derivation(self.store, drv_path).map_err(misc)?;
+        if drv.derivation_type().map_or(true, |t| t.is_impure()) {
+            return Ok(None);
+        }
+        let hashes = self.output_hashes(&drv)?;
+        let mut known = self.known_outputs(drv_path, &drv, &hashes)?;
+        let mut outputs = BTreeMap::new();
+        for name in wanted {
+            match known.remove(name).flatten() {
+                Some(p) if self.store.is_valid(&p).map_err(misc)? => {
+                    outputs.insert(name.clone(), p);
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(Built { status: BuildStatus::AlreadyValid, outputs }))
+    }
+
     /// The outputs' paths if every one is known and valid.
     pub(super) fn valid_outputs(
         &self,
@@ -89,7 +114,7 @@ impl Builder<'_> {
     /// The path of output `output` of input derivation `input`: from this request's builds,
     /// else as known to the store.
     pub(super) fn input_output(&self, input: &StorePath, output: &str) -> Result<Option<StorePath>, BuildFailure> {
-        if let Some(Ok(built)) = self.done.get(input) {
+        if let Some(Ok(built)) = self.finished(input) {
             if let Some(p) = built.outputs.get(output) {
                 return Ok(Some(p.clone()));
             }
@@ -197,7 +222,7 @@ impl Builder<'_> {
     /// Resolves `drv` (its inputs built), writes the resolved derivation to the store, builds
     /// it, and links its outputs to `drv`'s output ids (Nix's `resolvedFinished`).
     pub(super) fn build_resolved(
-        &mut self,
+        &self,
         drv_path: &StorePath,
         drv: &Derivation,
         drv_type: DerivationType,

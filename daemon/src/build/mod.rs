@@ -15,6 +15,7 @@ pub mod outputs;
 pub mod recursive;
 pub mod resolve;
 pub mod rewrite;
+pub mod schedule;
 pub mod substitute;
 pub mod substitute_ca;
 
@@ -70,6 +71,23 @@ impl BuildFailure {
         Self { status: BuildStatus::PermanentFailure, message: message.into() }
     }
 
+    /// A goal not started (or given up) because another failure ended the request without
+    /// `keep-going` (Nix's cancelled goals: no message).
+    pub fn cancelled() -> Self {
+        Self::misc("")
+    }
+
+    /// Whether this is [`BuildFailure::cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.status == BuildStatus::MiscFailure && self.message.is_empty()
+    }
+
+    /// Whether this failure is the whole request's error rather than one goal's (Nix's worker
+    /// throws it: nothing can be built with `max-jobs = 0`).
+    pub fn ends_request(&self) -> bool {
+        self.message == schedule::NO_LOCAL_BUILDS
+    }
+
     /// Any other failure.
     pub fn misc(message: impl Into<String>) -> Self {
         Self { status: BuildStatus::MiscFailure, message: message.into() }
@@ -97,6 +115,8 @@ impl BuildFailure {
 pub struct BuildSettings {
     /// `NIX_BUILD_CORES`.
     pub cores: u32,
+    /// `max-jobs` for this request (the client's, within the daemon's): builds run at once.
+    pub max_jobs: u32,
     /// The system this machine builds for.
     pub system: String,
     /// Where build directories go.
@@ -155,16 +175,30 @@ pub struct Builder<'a> {
     backend: &'a dyn Backend,
     settings: &'a BuildSettings,
     log: LogTx,
-    /// Results of derivations handled in this request.
-    done: BTreeMap<StorePath, Result<Built, BuildFailure>>,
+    /// Results of derivations handled in this request (a derivation asked for while another
+    /// thread handles it waits for that result).
+    done: std::sync::Mutex<BTreeMap<StorePath, schedule::Outcome>>,
     /// Modulo hashes of the derivations read so far.
-    hash_cache: std::cell::RefCell<nix_formats::derivation::DrvHashCache>,
+    hash_cache: std::sync::Mutex<nix_formats::derivation::DrvHashCache>,
+    /// This request's job slots (`max-jobs` as the client set it).
+    request_slots: schedule::JobSlots,
+    /// Set when a failure ends the request (without `keep-going`): nothing new starts.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Builder<'a> {
     /// A builder for one request.
     pub fn new(store: &'a Store, backend: &'a dyn Backend, settings: &'a BuildSettings, log: LogTx) -> Self {
-        Self { store, backend, settings, log, done: BTreeMap::new(), hash_cache: Default::default() }
+        Self {
+            store,
+            backend,
+            settings,
+            log,
+            done: Default::default(),
+            hash_cache: Default::default(),
+            request_slots: schedule::JobSlots::new(settings.max_jobs as usize),
+            stopped: Default::default(),
+        }
     }
 
     fn print(&self, path: &StorePath) -> String {
@@ -177,7 +211,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Realises `target`: a valid opaque path, or the wanted outputs of a derivation.
-    pub fn realise(&mut self, target: &DerivedPath) -> Result<BuildResult, BuildFailure> {
+    pub fn realise(&self, target: &DerivedPath) -> Result<BuildResult, BuildFailure> {
         match target {
             DerivedPath::Opaque(path) => {
                 if self.store.is_valid(path).map_err(|e| BuildFailure::misc(e.to_string()))? {
@@ -195,7 +229,14 @@ impl<'a> Builder<'a> {
                 let SingleDerivedPath::Opaque(drv_path) = drv_path else { return Err(one_shot()) };
                 let drv_path = drv_path.clone();
                 self.check_wanted_outputs(&drv_path, outputs)?;
-                let built = self.build_derivation(&drv_path)?;
+                let valid = match outputs {
+                    OutputsSpec::Names(names) if !self.settings.check => self.wanted_valid(&drv_path, names)?,
+                    _ => None,
+                };
+                let built = match valid {
+                    Some(built) => built,
+                    None => self.build_derivation(&drv_path)?,
+                };
                 if self.settings.check && built.status == BuildStatus::AlreadyValid {
                     self.check_derivation(&drv_path)?;
                 }
@@ -248,17 +289,7 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
-    /// Builds `drv_path` if any output is missing, its inputs first.
-    pub fn build_derivation(&mut self, drv_path: &StorePath) -> Result<Built, BuildFailure> {
-        if let Some(done) = self.done.get(drv_path) {
-            return done.clone();
-        }
-        let result = self.build_uncached(drv_path);
-        self.done.insert(drv_path.clone(), result.clone());
-        result
-    }
-
-    fn build_uncached(&mut self, drv_path: &StorePath) -> Result<Built, BuildFailure> {
+    fn build_uncached(&self, drv_path: &StorePath) -> Result<Built, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
         // Rooted for the rest of the connection, so a collector running meanwhile keeps it.
@@ -272,9 +303,12 @@ impl<'a> Builder<'a> {
 
     /// Builds `drv` (read from `drv_path`, or sent by a client with `BuildDerivation`) if any
     /// output is missing, its input derivations first.
-    pub fn build_given(&mut self, drv_path: &StorePath, drv: &Derivation) -> Result<Built, BuildFailure> {
+    pub fn build_given(&self, drv_path: &StorePath, drv: &Derivation) -> Result<Built, BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
+        if self.is_stopped() {
+            return Err(BuildFailure::cancelled());
+        }
         if let Err(e) = sandbox::builtin::check(drv) {
             // As the builtin itself fails in Nix (status 1 through a daemon).
             self.log_error(&e.0);
@@ -316,6 +350,7 @@ impl<'a> Builder<'a> {
         self.check_system(&printed, drv)?;
         remove_present(&real_outputs);
         let inputs = self.input_closure(drv)?;
+        let _slot = self.job_slot()?;
         let finals = self.run_builder(drv_path, drv, &outputs, &inputs)?;
         if !drv_type.is_impure() {
             self.register_realisations(&hashes, &finals)?;
@@ -323,13 +358,13 @@ impl<'a> Builder<'a> {
         Ok(Built { status: BuildStatus::Built, outputs: finals })
     }
 
-    /// Builds the input derivations (in order of name, as Nix's worker orders its goals).
-    fn build_inputs(&mut self, printed: &str, drv: &Derivation, drv_type: DerivationType) -> Result<(), BuildFailure> {
-        let mut failed = Vec::new();
+    /// Builds the input derivations (in order of name, as Nix's worker orders its goals; in
+    /// parallel when the request's `max-jobs` allows).
+    fn build_inputs(&self, printed: &str, drv: &Derivation, drv_type: DerivationType) -> Result<(), BuildFailure> {
         let mut input_drvs: Vec<(&StorePath, &InputOutputs)> = drv.input_drvs.iter().collect();
         input_drvs.sort_by(|a, b| a.0.name().cmp(b.0.name()).then_with(|| a.0.cmp(b.0)));
-        for (input, node) in input_drvs {
-            if self.settings.impure_derivations && !drv_type.is_impure() && !drv_type.is_fixed() {
+        if self.settings.impure_derivations && !drv_type.is_impure() && !drv_type.is_fixed() {
+            for (input, _) in &input_drvs {
                 let input_drv = read_derivation(self.store, input).map_err(|e| BuildFailure::misc(e.to_string()))?;
                 if input_drv.derivation_type().is_ok_and(|t| t.is_impure()) {
                     return Err(BuildFailure::misc(format!(
@@ -338,30 +373,48 @@ impl<'a> Builder<'a> {
                     )));
                 }
             }
-            if let Err(e) = self.build_input(input, node) {
-                if e.status != BuildStatus::DependencyFailed {
+        }
+        let results = self.for_each_goal(&input_drvs, |(input, node)| {
+            let result = self.build_input(input, node);
+            if let Err(e) = &result {
+                if !e.is_cancelled() && !e.ends_request() && e.status != BuildStatus::DependencyFailed {
                     self.log_error(&e.message);
                 }
-                failed.push(input.clone());
-                if !self.settings.keep_going {
-                    break;
-                }
+            }
+            result
+        });
+        let mut failed = 0;
+        let mut cancelled = false;
+        for failure in results.into_iter().filter_map(Result::err) {
+            if failure.ends_request() {
+                return Err(failure);
+            }
+            if failure.is_cancelled() {
+                cancelled = true;
+            } else {
+                failed += 1;
             }
         }
-        if !failed.is_empty() {
+        if failed > 0 {
             return Err(BuildFailure {
                 status: BuildStatus::DependencyFailed,
-                message: format!("{} dependencies of derivation '{printed}' failed to build", failed.len()),
+                message: format!("{failed} dependencies of derivation '{printed}' failed to build"),
             });
+        }
+        if cancelled {
+            return Err(BuildFailure::cancelled());
         }
         Ok(())
     }
 
     /// Builds an input derivation. Outputs of derivations that its outputs are (dynamic
     /// derivations) are refused, as Nix 2.26 refuses them.
-    fn build_input(&mut self, input: &StorePath, node: &InputOutputs) -> Result<(), BuildFailure> {
+    fn build_input(&self, input: &StorePath, node: &InputOutputs) -> Result<(), BuildFailure> {
         if !node.dynamic_outputs.is_empty() {
             return Err(one_shot());
+        }
+        if self.finished(input).is_none() && self.wanted_valid(input, &node.outputs)?.is_some() {
+            return Ok(());
         }
         self.build_derivation(input).map(|_| ())
     }
@@ -439,7 +492,7 @@ impl<'a> Builder<'a> {
 
     /// `--check` of a derivation whose outputs are valid: built again at scratch paths (the
     /// outputs' hash parts rewritten for the builder), compared, and the scratch paths removed.
-    fn check_derivation(&mut self, drv_path: &StorePath) -> Result<(), BuildFailure> {
+    fn check_derivation(&self, drv_path: &StorePath) -> Result<(), BuildFailure> {
         let misc = |e: store::StoreError| BuildFailure::misc(e.to_string());
         let printed = self.print(drv_path);
         let drv = read_derivation(self.store, drv_path).map_err(misc)?;
@@ -460,6 +513,7 @@ impl<'a> Builder<'a> {
         let inputs = self.input_closure(&drv)?;
         let mut request = self.request_for(drv_path, &drv, &scratch, &inputs)?;
         request.rewrites = rewrites;
+        let _slot = self.job_slot()?;
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
         log.finish();
@@ -473,7 +527,7 @@ impl<'a> Builder<'a> {
     }
 
     fn run_builder(
-        &mut self,
+        &self,
         drv_path: &StorePath,
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
@@ -718,7 +772,7 @@ impl<'a> Builder<'a> {
 
     /// Runs a builtin builder in this process, then checks and registers its outputs.
     fn run_builtin(
-        &mut self,
+        &self,
         drv_path: &StorePath,
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,

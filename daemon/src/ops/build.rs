@@ -20,6 +20,7 @@ use worker_protocol::types::BuildMode;
 use super::other::{error_text, warning};
 use super::{refuse, OpError, Session};
 use crate::bridge;
+use crate::build::schedule::goal_key;
 use crate::build::{BuildFailure, BuildSettings, Builder};
 
 /// The keys named by `secret-key-files`.
@@ -50,7 +51,11 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         0 => s.settings.cores,
         n => n,
     };
+    // The daemon's budget is shared by every client; a client's `max-jobs` limits its own
+    // requests within it (see `build::schedule`).
+    crate::build::schedule::daemon_slots().set_capacity(s.settings.max_jobs as usize);
     Ok(BuildSettings {
+        max_jobs: s.options.max_build_jobs.min(s.settings.max_jobs),
         substituters: super::substitutes::session_substituters(s),
         fallback: s.options.try_fallback,
         auto_optimise: raw.get("auto-optimise-store") == Some("true"),
@@ -114,45 +119,16 @@ where
         if let Some(text) = backend_warning.filter(|_| !targets.is_empty()) {
             tx.line(worker_protocol::logger::Verbosity::Warn, warning(&text));
         }
-        let keep_going = settings.keep_going;
-        let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
-        let mut stopped = false;
-        // Built in Nix's goal order (paths to substitute first, then derivations by name);
-        // answered in the request's order.
-        let mut order: Vec<usize> = (0..targets.len()).collect();
-        order.sort_by_key(|&i| goal_key(&targets[i]));
-        let mut results: Vec<Option<Result<BuildResult, BuildFailure>>> = vec![None; targets.len()];
-        for i in order {
-            // Without keep-going, the first failure cancels what is left (as failures without
-            // a message, like Nix's cancelled goals).
-            let result = if stopped {
-                Err(BuildFailure { status: BuildStatus::MiscFailure, message: String::new() })
-            } else {
-                builder.realise(&targets[i])
-            };
-            stopped |= result.is_err() && !keep_going;
-            results[i] = Some(result);
-        }
-        let results: Vec<_> = targets
-            .into_iter()
-            .zip(results)
-            .map(|(t, r)| (t, r.unwrap_or_else(|| Err(BuildFailure::misc("not built")))))
-            .collect();
-        Ok::<_, std::convert::Infallible>(results)
+        let builder = Builder::new(st, backend.as_ref(), &settings, tx);
+        let results = builder.realise_all(&targets);
+        Ok::<_, std::convert::Infallible>(targets.into_iter().zip(results).collect::<Vec<_>>())
     })
     .await?;
-    Ok(results)
-}
-
-/// Nix's goal key: substitutions (`a$`) before derivations (`b$`), derivations by name.
-fn goal_key(target: &DerivedPath) -> (u8, String, String) {
-    match target {
-        DerivedPath::Opaque(p) => (0, p.name().to_owned(), p.to_string()),
-        DerivedPath::Built { drv_path, .. } => {
-            let p = drv_path.base_store_path();
-            (1, p.name().to_owned(), p.to_string())
-        }
+    // Nix's worker throws this one: the operation fails, whatever else was done.
+    if let Some(failure) = results.iter().find_map(|(_, r)| r.as_ref().err().filter(|f| f.ends_request())) {
+        return Err(OpError::Remote(RemoteError::new(failure.message.clone())));
     }
+    Ok(results)
 }
 
 /// The error for failed targets, as Nix's `Store::buildPaths`: its goals are a set in goal-key
@@ -302,9 +278,9 @@ where
                 }
                 backend
             }
-            Err(e) => return Ok(BuildResult::new(BuildStatus::MiscFailure, e)),
+            Err(e) => return Ok(Ok(BuildResult::new(BuildStatus::MiscFailure, e))),
         };
-        let mut builder = Builder::new(st, backend.as_ref(), &settings, tx);
+        let builder = Builder::new(st, backend.as_ref(), &settings, tx);
         let result = match builder.build_given(&drv_path, &drv) {
             Ok(built) => {
                 let mut result = BuildResult::new(built.status, "");
@@ -312,11 +288,13 @@ where
                 result.built_outputs = builder.realisations(&drv, &built, &all).unwrap_or_default();
                 result
             }
+            Err(f) if f.ends_request() => return Ok(Err(f.message)),
             Err(f) => BuildResult::new(f.status, f.message),
         };
-        Ok::<_, std::convert::Infallible>(result)
+        Ok::<_, std::convert::Infallible>(Ok(result))
     })
-    .await?;
+    .await?
+    .map_err(|message| OpError::Remote(RemoteError::new(message)))?;
     Ok(Response::BuildDerivation(result))
 }
 

@@ -6,17 +6,6 @@ use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilter
 
 use crate::plan::SeccompPlan;
 
-/// Raises every capability the process has into its inheritable and ambient sets, so a
-/// program it runs (as a non-root user) keeps them.
-pub fn pass_capabilities_on() -> Result<(), String> {
-    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
-    caps::set(None, CapSet::Inheritable, &permitted).map_err(|e| format!("setting inheritable capabilities: {e}"))?;
-    for cap in permitted {
-        caps::raise(None, CapSet::Ambient, cap).map_err(|e| format!("raising ambient capability {cap}: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Empties the ambient, bounding and inheritable sets (the effective and permitted ones still
 /// hold what the process has, for changing its ids).
 pub fn drop_bounding_capabilities() -> Result<(), String> {

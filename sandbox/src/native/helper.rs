@@ -2,38 +2,34 @@
 //! (the daemon is multi-threaded, so it never forks itself into namespaces).
 //!
 //! The helper (outside) reads the [`HelperRequest`], creates the namespaces, waits for the
-//! backend to write the id maps, then runs itself again with [`INSIDE_ARG`]: that process is
-//! PID 1 of the new PID namespace (with the helper's capabilities passed on as ambient ones);
-//! it sets the root up, drops every capability, installs the seccomp filter and becomes the
+//! backend to write the id maps, then forks: the child is PID 1 of the new PID namespace
+//! (with the helper's capabilities in it); it sets the root up, drops every capability, installs the seccomp filter and becomes the
 //! builder. The helper waits for it and ends the same way.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use super::protocol::{HelperRequest, GO, HELPER_ARG, INSIDE_ARG, NO_NAMESPACES, SETUP_ERROR, UNSHARED};
+use super::protocol::{HelperRequest, GO, HELPER_ARG, NO_NAMESPACES, SETUP_ERROR, UNSHARED};
 use super::{confine, setup, sys};
 
 /// The exit code of a helper that could not set the sandbox up.
 const SETUP_FAILED: i32 = 125;
 
-/// For programs that embed the helper: when the first argument is [`HELPER_ARG`] or
-/// [`INSIDE_ARG`], runs the helper and returns its exit code; `None` otherwise. Must be called
-/// first thing in `main`, while the process has one thread.
+/// For programs that embed the helper: when the first argument is [`HELPER_ARG`], runs the
+/// helper and returns its exit code; `None` otherwise. Must be called first thing in `main`,
+/// while the process has one thread.
 pub fn dispatch() -> Option<i32> {
     let first = std::env::args_os().nth(1)?;
-    (first == HELPER_ARG || first == INSIDE_ARG).then(main)
+    (first == HELPER_ARG).then(main)
 }
 
 /// The helper's entry point; returns its exit code (or does not return: it ends as its builder
 /// ended, or becomes the builder).
 pub fn main() -> i32 {
-    if std::env::args_os().nth(1).is_some_and(|a| a == INSIDE_ARG) {
-        return inside();
-    }
     let mut status = std::io::stdout();
     match outside() {
         Ok(code) => code,
@@ -57,7 +53,6 @@ fn outside() -> Result<i32, String> {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     let mut input = BufReader::new(std::io::stdin().lock());
     let request = read_request(&mut input)?;
-    let encoded = serde_json::to_vec(&request).map_err(|e| format!("encoding the request: {e}"))?;
     // Supplementary groups cannot be changed once the maps deny it; a privileged helper drops
     // them now (an unprivileged one keeps them, unmapped, as Nix's builders do).
     if rustix::process::geteuid().is_root() {
@@ -76,51 +71,50 @@ fn outside() -> Result<i32, String> {
     if go.trim_end() != GO {
         return Err("the backend did not write the id maps".into());
     }
-    confine::pass_capabilities_on()?;
-    let exe = std::env::current_exe().map_err(|e| format!("finding the helper's executable: {e}"))?;
-    let mut first = Command::new(exe)
-        .arg(INSIDE_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting the sandbox's first process: {e}"))?;
-    let mut child_in = first.stdin.take().ok_or("no pipe to the sandbox")?;
-    let mut child_out = first.stdout.take().ok_or("no pipe from the sandbox")?;
-    // A failed write means the process ended; its status says why.
-    let _ = child_in.write_all(&encoded).and_then(|()| child_in.write_all(b"\n"));
-    drop(child_in);
+    drop(input);
+    // The helper has one thread, so forking is safe: the child is PID 1 of the new PID
+    // namespace and keeps every capability there (an exec would need them passed on).
+    let (mut errors, error_pipe) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+    let pid = match sys::fork().map_err(|e| format!("starting the sandbox's first process: {e}"))? {
+        sys::Forked::Child => {
+            drop(errors);
+            inside(&request, error_pipe)
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(error_pipe);
+    // Set-up errors come through the pipe, which closes (close-on-exec) when the builder runs.
     let mut error = String::new();
-    let _ = child_out.read_to_string(&mut error);
-    let exit = first.wait().map_err(|e| format!("waiting for the sandbox: {e}"))?;
+    let _ = errors.read_to_string(&mut error);
+    let status = sys::wait(pid).map_err(|e| format!("waiting for the sandbox: {e}"))?;
     if !error.trim().is_empty() {
         return Err(error.trim().to_owned());
     }
-    if let Some(signal) = exit.signal() {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
         // Ends the same way (nothing here handles signals, so the default action applies).
         if let Some(signal) = rustix::process::Signal::from_named_raw(signal) {
             let _ = rustix::process::kill_process(rustix::process::getpid(), signal);
         }
         return Ok(128 + signal);
     }
-    Ok(exit.code().unwrap_or(SETUP_FAILED))
+    Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { SETUP_FAILED })
 }
 
-/// The sandbox's first process: sets the sandbox up and becomes the builder. Errors go to
-/// stdout, which the helper reads until the builder starts.
-fn inside() -> i32 {
-    let error = match become_builder() {
+/// The sandbox's first process (forked by the helper): sets the sandbox up and becomes the
+/// builder. An error goes to `errors` and the process ends.
+fn inside(request: &HelperRequest, mut errors: std::io::PipeWriter) -> ! {
+    let error = match become_builder(request) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let mut out = std::io::stdout();
-    let _ = out.write_all(error.as_bytes());
-    let _ = out.flush();
-    SETUP_FAILED
+    let _ = errors.write_all(error.as_bytes());
+    drop(errors);
+    sys::exit_now(SETUP_FAILED)
 }
 
-fn become_builder() -> Result<std::convert::Infallible, String> {
+fn become_builder(request: &HelperRequest) -> Result<std::convert::Infallible, String> {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    let request = read_request(&mut BufReader::new(std::io::stdin().lock()))?;
     let plan = &request.plan;
     setup::enter_root(plan)?;
     rustix::process::setrlimit(

@@ -161,7 +161,10 @@ impl Backend for NativeSandbox {
             // `sandbox = relaxed` lets this one run on the host.
             return NoSandbox.build(request, log);
         };
+        let started = std::time::Instant::now();
         let mut sandbox = prepare(request, plan)?;
+        sandbox.remove_in_background();
+        let prepared = started.elapsed();
         let result = match self.run(&sandbox, request, log) {
             // As Nix's `sandbox-fallback`: the builder has not started, so it can run unsandboxed.
             Err(SandboxError::Setup(message)) if config.fallback && message.starts_with(NO_NAMESPACES) => {
@@ -179,6 +182,15 @@ impl Backend for NativeSandbox {
             }
             _ => {}
         }
+        let ran = started.elapsed();
+        drop(sandbox);
+        tracing::debug!(
+            prepare_ms = prepared.as_secs_f64() * 1e3,
+            run_ms = (ran - prepared).as_secs_f64() * 1e3,
+            teardown_ms = (started.elapsed() - ran).as_secs_f64() * 1e3,
+            "sandboxed build of '{}'",
+            request.drv_base_name
+        );
         result
     }
 }

@@ -19,8 +19,6 @@ pub const GO: &str = "go";
 pub const SETUP_ERROR: &str = "setup-error: ";
 /// How a setup error starts when the kernel refused the namespaces (after [`SETUP_ERROR`]).
 pub const NO_NAMESPACES: &str = "no namespaces: ";
-/// The argument with which the helper runs itself as the sandbox's first process.
-pub const INSIDE_ARG: &str = "--casnix-build-sandbox-inside";
 /// The argument that makes another program embedding the helper (`casnix-daemon`) act as it:
 /// see [`super::helper::dispatch`].
 pub const HELPER_ARG: &str = "--casnix-build-sandbox";

@@ -46,3 +46,37 @@ pub fn loopback_up() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Which side of [`fork`] this is.
+pub enum Forked {
+    /// The new process.
+    Child,
+    /// The parent, with the child's process id.
+    Parent(libc::pid_t),
+}
+
+/// Forks the process. Only sound while the process has one thread (the helper).
+pub fn fork() -> std::io::Result<Forked> {
+    // SAFETY: the helper calls this while single-threaded, so the child's state is consistent.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Waits for child `pid` and returns its raw wait status.
+pub fn wait(pid: libc::pid_t) -> std::io::Result<libc::c_int> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid place for the kernel to write to.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(status)
+}
+
+/// Ends a forked child at once, without the parent's exit handlers or buffered output.
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(code) }
+}
