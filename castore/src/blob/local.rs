@@ -259,13 +259,12 @@ impl Inner {
     }
 
     /// Opens a blob stored or staged (written but not flushed yet: its temporary file, until a
-    /// flush moves it into the pool).
+    /// flush moves it into the pool). Staged blobs are looked for first (in memory): an add
+    /// reads back blobs it has just written (content-address checks, derivations), which are
+    /// not in the pool yet.
     fn open_stored_or_staged(&self, digest: &B3Digest) -> Result<Option<File>, BlobError> {
-        if let Some(file) = self.open(digest)? {
-            return Ok(Some(file));
-        }
         let Some(temp) = lock(&self.staged).get(digest).map(|(temp, _)| temp.clone()) else {
-            return Ok(None);
+            return self.open(digest);
         };
         match File::open(&temp) {
             Ok(file) => Ok(Some(file)),
