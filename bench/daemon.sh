@@ -9,10 +9,12 @@
 # can be copied to each. Prints each figure and casnix/nix ratios.
 #
 # Usage: bench/daemon.sh [WORK_DIR] [COUNT]   (default /tmp/casnix-bench-daemon, 20000)
+# SETTLE (default 70) seconds are waited after deleting the previous daemon's store (0: none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/casnix-bench-daemon}
 count=${2:-20000}
+settle=${SETTLE:-70}
 
 for tool in nix-daemon nix-store nix-instantiate nix; do
     command -v "$tool" >/dev/null || { echo "bench: $tool missing (apt-get install nix-bin)" >&2; exit 2; }
@@ -78,9 +80,18 @@ run() {
     shift
     stop_daemon
     chmod -R u+w "$store" "$work/$name" 2>/dev/null || true
+    local deleted=
+    [ -e "$store" ] || [ -e "$work/$name" ] && deleted=1
     rm -rf "$store" "$work/$name"
     mkdir -p "$store" "$work/$name/state" "$work/$name/log"
     sync
+    if [ -n "$deleted" ] && [ "$settle" != 0 ]; then
+        # As in bench/store.sh: right after mass deletion, ext4 without a journal scans the
+        # recently deleted inodes on every inode allocation, which slows whichever daemon
+        # runs next (by up to 3x on the 20,000-file add).
+        echo "bench: deleted the previous store; waiting ${settle} s for the file system" >&2
+        sleep "$settle"
+    fi
     local socket=$work/$name/socket
     NIX_STATE_DIR=$work/$name/state NIX_LOG_DIR=$work/$name/log NIX_DAEMON_SOCKET_PATH=$socket \
         NIX_REMOTE=local "$@" 2>"$work/$name/daemon.log" &

@@ -22,7 +22,8 @@
 //! larger blobs to a temporary file in `tmp/`; a blob held in memory (or given whole to
 //! [`write_bytes`](BlobService::write_bytes)) is written to a temporary file in its fan-out
 //! directory, which spreads file creation over 256 directories. With [`Durability::Synced`],
-//! temporary files are written with direct I/O (`O_DIRECT`, see `blob/direct.rs`).
+//! temporary files of 64 KiB and more are written with direct I/O (`O_DIRECT`, see
+//! `blob/direct.rs`); smaller ones through the page cache, written out by the flush.
 //! On [`finish`](BlobWriter::finish), if the blob is already stored (or already waiting), nothing is written; otherwise the temporary file gets its
 //! final mode and mtime and waits for the next [`flush`](BlobService::flush), which makes all
 //! waiting blobs durable (see [`durability`]: parallel `fsync`s, or one
@@ -258,13 +259,12 @@ impl Inner {
     }
 
     /// Opens a blob stored or staged (written but not flushed yet: its temporary file, until a
-    /// flush moves it into the pool).
+    /// flush moves it into the pool). Staged blobs are looked for first (in memory): an add
+    /// reads back blobs it has just written (content-address checks, derivations), which are
+    /// not in the pool yet.
     fn open_stored_or_staged(&self, digest: &B3Digest) -> Result<Option<File>, BlobError> {
-        if let Some(file) = self.open(digest)? {
-            return Ok(Some(file));
-        }
         let Some(temp) = lock(&self.staged).get(digest).map(|(temp, _)| temp.clone()) else {
-            return Ok(None);
+            return self.open(digest);
         };
         match File::open(&temp) {
             Ok(file) => Ok(Some(file)),
@@ -542,6 +542,10 @@ impl BlobService for LocalBlobService {
         Ok((digest, data.len() as u64))
     }
 
+    fn link_path_hint(&self, digest: &B3Digest, executable: bool) -> Option<PathBuf> {
+        Some(self.inner.path(digest, executable))
+    }
+
     fn path_for_link(&self, digest: &B3Digest, executable: bool) -> Result<Option<PathBuf>, BlobError> {
         let inner = &self.inner;
         let wanted = inner.path(digest, executable);
@@ -658,7 +662,7 @@ impl Inner {
             Contents::Memory(bytes) => {
                 // The digest is known: write beside the final name, which spreads the files over
                 // the fan-out directories (and their inode groups) and keeps the rename local.
-                let temp = self.create_temp_in(&self.fan_out(&digest), bytes.len() >= direct::ALIGN)?;
+                let temp = self.create_temp_in(&self.fan_out(&digest), bytes.len() >= direct::DIRECT_MIN)?;
                 let mut writer = DirectWriter::new(&temp.file, temp.direct).map_err(|e| BlobError::io(&temp.path, e))?;
                 writer
                     .write_all(&temp.file, bytes)

@@ -87,6 +87,14 @@ pub trait BlobService: Send + Sync {
     /// Makes every blob finished before this call durable (on stable storage) and readable.
     fn flush(&self) -> Result<(), BlobError>;
 
+    /// Where the local file of [`path_for_link`](Self::path_for_link) usually is, found without
+    /// touching the file system: callers may try to link it first and fall back to
+    /// `path_for_link` when it is missing (saving a lookup per file). `None` by default.
+    fn link_path_hint(&self, digest: &B3Digest, executable: bool) -> Option<PathBuf> {
+        let _ = (digest, executable);
+        None
+    }
+
     /// A local file holding the blob with the given mode (`0444`, or `0555` when `executable`)
     /// and mtime 1, that may be hardlinked elsewhere; `None` if this service has no local files.
     fn path_for_link(&self, digest: &B3Digest, executable: bool) -> Result<Option<PathBuf>, BlobError> {
