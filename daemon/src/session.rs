@@ -98,12 +98,14 @@ where
     let conn = ServerConnection::accept(stream, &config).await?;
     timer.idle();
     tracing::debug!(version = %conn.version(), ?trust, "handshake done");
+    let max_jobs = settings.max_jobs;
     let session = Session {
         store,
         trust,
         settings,
         locations: Arc::clone(&shared.locations),
-        options: Default::default(),
+        // Until the client's `SetOptions`, the daemon's own `max-jobs`.
+        options: worker_protocol::ops::ClientOptions { max_build_jobs: max_jobs, ..Default::default() },
         restricted: None,
     };
     serve_requests(conn, session, &timer, shared.stopping.subscribe()).await
@@ -137,7 +139,7 @@ where
         trust: Trust::Untrusted,
         settings,
         locations: Arc::clone(&context.locations),
-        options: Default::default(),
+        options: worker_protocol::ops::ClientOptions { max_build_jobs: context.settings.max_jobs, ..Default::default() },
         restricted: Some(restriction),
     };
     // Ends with the build (its daemon shuts the connection down), not with the daemon.

@@ -75,14 +75,18 @@ fn requested_targets_build_in_parallel() {
 }
 
 #[test]
-fn the_daemon_budget_is_shared_by_all_clients() {
-    // One job for the whole daemon: a client asking for two still gets one.
+fn the_clients_max_jobs_rules_and_casnix_can_cap_all_clients() {
+    // As Nix's daemon: the client's max-jobs wins over the daemon's.
     let daemon = Daemon::start("max-jobs = 1\n");
+    let file = nix_file(&daemon);
+    ok(daemon.nix("nix-build").arg(&file).args(["-A", "both", "--no-out-link", "-j", "2"]));
+    // casnix's cap on all clients together: a client asking for two still gets one.
+    let daemon = Daemon::start("casnix-max-jobs-total = 1\n");
     let file = nix_file(&daemon);
     let err = fails(daemon.nix("nix-build").arg(&file).args(["-A", "both", "--no-out-link", "-j", "2"]));
     assert!(err.contains("gave up waiting"), "{err}");
-    // Two clients, one derivation each: with two daemon jobs they meet.
-    let daemon = Daemon::start("max-jobs = 2\n");
+    // Two clients with one job each, one derivation each: without a cap they meet.
+    let daemon = Daemon::start("max-jobs = 1\n");
     let file = nix_file(&daemon);
     let spawn = |attr: &str| daemon.nix("nix-build").arg(&file).args(["-A", attr, "--no-out-link", "-j", "1"]).output().unwrap();
     let (left, right) = std::thread::scope(|s| {

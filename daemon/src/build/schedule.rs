@@ -3,10 +3,10 @@
 //! independent goals (input derivations, requested targets) on threads of their own when the
 //! request's `max-jobs` is above 1, and the end of a request without `keep-going`.
 //!
-//! Budget: Nix's `max-jobs` counts the builds of one daemon worker process (one client). Here
-//! one process serves every client, and the daemon's `max-jobs` is the budget of the whole
-//! daemon ([`daemon_slots`]); a client's `max-jobs` (as its `SetOptions` sends it) limits its
-//! own request within that budget. A slot is held while the builder runs and its outputs are
+//! Budget: as Nix's daemon, a request may run as many builds at once as its client's `max-jobs`
+//! (its `SetOptions`; the daemon's `max-jobs` until then). One process serves every client
+//! here, so casnix's `casnix-max-jobs-total` can cap all clients' builds together
+//! ([`daemon_slots`]; no cap by default, as Nix has none). A slot is held while the builder runs and its outputs are
 //! registered, never while waiting for inputs or output locks, so waiting for a slot cannot
 //! deadlock.
 
@@ -76,7 +76,7 @@ impl Drop for JobSlot<'_> {
     }
 }
 
-/// The daemon's job slots, shared by every client (sized by the daemon's `max-jobs`).
+/// The daemon's job slots, shared by every client (sized by `casnix-max-jobs-total`).
 pub fn daemon_slots() -> &'static JobSlots {
     static SLOTS: JobSlots = JobSlots::new(1);
     &SLOTS

@@ -51,11 +51,13 @@ fn build_settings(s: &Session) -> Result<BuildSettings, OpError> {
         0 => s.settings.cores,
         n => n,
     };
-    // The daemon's budget is shared by every client; a client's `max-jobs` limits its own
-    // requests within it (see `build::schedule`).
-    crate::build::schedule::daemon_slots().set_capacity(s.settings.max_jobs as usize);
+    // As Nix's daemon: the client's `max-jobs` (every client sends it) rules its requests.
+    // casnix's own `casnix-max-jobs-total` caps the builds of all clients together (default:
+    // no cap, as Nix's daemon has none; see `build::schedule`).
+    let total = raw.get("casnix-max-jobs-total").and_then(|n| n.parse::<usize>().ok()).filter(|n| *n > 0);
+    crate::build::schedule::daemon_slots().set_capacity(total.unwrap_or(usize::MAX));
     Ok(BuildSettings {
-        max_jobs: s.options.max_build_jobs.min(s.settings.max_jobs),
+        max_jobs: s.options.max_build_jobs,
         substituters: super::substitutes::session_substituters(s),
         fallback: s.options.try_fallback,
         auto_optimise: raw.get("auto-optimise-store") == Some("true"),
