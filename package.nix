@@ -23,6 +23,7 @@ rustPlatform.buildRustPackage {
       ./castore
       ./store
       ./sandbox
+      ./eval
       ./daemon
       ./cli
       ./compat-tests
