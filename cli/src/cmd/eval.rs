@@ -138,33 +138,13 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                 eprintln!("{text}");
             } else {
-                eprintln!("{}", strip_ansi_escapes(&text));
+                eprintln!("{}", super::store::connect::strip_ansi(&text));
             }
             1
         }
     };
     drop(ev);
     Ok(code)
-}
-
-/// Removes terminal escape sequences (`ESC [ ... letter`), as Nix does for output that is not a
-/// terminal.
-fn strip_ansi_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {

@@ -105,7 +105,7 @@ fn for_stderr(text: &[u8]) -> String {
 }
 
 /// Removes ANSI escape sequences (`ESC [` parameters and a final letter).
-fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
