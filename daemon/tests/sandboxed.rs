@@ -75,6 +75,28 @@ fn root_builds_as_a_free_build_user() {
 }
 
 #[test]
+fn root_builds_unsandboxed_as_a_free_build_user() {
+    use std::os::unix::fs::MetadataExt;
+    let uids = common::ensure_build_users();
+    let daemon = Daemon::start(&format!("sandbox = false\nbuild-users-group = {}\n", common::BUILD_GROUP));
+    let file = daemon.file(
+        "users.nix",
+        br#"derivation { name = "who"; system = builtins.currentSystem; builder = "/bin/sh";
+             args = [ "-c" "/bin/busybox id -u > $out; /bin/busybox id -G >> $out; /bin/busybox stat -c %a:%u $NIX_BUILD_TOP >> $out" ]; }"#,
+    );
+    let out = ok(daemon.nix("nix-build").arg(&file).arg("--no-out-link"));
+    let text = std::fs::read_to_string(out.trim()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let uid: u32 = lines[0].parse().unwrap();
+    assert!(uids.contains(&uid), "{text}: not one of {uids:?}");
+    // Only the build group: the daemon's supplementary groups are gone.
+    assert_eq!(lines[1].split_whitespace().count(), 1, "{text}");
+    assert_eq!(lines[2], format!("700:{uid}"), "{text}");
+    let meta = std::fs::symlink_metadata(out.trim()).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o444), "{text}");
+}
+
+#[test]
 fn a_diverted_store_builds_in_the_sandbox_even_with_sandbox_false() {
     // As Nix: a store whose files live elsewhere than its store directory says (`real=`, or a
     // `local?root=…` store) can only build where that directory is mounted, in a sandbox.

@@ -19,7 +19,9 @@ const MAX_LINE: usize = 64 << 10;
 
 /// Runs builders directly on the host.
 #[derive(Debug, Default, Clone)]
-pub struct NoSandbox;
+pub struct NoSandbox {
+    users: Option<std::sync::Arc<crate::userpool::UserPool>>,
+}
 
 /// Creates a fresh `nix-build-<drv name>-<n>` directory (mode 0700) under `parent`.
 pub fn create_build_dir(parent: &Path, drv_base_name: &str) -> Result<PathBuf, SandboxError> {
@@ -209,13 +211,82 @@ impl Backend for NoSandbox {
     }
 }
 
+/// Gives `path` and everything under it (not following symlinks) to `uid`:`gid`.
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), SandboxError> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(SandboxError::io(format!("changing the owner of '{}'", path.display())))?;
+    let meta = std::fs::symlink_metadata(path).map_err(SandboxError::io(format!("reading '{}'", path.display())))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(SandboxError::io(format!("reading '{}'", path.display())))? {
+            let entry = entry.map_err(SandboxError::io(format!("reading '{}'", path.display())))?;
+            chown_tree(&entry.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Kills every process running as `uid` (Nix's `killUser`), looking through `/proc` until
+/// none is left.
+fn kill_user(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..100 {
+        let mut found = false;
+        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            if entry.metadata().map(|m| m.uid()).ok() != Some(uid) {
+                continue;
+            }
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                if rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok() {
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::warn!(uid, "processes of the build user survive SIGKILL");
+}
+
 impl NoSandbox {
+    /// Runs each builder as a free member of `pool` (Nix's build users; the daemon must be
+    /// root): the build directory is that user's, and its processes are killed afterwards.
+    pub fn with_build_users(mut self, pool: std::sync::Arc<crate::userpool::UserPool>) -> Self {
+        self.users = Some(pool);
+        self
+    }
+
     fn run_in(&self, dir: &Path, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
+        let build_user = self.users.as_ref().map(|pool| pool.acquire()).transpose()?;
+        let owner = build_user.as_ref().map(|user| (user.ids.uid, user.ids.gid));
+        if let Some((uid, _)) = owner {
+            kill_user(uid);
+        }
+        let result = self.run_as(dir, request, log, owner);
+        if let Some((uid, _)) = owner {
+            kill_user(uid);
+        }
+        result
+    }
+
+    fn run_as(
+        &self,
+        dir: &Path,
+        request: &BuildRequest,
+        log: &mut dyn LogSink,
+        owner: Option<(u32, u32)>,
+    ) -> Result<BuildOutcome, SandboxError> {
         let dir_text = dir.to_string_lossy().into_owned();
         let outputs = request.outputs.iter().map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned())).collect();
         let mut env = write_builder_env(request, &request.store_dir, &dir_text, &outputs, dir)?;
-        let info = crate::request::BuildDirInfo { host: dir, inside: &dir_text, owner: None };
+        let info = crate::request::BuildDirInfo { host: dir, inside: &dir_text, owner };
         request.run_build_dir_hook(&info, &mut env.vars)?;
+        if let Some((uid, gid)) = owner {
+            chown_tree(dir, uid, gid)?;
+        }
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
         let writer2 = writer.try_clone().map_err(SandboxError::io("creating the log pipe"))?;
         let drv = &request.derivation;
@@ -231,6 +302,10 @@ impl NoSandbox {
             .stdout(writer)
             .stderr(writer2)
             .process_group(0);
+        if let Some((uid, gid)) = owner {
+            // std clears the supplementary groups when it changes the uid as root.
+            command.uid(uid).gid(gid);
+        }
         let child = command.spawn().map_err(|e| {
             SandboxError::io(format!(
                 "executing '{}'",

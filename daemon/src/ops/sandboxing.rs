@@ -24,7 +24,7 @@ use crate::settings::Settings;
 pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Option<String>), String> {
     let diverted = st.real_store_dir() != std::path::Path::new(st.store_dir().as_str());
     let mode = match settings.sandbox.as_str() {
-        "false" if !diverted => return Ok((Arc::new(NoSandbox), None)),
+        "false" if !diverted => return Ok((Arc::new(unsandboxed(settings, st)?), None)),
         "relaxed" => SandboxMode::Relaxed,
         _ => SandboxMode::Enabled,
     };
@@ -34,7 +34,7 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
             st.store_dir().as_str(),
             st.real_store_dir().display()
         )),
-        "none" => Ok((Arc::new(NoSandbox), None)),
+        "none" => Ok((Arc::new(unsandboxed(settings, st)?), None)),
         "native" => {
             let config = config(settings, st, mode)?;
             let mut backend = NativeSandbox::embedded(config).map_err(|e| e.to_string())?;
@@ -52,10 +52,22 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
             Ok((Arc::new(backend), None))
         }
         other => Ok((
-            Arc::new(NoSandbox),
+            Arc::new(unsandboxed(settings, st)?),
             Some(format!("casnix-daemon has no '{other}' sandbox backend yet; building without a sandbox")),
         )),
     }
+}
+
+/// The `none` backend, with build users when there are: as Nix, the store directory is then
+/// root's and the build group's with mode 1775, so that build users can create their outputs.
+fn unsandboxed(settings: &Settings, st: &Store) -> Result<NoSandbox, String> {
+    let Some(pool) = build_users(settings, st)? else { return Ok(NoSandbox::default()) };
+    let store_dir = st.real_store_dir();
+    std::os::unix::fs::chown(store_dir, Some(0), Some(pool.gid))
+        .map_err(|e| format!("changing the owner of '{}': {e}", store_dir.display()))?;
+    std::fs::set_permissions(store_dir, std::os::unix::fs::PermissionsExt::from_mode(0o1775))
+        .map_err(|e| format!("changing the mode of '{}': {e}", store_dir.display()))?;
+    Ok(NoSandbox::default().with_build_users(pool))
 }
 
 /// Nix's build users: only when running as root with `build-users-group` set.
