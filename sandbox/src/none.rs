@@ -259,6 +259,11 @@ impl NoSandbox {
         self
     }
 
+    /// The unsandboxed fallback of a sandboxing backend: its build users, if it has them.
+    pub(crate) fn fallback(users: Option<&std::sync::Arc<crate::userpool::UserPool>>) -> Self {
+        Self { users: users.cloned() }
+    }
+
     fn run_in(&self, dir: &Path, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
         let build_user = self.users.as_ref().map(|pool| pool.acquire()).transpose()?;
         let owner = build_user.as_ref().map(|user| (user.ids.uid, user.ids.gid));

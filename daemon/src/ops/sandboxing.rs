@@ -58,24 +58,34 @@ pub fn choose(settings: &Settings, st: &Store) -> Result<(Arc<dyn Backend>, Opti
     }
 }
 
-/// The `none` backend, with build users when there are: as Nix, the store directory is then
-/// root's and the build group's with mode 1775, so that build users can create their outputs.
+/// The `none` backend, with build users when there are.
 fn unsandboxed(settings: &Settings, st: &Store) -> Result<NoSandbox, String> {
-    let Some(pool) = build_users(settings, st)? else { return Ok(NoSandbox::default()) };
-    let store_dir = st.real_store_dir();
-    std::os::unix::fs::chown(store_dir, Some(0), Some(pool.gid))
-        .map_err(|e| format!("changing the owner of '{}': {e}", store_dir.display()))?;
-    std::fs::set_permissions(store_dir, std::os::unix::fs::PermissionsExt::from_mode(0o1775))
-        .map_err(|e| format!("changing the mode of '{}': {e}", store_dir.display()))?;
-    Ok(NoSandbox::default().with_build_users(pool))
+    Ok(match build_users(settings, st)? {
+        Some(pool) => NoSandbox::default().with_build_users(pool),
+        None => NoSandbox::default(),
+    })
 }
 
-/// Nix's build users: only when running as root with `build-users-group` set.
+/// Nix's build users: only when running as root with `build-users-group` set. As Nix's local
+/// store does then, the store directory becomes root's and the build group's with mode 1775,
+/// so that builders running unsandboxed (`sandbox = false`, or a sandbox's fallback) can
+/// create their outputs in it.
 fn build_users(settings: &Settings, st: &Store) -> Result<Option<Arc<UserPool>>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if settings.build_users_group.is_empty() || !rustix::process::geteuid().is_root() {
         return Ok(None);
     }
     let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool")).map_err(|e| e.to_string())?;
+    let store_dir = st.real_store_dir();
+    let meta = std::fs::metadata(store_dir).map_err(|e| format!("reading '{}': {e}", store_dir.display()))?;
+    if (meta.uid(), meta.gid()) != (0, pool.gid) {
+        std::os::unix::fs::chown(store_dir, Some(0), Some(pool.gid))
+            .map_err(|e| format!("changing the owner of '{}': {e}", store_dir.display()))?;
+    }
+    if meta.mode() & 0o7777 != 0o1775 {
+        std::fs::set_permissions(store_dir, std::fs::Permissions::from_mode(0o1775))
+            .map_err(|e| format!("changing the mode of '{}': {e}", store_dir.display()))?;
+    }
     Ok(Some(Arc::new(pool)))
 }
 

@@ -159,7 +159,7 @@ impl Backend for NativeSandbox {
         }
         let Some(plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
             // `sandbox = relaxed` lets this one run on the host.
-            return NoSandbox::default().build(request, log);
+            return NoSandbox::fallback(self.users.as_ref()).build(request, log);
         };
         let started = std::time::Instant::now();
         let mut sandbox = prepare(request, plan)?;
@@ -170,7 +170,7 @@ impl Backend for NativeSandbox {
             Err(SandboxError::Setup(message)) if config.fallback && message.starts_with(NO_NAMESPACES) => {
                 tracing::debug!("auto-disabling sandboxing because the prerequisite namespaces are not available");
                 drop(sandbox);
-                return NoSandbox::default().build(request, log);
+                return NoSandbox::fallback(self.users.as_ref()).build(request, log);
             }
             other => other,
         };

@@ -79,7 +79,7 @@ impl Backend for OciBackend {
         let Some(plan) = crate::plan::plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))?
         else {
             // `sandbox = relaxed` and a derivation that may run outside.
-            return NoSandbox::default().build(request, log);
+            return NoSandbox::fallback(self.users.as_ref()).build(request, log);
         };
         let mut prepared = prepare(request, plan)?;
         let result = self.run_prepared(&prepared, request, log);
