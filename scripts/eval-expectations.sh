@@ -12,6 +12,8 @@ root="${NIX226_ROOT:-/opt/trixie}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/store" "$tmp/state" "$tmp/log" "$tmp/conf"
+# flakes: for builtins.parseFlakeRef and flakeRefToString, which casnix always has.
+echo "experimental-features = flakes" > "$tmp/conf/nix.conf"
 export NIX_STORE_DIR=/nix/store NIX_STATE_DIR="$tmp/state" NIX_LOG_DIR="$tmp/log" NIX_CONF_DIR="$tmp/conf" NIX_REMOTE=local NIX_PATH= HOME=/fake-home
 nix_instantiate() {
     if [[ -n "${NIX_INSTANTIATE:-}" ]]; then

@@ -167,8 +167,6 @@ pub enum Expr {
     Concat(Vec<ExprRef>, bool, Pos),
     /// A path literal, already made absolute.
     Path(Rc<str>),
-    /// `<name>`: looked up in the search path.
-    SearchPath(String, Pos),
     /// `~/x`: resolved against `$HOME` at run time.
     HomePath(String, Pos),
     /// `__curPos`.

@@ -243,7 +243,6 @@ impl Evaluator {
             }
             Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
             Expr::Concat(parts, force_string, pos) => self.eval_concat(parts, *force_string, pos, env),
-            Expr::SearchPath(name, pos) => self.find_search_path(name).map_err(|e| e.at(pos)),
             Expr::HomePath(rest, pos) => {
                 let home = std::env::var("HOME").map_err(|_| EvalError::other("$HOME is not set").at(pos))?;
                 let mut p = crate::path::canonicalize(&format!("{home}/{rest}"));

@@ -1,11 +1,9 @@
 //! `import` and `scopedImport`, and the evaluation of files and strings they share.
 
-use std::rc::Rc;
-
 use super::PrimOpDef;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Evaluator;
-use crate::source::{Origin, Pos, Source};
+use crate::source::{Origin, Source};
 use crate::symbol::Symbol;
 use crate::value::{Context, Value};
 
@@ -39,6 +37,10 @@ impl Evaluator {
 
     /// Reads and parses a file (a directory means its `default.nix`).
     pub fn parse_file(&mut self, path: &str, scope: Option<&[Symbol]>) -> EvalResult<crate::expr::ExprRef> {
+        if let Some(text) = crate::corepkgs::source(path) {
+            let source = Source::new(Origin::File(path.to_string()), text.to_string());
+            return crate::lower::parse(source, crate::path::dir_of(path), &self.globals, scope);
+        }
         let mut path = path.to_string();
         if !self.io.path_exists(&path).unwrap_or(false) {
             return Err(EvalError::new(ErrorKind::Io, format!("path '{path}' does not exist")));
@@ -86,6 +88,16 @@ impl Evaluator {
     pub fn find_search_path(&mut self, name: &str) -> EvalResult<Value> {
         let entries = self.options.search_path.clone();
         for entry in &entries {
+            // Relative entries are relative to the working directory, as Nix makes them absolute.
+            let base = if entry.path.starts_with('/') || entry.path.contains("://") {
+                entry.path.clone()
+            } else {
+                match std::env::current_dir() {
+                    Ok(cwd) => format!("{}/{}", cwd.display(), entry.path),
+                    Err(_) => entry.path.clone(),
+                }
+            };
+            let entry = crate::machine::SearchPathEntry { prefix: entry.prefix.clone(), path: base };
             let candidate = if entry.prefix.is_empty() {
                 format!("{}/{}", entry.path, name)
             } else if name == entry.prefix {
@@ -98,6 +110,12 @@ impl Evaluator {
             let candidate = crate::path::canonicalize(&candidate);
             if self.io.path_exists(&candidate).unwrap_or(false) {
                 return Ok(Value::Path(candidate.into()));
+            }
+        }
+        if let Some(rest) = name.strip_prefix("nix/") {
+            let path = format!("{}{rest}", crate::corepkgs::PREFIX);
+            if crate::corepkgs::source(&path).is_some() {
+                return Ok(Value::Path(path.into()));
             }
         }
         Err(EvalError::new(
@@ -130,8 +148,6 @@ fn scoped_import(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let values: Vec<Value> = scope.iter().map(|a| a.value.clone()).collect();
     let expr = ev.parse_file(&path, Some(&names))?;
     let env = ev.alloc_env(values, None, false);
-    let _ = Rc::clone(&env);
-    let _ = Pos::clone;
     ev.eval(&expr, &env)
 }
 

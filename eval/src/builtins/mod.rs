@@ -11,6 +11,7 @@ pub mod context;
 pub mod control;
 pub mod derivation;
 pub mod fetch;
+pub mod flakeref;
 pub mod fs;
 pub mod hash;
 pub mod import;
@@ -50,6 +51,7 @@ pub const GROUPS: &[&[PrimOpDef]] = &[
     control::PRIMOPS,
     derivation::PRIMOPS,
     fetch::PRIMOPS,
+    flakeref::PRIMOPS,
     fs::PRIMOPS,
     hash::PRIMOPS,
     import::PRIMOPS,

@@ -385,7 +385,12 @@ impl Lowerer<'_> {
                     if index == 0 {
                         if parts.len() == 1 {
                             if let Some(name) = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
-                                return Ok(Rc::new(Expr::SearchPath(name.to_owned(), pos)));
+                                // As Nix: `__findFile __nixPath "name"`, both looked up in scope,
+                                // so a `let __nixPath = ...` around it changes the search.
+                                let find = self.resolve(Symbol::new("__findFile"), pos.clone())?;
+                                let path = self.resolve(Symbol::new("__nixPath"), pos.clone())?;
+                                let call = Rc::new(Expr::Apply(find, path, pos.clone()));
+                                return Ok(Rc::new(Expr::Apply(call, Rc::new(Expr::Const(Value::string(name))), pos)));
                             }
                         }
                         if let Some(rest) = text.strip_prefix("~/") {

@@ -1,0 +1,1 @@
+builtins.flakeRefToString { type = "github"; owner = "NixOS"; repo = "nixpkgs"; lastModified = -1; }
