@@ -21,7 +21,7 @@ else
 fi
 cd "$root" || exit 1
 export TEST_VAR=foo NIX_STORE_DIR=/nix/store
-okay_pass=0; okay_total=0; fail_pass=0; fail_total=0
+okay_pass=0; okay_total=0; fail_pass=0; fail_total=0; fail_text=0
 : > "$out/failures"
 for f in lang/eval-okay-*.nix; do
     i=$(basename "$f" .nix)
@@ -55,9 +55,15 @@ for f in lang/eval-fail-*.nix; do
     rc=$?
     if [[ $rc -eq 1 ]]; then
         fail_pass=$((fail_pass + 1))
+        sed -i "s!$(pwd)!/pwd!g" "$out/$i.err"
+        if cmp -s "$out/$i.err" "lang/$i.err.exp"; then
+            fail_text=$((fail_text + 1))
+        else
+            echo "text $i" >> "$out/failures"
+        fi
     else
         echo "fail $i (rc=$rc)" >> "$out/failures"
     fi
 done
 echo "eval-okay: $okay_pass/$okay_total passed"
-echo "eval-fail: $fail_pass/$fail_total failed as expected"
+echo "eval-fail: $fail_pass/$fail_total failed as expected ($fail_text with Nix's error text exactly; the others are listed as 'text NAME' in $out/failures)"
