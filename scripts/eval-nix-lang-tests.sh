@@ -3,6 +3,8 @@
 # pass counts. The tests come from a local copy of NixOS/nix (not committed): $NIX_LANG_DIR, or
 # extracted from the mirror beside the repository ($NIXFT_NIX_GIT or ../.mirror/NixOS+nix/repo).
 # Usage: scripts/eval-nix-lang-tests.sh [CASNIX_BINARY]   (failures are listed in $OUT/failures)
+# Exit status 1 when an eval-okay case does not give Nix's output or an eval-fail case does not
+# fail (error texts that differ from Nix's are counted, not failures).
 set -u
 here="$(cd "$(dirname "$0")/.." && pwd)"
 casnix="${1:-$here/target/release/casnix}"
@@ -67,3 +69,4 @@ for f in lang/eval-fail-*.nix; do
 done
 echo "eval-okay: $okay_pass/$okay_total passed"
 echo "eval-fail: $fail_pass/$fail_total failed as expected ($fail_text with Nix's error text exactly; the others are listed as 'text NAME' in $out/failures)"
+[[ $okay_pass -eq $okay_total && $fail_pass -eq $fail_total ]]

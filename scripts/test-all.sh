@@ -51,6 +51,13 @@ cargo test --release --workspace --locked 2>&1
 ./nixos-module/tests/flake.sh
 ./contrib/systemd/test.sh
 
+# The evaluator against Nix's own language tests (NixOS/nix 2.26.3, tests/functional/lang) and
+# nixpkgs' library tests (lib/tests/misc.nix, lib/tests/modules.sh), from local copies when at
+# hand (see the scripts; they say "skipped" otherwise).
+cargo build --release --locked -p cli --bin casnix 2>&1
+./scripts/eval-nix-lang-tests.sh
+./scripts/nixpkgs-lib-tests.sh
+
 # Nix 2.26.3's own functional tests against casnix-daemon (when a NixOS/nix git directory with
 # the tag is at hand; see scripts/nixft.sh): every test known to pass must still pass.
 if [ "$(id -u)" -eq 0 ]; then

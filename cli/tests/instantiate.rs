@@ -346,6 +346,16 @@ in lib.mk {
     assert_eq!(fs::read_link(root.path("exprs/result-dev")).unwrap(), Path::new(paths[0]));
     assert_eq!(fs::read_link(root.path("exprs/result-2")).unwrap(), Path::new(paths[1]));
     assert_eq!(fs::read_to_string(Path::new(paths[1]).join("file")).unwrap(), "dependency\n");
+    // `casnix eval --read-write-mode` writes and builds through the daemon, as
+    // `nix-instantiate --eval --read-write-mode`: IFD, and files made by `toFile` can be read.
+    let expr = r#"[ (builtins.readFile (builtins.toFile "note" "written")) (builtins.readFile (import ./ifd.nix)) ]"#;
+    let ours = ok(root.casnix().args(["eval", "--read-write-mode", "--strict", "--expr", expr]));
+    let theirs = ok(root.command("nix-instantiate", "daemon").args(["--eval", "--read-write-mode", "--strict", "--expr", expr]));
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, "[ \"written\" \"42 { x = 40; y = \\\"from-ifd\\\"; }\\n\\n\" ]\n");
+    // Without it nothing is written: the file does not exist.
+    let out = run(root.casnix().args(["eval", "--strict", "--expr", r#"builtins.readFile (builtins.toFile "other" "x")"#]));
+    assert!(!out.status.success());
 }
 
 /// Runs `git` in `dir` with fixed identities and dates.

@@ -5,11 +5,14 @@ use std::rc::Rc;
 
 use anyhow::Result;
 use clap::Args;
-use eval::io::LocalIo;
+use eval::io::{EvalIo, LocalIo};
 use eval::output::OutputFormat;
 use eval::symbol::Symbol;
 use eval::value::{Attr, Attrs};
 use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
+
+use super::daemon_io::DaemonIo;
+use super::store::connect::StoreLocation;
 
 /// Arguments of `casnix eval` (those of `nix-instantiate --eval`).
 #[derive(Args)]
@@ -71,9 +74,18 @@ pub struct EvalArgs {
     /// Accepted for compatibility (Nix's build timeout; nothing is built here).
     #[arg(long, hide = true, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// Accepted for compatibility (the evaluator never writes to the store here).
-    #[arg(long, hide = true)]
+    /// Write to the store through the daemon (`toFile`, `path`, derivations) and build what
+    /// import-from-derivation needs, as `nix-instantiate --eval --read-write-mode`; without it
+    /// store paths are computed, not written.
+    #[arg(long, overrides_with = "readonly_mode")]
     read_write_mode: bool,
+    /// Compute store paths without writing them (the default).
+    #[arg(long, hide = true)]
+    readonly_mode: bool,
+    /// The store to talk to with `--read-write-mode` (`daemon` or `unix://PATH`); defaults to
+    /// `NIX_REMOTE`.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// Files (or, with `--expr`, expressions) to evaluate; `-` reads standard input.
     inputs: Vec<String>,
 }
@@ -122,7 +134,14 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     if let Some(depth) = args.max_call_depth {
         options.max_call_depth = depth;
     }
-    let io = Box::new(LocalIo::new(&options.store_dir));
+    let io: Box<dyn EvalIo> = if args.read_write_mode {
+        let location = StoreLocation::resolve(args.store.as_deref())?;
+        let io = DaemonIo::connect(&location)?;
+        options.store_dir = io.store_dir().as_str().to_string();
+        Box::new(io)
+    } else {
+        Box::new(LocalIo::new(&options.store_dir))
+    };
     let mut ev = Evaluator::new(io, options);
     let result = evaluate(&mut ev, &args);
     let code = match result {
