@@ -82,7 +82,7 @@ pub struct Evaluator {
     pub options: EvalOptions,
     call_depth: usize,
     pub(crate) import_cache: HashMap<String, Value>,
-    pub(crate) regex_cache: HashMap<String, regex::Regex>,
+    pub(crate) regex_cache: HashMap<String, crate::builtins::regex::Compiled>,
     /// The derivations written so far and their hashes.
     pub drv_state: crate::builtins::derivation::DrvState,
 }

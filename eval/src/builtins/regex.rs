@@ -1,4 +1,15 @@
-//! Regular expressions: `match` and `split` (POSIX extended syntax, run with the `regex` crate).
+//! Regular expressions: `match` and `split`, with the semantics of Nix's (libstdc++'s POSIX
+//! extended `std::regex`), run with `regex-automata`:
+//! - bytes, not characters: `.` or `[^a]` match one byte, a non-ASCII literal is its UTF-8
+//!   bytes (so `é+` repeats its last byte, as in Nix);
+//! - `split` finds leftmost-longest matches (`a|ab` on "ab" matches "ab"); the groups are those
+//!   of the highest-priority way to match exactly that span;
+//! - `split` allows an empty match right after a non-empty one, as `std::regex_iterator` does.
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::captures::Captures;
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind};
 
 use super::PrimOpDef;
 use crate::error::{EvalError, EvalResult};
@@ -14,20 +25,77 @@ pub const PRIMOPS: &[PrimOpDef] = &[
 /// The most compiled regular expressions kept per evaluation.
 const CACHE_LIMIT: usize = 4096;
 
+/// Size limit of one compiled expression (hostile patterns get an error, not the memory).
+const SIZE_LIMIT: usize = 16 << 20;
+
+/// A compiled regular expression.
+#[derive(Clone)]
+pub struct Compiled {
+    /// `(?:RE)$`, searched anchored: the groups of a match of a known span.
+    whole: Regex,
+    /// For `split`: RE unanchored (where the next match starts) and RE with "all" semantics
+    /// (how far the longest match from a start reaches).
+    search: Option<(Regex, Regex)>,
+}
+
+/// `re` with every non-ASCII character written as its UTF-8 bytes (`\xHH`), so that
+/// byte-oriented matching treats it as libstdc++ does; an escaped non-ASCII character is
+/// just its bytes.
+fn bytes_pattern(re: &str) -> String {
+    let mut out = String::with_capacity(re.len());
+    let mut chars = re.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(|n| !n.is_ascii()) {
+            continue;
+        }
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// Compiles `pattern`; a prefilter (literal scanning) only for the unanchored search, where it
+/// pays: building one costs more than an anchored search of a short span.
+fn build(pattern: &str, kind: MatchKind, prefilter: bool) -> Result<Regex, Box<meta::BuildError>> {
+    Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false).dot_matches_new_line(true))
+        // No full DFA or one-pass DFA: building them costs more than most patterns are used for
+        // (nixpkgs makes many small patterns); the lazy DFA and the NFA engines remain.
+        .configure(Regex::config().match_kind(kind).utf8_empty(false).nfa_size_limit(Some(SIZE_LIMIT)).dfa(false).onepass(false).auto_prefilter(prefilter))
+        .build(pattern)
+        .map_err(Box::new)
+}
+
 impl Evaluator {
-    /// Compiles (or reuses) a regular expression; `anchored` wraps it in `^(?:...)$`.
-    fn regex(&mut self, re: &str, anchored: bool) -> EvalResult<regex::Regex> {
-        let key = format!("{}{re}", if anchored { 'A' } else { 'U' });
+    /// Compiles (or reuses) a regular expression, for `split` when `searching`.
+    fn regex(&mut self, re: &str, searching: bool) -> EvalResult<Compiled> {
+        let key = format!("{}{re}", if searching { 'S' } else { 'M' });
         if let Some(r) = self.regex_cache.get(&key) {
             return Ok(r.clone());
         }
-        let pattern = if anchored { format!("^(?:{re})$") } else { re.to_string() };
-        let compiled = regex::RegexBuilder::new(&pattern)
-            .size_limit(16 << 20)
-            // POSIX: `.` matches any character, newlines included.
-            .dot_matches_new_line(true)
-            .build()
-            .map_err(|_| EvalError::other(format!("invalid regular expression '{re}'")))?;
+        let invalid = |_| EvalError::other(format!("invalid regular expression '{re}'"));
+        let pattern = bytes_pattern(re);
+        let whole = build(&format!("(?:{pattern})$"), MatchKind::LeftmostFirst, false).map_err(invalid)?;
+        let search = if searching {
+            Some((
+                build(&pattern, MatchKind::LeftmostFirst, true).map_err(invalid)?,
+                build(&pattern, MatchKind::All, false).map_err(invalid)?,
+            ))
+        } else {
+            None
+        };
+        let compiled = Compiled { whole, search };
         if self.regex_cache.len() >= CACHE_LIMIT {
             self.regex_cache.clear();
         }
@@ -36,40 +104,70 @@ impl Evaluator {
     }
 }
 
-fn groups(caps: &regex::Captures<'_>) -> Vec<Value> {
-    (1..caps.len())
-        .map(|i| match caps.get(i) {
-            Some(m) => Value::string(m.as_str()),
+/// The groups of `caps` (not the whole match) as Nix values: strings, or null when unset.
+fn groups(caps: &Captures, hay: &[u8]) -> Vec<Value> {
+    (1..caps.group_len())
+        .map(|i| match caps.get_group(i) {
+            Some(span) => Value::string(String::from_utf8_lossy(&hay[span.range()])),
             None => Value::Null,
         })
         .collect()
 }
 
+/// The groups of the highest-priority match of exactly `hay[start..end]`.
+fn groups_of_span(whole: &Regex, hay: &[u8], start: usize, end: usize) -> Vec<Value> {
+    let mut caps = whole.create_captures();
+    let input = Input::new(&hay[..end]).range(start..end).anchored(Anchored::Yes);
+    whole.search_captures(&input, &mut caps);
+    groups(&caps, hay)
+}
+
 fn match_(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let re = ev.force_str(&args[0])?;
     let s = ev.force_string(&args[1])?;
-    let r = ev.regex(&re, true)?;
-    Ok(match r.captures(&s.text) {
-        Some(caps) => Value::list(groups(&caps)),
-        None => Value::Null,
-    })
+    let r = ev.regex(&re, false)?;
+    let hay = s.text.as_bytes();
+    let mut caps = r.whole.create_captures();
+    r.whole.search_captures(&Input::new(hay).anchored(Anchored::Yes), &mut caps);
+    Ok(if caps.is_match() { Value::list(groups(&caps, hay)) } else { Value::Null })
 }
 
 fn split(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let re = ev.force_str(&args[0])?;
     let s = ev.force_string(&args[1])?;
-    let r = ev.regex(&re, false)?;
+    let r = ev.regex(&re, true)?;
+    let Some((first, longest)) = &r.search else {
+        return Err(EvalError::other(format!("invalid regular expression '{re}'")));
+    };
+    let hay = s.text.as_bytes();
+    let piece = |range: std::ops::Range<usize>| Value::string(String::from_utf8_lossy(&hay[range]));
     let mut out = Vec::new();
-    let mut last = 0;
-    for caps in r.captures_iter(&s.text) {
-        let whole = match caps.get(0) {
-            Some(m) => m,
-            None => continue,
-        };
-        out.push(Value::string(&s.text[last..whole.start()]));
-        out.push(Value::list(groups(&caps)));
-        last = whole.end();
+    // `last`: where the text not yet matched starts; `from`: where the next search starts.
+    let (mut last, mut from) = (0, 0);
+    while from <= hay.len() {
+        let Some(found) = first.search(&Input::new(hay).range(from..)) else { break };
+        let start = found.start();
+        let end = longest
+            .search(&Input::new(hay).range(start..).anchored(Anchored::Yes))
+            .map_or(found.end(), |m| m.end().max(found.end()));
+        out.push(piece(last..start));
+        out.push(Value::list(groups_of_span(&r.whole, hay, start, end)));
+        last = end;
+        // After an empty match the next one starts further on; after a non-empty one it may be
+        // an empty match right there.
+        from = if end == start { end + 1 } else { end };
     }
-    out.push(Value::string(&s.text[last..]));
+    out.push(piece(last..hay.len()));
     Ok(Value::list(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_pattern;
+
+    #[test]
+    fn non_ascii_becomes_bytes() {
+        assert_eq!(bytes_pattern("é+"), "\\xC3\\xA9+");
+        assert_eq!(bytes_pattern("[^é]\\é\\."), "[^\\xC3\\xA9]\\xC3\\xA9\\.");
+    }
 }

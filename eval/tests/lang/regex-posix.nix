@@ -1,0 +1,26 @@
+# match/split as Nix (libstdc++ POSIX extended): leftmost-longest split matches, bytes not
+# characters, empty matches right after non-empty ones.
+[
+  (builtins.split "a|ab" "xabx")
+  (builtins.match "(a|ab)(c|bcd)(d*)" "abcd")
+  (builtins.match "(.)" "é")
+  (builtins.match "(.*)" "é")
+  (builtins.match "[]a]+" "a]a")
+  (builtins.match "a{2,3}" "aaa")
+  (builtins.split "(x*)" "abc")
+  (builtins.match "(a|b)*c" "ababc")
+  (builtins.split "[[:space:]]+" "a  b\tc")
+  (builtins.match "[^a]b" "éb")
+  (builtins.match "(ab|a)(bc|c)?" "abc")
+  (builtins.split "(a)|(b)" "xaybz")
+  (builtins.match "x?" "")
+  (builtins.split "(x*)" "axb")
+  (builtins.split "x*" "xxaxx")
+  (builtins.split "(a|ab)(c|bcd)?" "abcdab")
+  (builtins.split "a|ab|abc" "abcabxa")
+  (builtins.split "(foo|foobar)" "afoobarb")
+  (builtins.match "[é]" "é")
+  (builtins.match "é+" "éé")
+  (builtins.split "b*" "abba")
+  (builtins.split "" "ab")
+]
