@@ -38,31 +38,91 @@ pub struct Compiled {
     search: Option<(Regex, Regex)>,
 }
 
-/// `re` with every non-ASCII character written as its UTF-8 bytes (`\xHH`), so that
-/// byte-oriented matching treats it as libstdc++ does; an escaped non-ASCII character is
-/// just its bytes.
-fn bytes_pattern(re: &str) -> String {
-    let mut out = String::with_capacity(re.len());
-    let mut chars = re.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' && chars.peek().is_some_and(|n| !n.is_ascii()) {
-            continue;
-        }
-        if c == '\\' {
-            out.push(c);
-            if let Some(n) = chars.next() {
-                out.push(n);
+/// The characters a backslash makes literal in a POSIX extended expression (libstdc++ rejects
+/// any other escape: `\]`, `\}`, Perl's `\d`, `\w`, `\b`, `\n` and back-references included).
+const ERE_ESCAPABLE: &[u8] = b".[{()\\*+?^$|";
+
+/// Pushes byte `b` to a pattern of the `regex-automata` syntax as a literal (`\xHH`).
+fn push_byte(out: &mut String, b: u8) {
+    out.push_str(&format!("\\x{b:02X}"));
+}
+
+/// Translates a POSIX extended regular expression (as libstdc++ reads it for Nix) into the
+/// syntax of `regex-automata` in byte mode: non-ASCII characters become their UTF-8 bytes (so
+/// `é+` repeats its last byte, as in Nix), a backslash inside brackets is literal, `[` in
+/// brackets is literal unless it opens a class like `[:digit:]`, and escapes other than of
+/// special characters, or a group starting with `?`, are errors as in Nix. `None`: invalid.
+fn translate(re: &str) -> Option<String> {
+    let bytes = re.as_bytes();
+    let mut out = String::with_capacity(re.len() + 8);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' => {
+                let next = *bytes.get(i + 1)?;
+                if !ERE_ESCAPABLE.contains(&next) {
+                    return None;
+                }
+                push_byte(&mut out, next);
+                i += 2;
             }
-        } else if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02X}"));
+            b'(' if bytes.get(i + 1) == Some(&b'?') => return None,
+            b'[' => {
+                out.push('[');
+                i += 1;
+                if bytes.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                // A `]` right after the opening is a literal.
+                if bytes.get(i) == Some(&b']') {
+                    push_byte(&mut out, b']');
+                    i += 1;
+                }
+                loop {
+                    let c = *bytes.get(i)?;
+                    match c {
+                        b']' => {
+                            out.push(']');
+                            i += 1;
+                            break;
+                        }
+                        b'[' if matches!(bytes.get(i + 1), Some(b':' | b'.' | b'=')) => {
+                            // `[:name:]` (character classes); `[.x.]` and `[=x=]` are not supported.
+                            if bytes[i + 1] != b':' {
+                                return None;
+                            }
+                            let close = re[i + 2..].find(":]")? + i + 2;
+                            out.push_str(&re[i..close + 2]);
+                            i = close + 2;
+                        }
+                        b'-' => {
+                            out.push('-');
+                            i += 1;
+                        }
+                        c if c.is_ascii_alphanumeric() => {
+                            out.push(c as char);
+                            i += 1;
+                        }
+                        c => {
+                            push_byte(&mut out, c);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            b if b.is_ascii() => {
+                out.push(b as char);
+                i += 1;
+            }
+            b => {
+                push_byte(&mut out, b);
+                i += 1;
             }
         }
     }
-    out
+    Some(out)
 }
 
 /// Compiles `pattern`; a prefilter (literal scanning) only for the unanchored search, where it
@@ -85,7 +145,7 @@ impl Evaluator {
             return Ok(r.clone());
         }
         let invalid = |_| EvalError::other(format!("invalid regular expression '{re}'"));
-        let pattern = bytes_pattern(re);
+        let pattern = translate(re).ok_or_else(|| EvalError::other(format!("invalid regular expression '{re}'")))?;
         let whole = build(&format!("(?:{pattern})$"), MatchKind::LeftmostFirst, false).map_err(invalid)?;
         let search = if searching {
             Some((
@@ -163,11 +223,15 @@ fn split(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::bytes_pattern;
+    use super::translate;
 
     #[test]
-    fn non_ascii_becomes_bytes() {
-        assert_eq!(bytes_pattern("é+"), "\\xC3\\xA9+");
-        assert_eq!(bytes_pattern("[^é]\\é\\."), "[^\\xC3\\xA9]\\xC3\\xA9\\.");
+    fn posix_syntax_becomes_byte_syntax() {
+        assert_eq!(translate("é+").as_deref(), Some("\\xC3\\xA9+"));
+        assert_eq!(translate("a\\.b[]\\d-]").as_deref(), Some("a\\x2Eb[\\x5D\\x5Cd-]"));
+        assert_eq!(translate("[^[:digit:]x]").as_deref(), Some("[^[:digit:]x]"));
+        for bad in ["\\d", "(?i)a", "a\\", "[ab", "(a)\\1"] {
+            assert_eq!(translate(bad), None, "{bad}");
+        }
     }
 }
