@@ -93,6 +93,10 @@ impl EvalError {
     /// trace frames (outermost first). Which frames exist depends on `--show-trace`
     /// ([`crate::EvalOptions::show_trace`]), as in Nix.
     pub fn render(&self, show_trace: bool) -> String {
+        chomp_lines(&self.render_unchomped(show_trace))
+    }
+
+    fn render_unchomped(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
         let _ = show_trace;
         let frames: Vec<&TraceFrame> = self.trace.iter().rev().collect();
@@ -129,15 +133,35 @@ fn indent_message(message: &str) -> String {
     message.replace('\n', "\n       ")
 }
 
-/// Appends `       at FILE:L:C:` and the code frame.
+/// Appends `       at FILE:L:C:` and the code frame: as Nix's `printCodeLines`, the line before
+/// the error's, its own with a caret under the column, and the one after, each numbered.
 fn push_position(out: &mut String, pos: &Pos) {
     let (line, col) = pos.line_col();
     out.push_str(&format!("       at {pos}:"));
-    if let Some(text) = pos.source.line_text(line) {
-        let _ = fmt::Write::write_fmt(out, format_args!("\n{line:>13}| {text}"));
+    let source = &pos.source;
+    let Some(text) = code_line(source, line) else { return };
+    if let Some(prev) = line.checked_sub(1).filter(|l| *l > 0).and_then(|l| code_line(source, l)) {
+        let _ = fmt::Write::write_fmt(out, format_args!("\n{:>13}| {prev}", line - 1));
+    }
+    let _ = fmt::Write::write_fmt(out, format_args!("\n{line:>13}| {text}"));
+    if col > 0 {
         let caret_pad: String = " ".repeat(col.saturating_sub(1) as usize);
         let _ = fmt::Write::write_fmt(out, format_args!("\n{:>13}| {caret_pad}^", ""));
     }
+    if let Some(next) = code_line(source, line + 1) {
+        let _ = fmt::Write::write_fmt(out, format_args!("\n{:>13}| {next}", line + 1));
+    }
+}
+
+/// A line of source as Nix shows it in a code frame (without its line ending).
+fn code_line(source: &crate::source::Source, line: u32) -> Option<&str> {
+    source.line_text(line).map(|t| t.strip_suffix('\r').unwrap_or(t))
+}
+
+/// Nix indents every line of a message with `chomp`: trailing blanks go (an empty code line
+/// is shown as `   N|`).
+fn chomp_lines(text: &str) -> String {
+    text.split('\n').map(|l| l.trim_end_matches([' ', '\t', '\r'])).collect::<Vec<_>>().join("\n")
 }
 
 /// Shorthand for results of evaluation.
