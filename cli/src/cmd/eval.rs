@@ -71,8 +71,10 @@ pub struct EvalArgs {
     /// Accepted for compatibility (Nix's build timeout; nothing is built here).
     #[arg(long, hide = true, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// Accepted for compatibility (the evaluator never writes to the store here).
-    #[arg(long, hide = true)]
+    /// Write to the store (`toFile`, sources, `.drv` files) and build for import from derivation
+    /// through the daemon, as `nix-instantiate --eval --read-write-mode`; without a daemon that
+    /// answers, evaluate without writing as by default.
+    #[arg(long)]
     read_write_mode: bool,
     /// Files (or, with `--expr`, expressions) to evaluate; `-` reads standard input.
     inputs: Vec<String>,
@@ -122,7 +124,13 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     if let Some(depth) = args.max_call_depth {
         options.max_call_depth = depth;
     }
-    let io = Box::new(LocalIo::new(&options.store_dir));
+    let io: Box<dyn eval::io::EvalIo> = match daemon_io(&args) {
+        Some(io) => {
+            options.store_dir = eval::io::EvalIo::store_dir(&io).as_str().to_string();
+            Box::new(io)
+        }
+        None => Box::new(LocalIo::new(&options.store_dir)),
+    };
     let mut ev = Evaluator::new(io, options);
     let result = evaluate(&mut ev, &args);
     let code = match result {
@@ -145,6 +153,15 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     };
     drop(ev);
     Ok(code)
+}
+
+/// With `--read-write-mode`, the daemon's I/O when one answers.
+fn daemon_io(args: &EvalArgs) -> Option<super::daemon_io::DaemonIo> {
+    if !args.read_write_mode {
+        return None;
+    }
+    let location = super::store::connect::StoreLocation::resolve(None).ok()?;
+    super::daemon_io::DaemonIo::connect(&location).ok()
 }
 
 fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {
