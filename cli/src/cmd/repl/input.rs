@@ -31,9 +31,13 @@ pub enum Input {
 /// `$XDG_DATA_HOME/casnix/repl-history` (or `~/.local/share/...`), as Nix keeps
 /// `$XDG_DATA_HOME/nix/repl-history`.
 pub fn history_path() -> Option<PathBuf> {
-    let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+    history_path_in(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+}
+
+fn history_path_in(xdg_data_home: Option<std::ffi::OsString>, home: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let data = match xdg_data_home.filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+        None => PathBuf::from(home?).join(".local/share"),
     };
     Some(data.join("casnix").join("repl-history"))
 }
@@ -113,4 +117,16 @@ pub enum Line {
     Text(String),
     /// Ctrl-C: drop the current input.
     Interrupt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_path_in;
+
+    #[test]
+    fn history_lives_under_the_data_directory() {
+        assert_eq!(history_path_in(Some("/data".into()), Some("/home/u".into())), Some("/data/casnix/repl-history".into()));
+        assert_eq!(history_path_in(Some("".into()), Some("/home/u".into())), Some("/home/u/.local/share/casnix/repl-history".into()));
+        assert_eq!(history_path_in(None, None), None);
+    }
 }

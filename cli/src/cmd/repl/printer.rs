@@ -73,14 +73,12 @@ impl Printer<'_> {
 
     /// Prints one value at `depth`; errors below the top are printed in place.
     fn print(&mut self, v: &Value, depth: usize) -> EvalResult<()> {
-        let start = self.out.len();
         let indent = self.indent.len();
         match eval::machine::with_stack(|| self.print_forced(v, depth)) {
             Ok(()) => Ok(()),
             Err(e) if depth == 0 => Err(e),
             Err(e) => {
-                // Keep what Nix would have written before the error, as it does.
-                let _ = start;
+                // What was written before the error stays, as in Nix.
                 self.indent.truncate(indent);
                 let message = super::super::store::connect::strip_ansi(&e.message);
                 self.colored(RED, &format!("«error: {message}»"));

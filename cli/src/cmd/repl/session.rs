@@ -69,8 +69,7 @@ pub struct Session {
 fn is_var_name(s: &str) -> bool {
     const RESERVED: [&str; 9] = ["if", "then", "else", "assert", "with", "let", "in", "rec", "inherit"];
     let Some(first) = s.chars().next() else { return false };
-    !RESERVED.contains(&s)
-        && !(first.is_ascii_digit() || first == '-' || first == '\'')
+    !(RESERVED.contains(&s) || first.is_ascii_digit() || first == '-' || first == '\'')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '\'')
 }
 
@@ -272,5 +271,20 @@ impl Session {
             out.push_str(&format!("  {name} -> {shown}\n"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_var_name;
+
+    #[test]
+    fn var_names_as_nix_repl_takes_them() {
+        for good in ["x", "foo-bar", "a'", "_x", "A1"] {
+            assert!(is_var_name(good), "{good}");
+        }
+        for bad in ["", "1x", "-x", "'x", "let", "in", "a.b", "{ a", "x y"] {
+            assert!(!is_var_name(bad), "{bad}");
+        }
     }
 }
