@@ -21,7 +21,7 @@ else
 fi
 cd "$root" || exit 1
 export TEST_VAR=foo NIX_STORE_DIR=/nix/store
-okay_pass=0; okay_total=0; fail_pass=0; fail_total=0
+okay_pass=0; okay_total=0; fail_pass=0; fail_total=0; fail_same=0
 : > "$out/failures"
 for f in lang/eval-okay-*.nix; do
     i=$(basename "$f" .nix)
@@ -53,6 +53,11 @@ for f in lang/eval-fail-*.nix; do
     fi
     timeout 60 "$casnix" eval "${flags[@]}" "$f" > "$out/$i.out" 2> "$out/$i.err"
     rc=$?
+    # Nix's .err.exp is its whole error output (paths under /pwd): how many print exactly alike.
+    sed -i "s!$(pwd)!/pwd!g" "$out/$i.err"
+    if [[ -e "lang/$i.err.exp" ]] && cmp -s "$out/$i.err" "lang/$i.err.exp"; then
+        fail_same=$((fail_same + 1))
+    fi
     if [[ $rc -eq 1 ]]; then
         fail_pass=$((fail_pass + 1))
     else
@@ -61,3 +66,4 @@ for f in lang/eval-fail-*.nix; do
 done
 echo "eval-okay: $okay_pass/$okay_total passed"
 echo "eval-fail: $fail_pass/$fail_total failed as expected"
+echo "eval-fail: $fail_same/$fail_total with the error text identical to Nix's (.err.exp)"

@@ -460,8 +460,14 @@ impl Evaluator {
                     return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
                 }
                 // The call site is in the frame; the error itself keeps only a position of its own.
-                (app.op.fun)(self, args)
-                    .map_err(|e| e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name)))
+                // `addErrorContext` adds its own frame instead (Nix's `addTrace = false`).
+                (app.op.fun)(self, args).map_err(|e| {
+                    if app.op.name == "addErrorContext" {
+                        e
+                    } else {
+                        e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name))
+                    }
+                })
             }
             Value::Attrs(ref attrs) if attrs.get(Symbol::new("__functor")).is_some() => {
                 let functor = attrs.get(Symbol::new("__functor")).cloned().unwrap_or(Value::Null);
