@@ -186,8 +186,8 @@ impl Lowerer<'_> {
                     Some(d) => Some(self.lower(&d)?),
                     None => None,
                 };
-                let select_pos = s.attrpath().map(|p| self.pos(&p)).unwrap_or(pos);
-                Expr::Select(target, path, default, select_pos)
+                // Nix places a selection's errors at its start.
+                Expr::Select(target, path, default, pos)
             }
             ast::Expr::HasAttr(h) => {
                 let target = self.child(h, h.expr())?;
