@@ -163,6 +163,9 @@ pub enum Expr {
     Not(ExprRef, Pos),
     /// `-e` is lowered to `0 - e`; binary operators.
     BinOp(BinOp, ExprRef, ExprRef, Pos),
+    /// `a + b`, with each operand's position (Nix's `ExprConcatStrings` places the errors of
+    /// adding at the operand being added).
+    Add(ExprRef, ExprRef, Pos, Pos),
     /// String interpolation `"a${b}c"` (`force_string`) or path interpolation (`!force_string`).
     Concat(Vec<ExprRef>, bool, Pos),
     /// A path literal, already made absolute.

@@ -242,6 +242,11 @@ impl Evaluator {
                 Ok(Value::Bool(!self.expect_bool(&v).map_err(|e| e.at(pos))?))
             }
             Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
+            Expr::Add(l, r, lpos, rpos) => {
+                let lv = self.eval(l, env)?;
+                let rv = self.eval(r, env)?;
+                self.add_values(lv, rv, lpos, rpos)
+            }
             Expr::Concat(parts, force_string, pos) => self.eval_concat(parts, *force_string, pos, env),
             Expr::SearchPath(name, pos) => self.find_search_path(name).map_err(|e| e.at(pos)),
             Expr::HomePath(rest, pos) => {

@@ -282,6 +282,10 @@ impl Lowerer<'_> {
                 return Err(self.error(b, "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"))
             }
         };
+        if op == BinOp::Add {
+            let rhs_pos = b.rhs().map(|r| self.pos(&r)).unwrap_or_else(|| pos.clone());
+            return Ok(Rc::new(Expr::Add(lhs, rhs, pos, rhs_pos)));
+        }
         Ok(Rc::new(Expr::BinOp(op, lhs, rhs, pos)))
     }
 
