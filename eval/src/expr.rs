@@ -166,8 +166,9 @@ pub enum Expr {
     /// `a + b`, with each operand's position (Nix's `ExprConcatStrings` places the errors of
     /// adding at the operand being added).
     Add(ExprRef, ExprRef, Pos, Pos),
-    /// String interpolation `"a${b}c"` (`force_string`) or path interpolation (`!force_string`).
-    Concat(Vec<ExprRef>, bool, Pos),
+    /// String interpolation `"a${b}c"` (`force_string`) or path interpolation (`!force_string`):
+    /// the parts with their positions.
+    Concat(Vec<(ExprRef, Pos)>, bool, Pos),
     /// A path literal, already made absolute.
     Path(Rc<str>),
     /// `<name>`: looked up in the search path.

@@ -186,18 +186,18 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn eval_concat(&mut self, parts: &[ExprRef], force_string: bool, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    pub(crate) fn eval_concat(&mut self, parts: &[(ExprRef, Pos)], force_string: bool, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
         let mut values = Vec::with_capacity(parts.len());
-        for p in parts {
+        for (p, _) in parts {
             values.push(self.eval(p, env)?);
         }
         if force_string {
             let mut ctx = Context::new();
             let mut out = String::new();
-            for v in &values {
-                let s = self.coerce_to_string(v, &mut ctx, false, true).map_err(|e| {
-                    e.at(pos).with_frame(Some(pos), "while evaluating a path segment")
-                })?;
+            for (v, (_, part_pos)) in values.iter().zip(parts) {
+                let s = self
+                    .coerce_to_string(v, &mut ctx, false, true)
+                    .map_err(|e| e.with_frame(Some(part_pos), "while evaluating a path segment"))?;
                 out.push_str(&s);
             }
             return Ok(Value::string_with_context(out, ctx));

@@ -325,7 +325,7 @@ impl Lowerer<'_> {
             .syntax()
             .first_token()
             .is_some_and(|t| t.text() == "''");
-        let mut pieces: Vec<Result<String, ExprRef>> = Vec::new();
+        let mut pieces: Vec<Result<String, (ExprRef, Pos)>> = Vec::new();
         if indented {
             let mut parts: Vec<IndPart<ast::Interpol>> = Vec::new();
             let mut first = true;
@@ -349,14 +349,14 @@ impl Lowerer<'_> {
             for piece in strings::strip_indentation(parts) {
                 pieces.push(match piece {
                     Ok(text) => Ok(text),
-                    Err(i) => Err(self.child(&i, i.expr())?),
+                    Err(i) => Err((self.child(&i, i.expr())?, self.pos(&i))),
                 });
             }
         } else {
             for part in s.parts() {
                 pieces.push(match part {
                     ast::InterpolPart::Literal(lit) => Ok(strings::unescape_plain(lit.syntax().text())),
-                    ast::InterpolPart::Interpolation(i) => Err(self.child(&i, i.expr())?),
+                    ast::InterpolPart::Interpolation(i) => Err((self.child(&i, i.expr())?, self.pos(&i))),
                 });
             }
         }
@@ -371,8 +371,8 @@ impl Lowerer<'_> {
         let exprs = pieces
             .into_iter()
             .map(|p| match p {
-                Ok(text) => Rc::new(Expr::Const(Value::string(text))),
-                Err(e) => e,
+                Ok(text) => (Rc::new(Expr::Const(Value::string(text))), pos.clone()),
+                Err(part) => part,
             })
             .collect();
         Ok(Rc::new(Expr::Concat(exprs, true, pos)))
@@ -396,7 +396,7 @@ impl Lowerer<'_> {
                             if parts.len() == 1 {
                                 return Ok(Rc::new(Expr::HomePath(rest.to_owned(), pos)));
                             }
-                            exprs.push(Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())));
+                            exprs.push((Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())), pos.clone()));
                             continue;
                         }
                         let mut abs = self.absolute(text);
@@ -406,12 +406,12 @@ impl Lowerer<'_> {
                         if text.ends_with('/') && text.len() > 1 && !abs.ends_with('/') {
                             abs.push('/');
                         }
-                        exprs.push(Rc::new(Expr::Const(Value::Path(abs.into()))));
+                        exprs.push((Rc::new(Expr::Const(Value::Path(abs.into()))), pos.clone()));
                     } else {
-                        exprs.push(Rc::new(Expr::Const(Value::string(text))));
+                        exprs.push((Rc::new(Expr::Const(Value::string(text))), pos.clone()));
                     }
                 }
-                ast::InterpolPart::Interpolation(i) => exprs.push(self.child(i, i.expr())?),
+                ast::InterpolPart::Interpolation(i) => exprs.push((self.child(i, i.expr())?, self.pos(i))),
             }
         }
         Ok(Rc::new(Expr::Concat(exprs, false, pos)))
