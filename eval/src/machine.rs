@@ -580,11 +580,16 @@ impl Evaluator {
                 }
                 if !formals.ellipsis && used != attrs.len() {
                     if let Some(extra) = attrs.iter().find(|a| !formals.entries.iter().any(|f| f.name == a.name)) {
+                        let suggestions = crate::error::suggestions(
+                            extra.name.as_str(),
+                            formals.entries.iter().map(|f| f.name.as_str()),
+                        );
                         return Err(EvalError::type_error(format!(
                             "function '{fname}' called with unexpected argument '{}'",
                             extra.name
                         ))
                         .at(&lambda.pos)
+                        .with_suggestions(suggestions)
                         .with_frame(call_pos, "from call site"));
                     }
                 }
@@ -603,7 +608,11 @@ impl Evaluator {
                 Some(n) => format!("while calling '{n}'"),
                 None => "while calling anonymous lambda".to_string(),
             };
-            e.with_frame(Some(&lambda.pos), what)
+            let e = e.with_frame(Some(&lambda.pos), what);
+            match call_pos {
+                Some(p) => e.with_frame(Some(p), "from call site"),
+                None => e,
+            }
         })
     }
 
