@@ -57,6 +57,7 @@ for f in lang/eval-fail-*.nix; do
     rc=$?
     if [[ $rc -eq 1 ]]; then
         fail_pass=$((fail_pass + 1))
+        # Nix's .err.exp is its whole error output (paths under /pwd).
         sed -i "s!$(pwd)!/pwd!g" "$out/$i.err"
         if cmp -s "$out/$i.err" "lang/$i.err.exp"; then
             fail_text=$((fail_text + 1))

@@ -1,6 +1,8 @@
 //! `casnix eval` as `nix-instantiate --eval`: output formats, `-A`, `--arg`/`--argstr`, errors and
 //! exit codes. The expected outputs were taken from Nix 2.26's `nix-instantiate --eval`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn eval(args: &[&str]) -> (i32, String, String) {
@@ -53,4 +55,30 @@ fn errors_print_like_nix_and_exit_1() {
     let (code, _, err) = eval(&["--expr", "undefinedvar"]);
     assert_eq!(code, 1);
     assert_eq!(err, "error: undefined variable 'undefinedvar'\n       at «string»:1:1:\n            1| undefinedvar\n             | ^\n");
+}
+
+/// The code frame of an error: the lines around the error's, numbered, with a caret under the
+/// column (Nix's `printCodeLines`); empty lines show as `N|`. Expected outputs from Nix 2.26.
+#[test]
+fn code_frames_show_the_lines_around_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("first.nix", "undefinedvar + 1\n\n# more\n", "error: undefined variable 'undefinedvar'\n       at FILE:1:1:\n            1| undefinedvar + 1\n             | ^\n            2|\n"),
+        ("middle.nix", "{ a = 1;\n  b = ;\n}\n", "error: syntax error, unexpected ';'\n       at FILE:2:7:\n            1| { a = 1;\n            2|   b = ;\n             |       ^\n            3| }\n"),
+        ("last.nix", "let\n  x = 1;\nin\n", "error: syntax error, unexpected end of file\n       at FILE:4:1:\n            3| in\n            4|\n             | ^\n"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, _, err) = eval(&[path.to_str().unwrap()]);
+        assert_eq!(code, 1);
+        assert_eq!(err, expected.replace("FILE", path.to_str().unwrap()), "{name}");
+    }
+    let (_, _, err) = eval(&["--expr", "let\n  a = 1;\n  b = c;\nin b"]);
+    assert_eq!(err, "error: undefined variable 'c'\n       at «string»:3:7:\n            2|   a = 1;\n            3|   b = c;\n             |       ^\n            4| in b\n");
+    let (_, _, err) = eval(&["--show-trace", "--expr", "\n\n  throw \"deep\""]);
+    assert_eq!(
+        err,
+        "error:\n       … while calling the 'throw' builtin\n         at «string»:3:3:\n            2|\n            3|   throw \"deep\"\n             |   ^\n\n       error: deep\n"
+    );
 }

@@ -1,5 +1,6 @@
 //! Evaluation errors: a message, where it happened, and the trace of what was being evaluated.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::source::Pos;
@@ -29,6 +30,9 @@ pub enum ErrorKind {
     Other,
 }
 
+/// The most trace frames an error keeps (deep recursion keeps the innermost ones).
+const MAX_FRAMES: usize = 10_000;
+
 /// One frame of an error's trace (`… while evaluating ...`).
 #[derive(Debug, Clone)]
 pub struct TraceFrame {
@@ -36,6 +40,8 @@ pub struct TraceFrame {
     pub pos: Option<Pos>,
     /// What was being done.
     pub message: String,
+    /// Shown even past the frames shown without `--show-trace` (`builtins.addErrorContext`).
+    pub always: bool,
 }
 
 /// An evaluation error.
@@ -50,12 +56,14 @@ pub struct EvalError {
     pub pos: Option<Pos>,
     /// What was being evaluated, innermost first.
     pub trace: Vec<TraceFrame>,
+    /// Names the user may have meant (`Did you mean ...?`).
+    pub suggestions: Vec<String>,
 }
 
 impl EvalError {
     /// A new error without position.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> EvalError {
-        EvalError { kind, message: message.into(), pos: None, trace: Vec::new() }
+        EvalError { kind, message: message.into(), pos: None, trace: Vec::new(), suggestions: Vec::new() }
     }
 
     /// A new error of kind [`ErrorKind::Other`].
@@ -78,9 +86,23 @@ impl EvalError {
 
     /// Adds a trace frame.
     pub fn with_frame(mut self, pos: Option<&Pos>, message: impl Into<String>) -> EvalError {
-        if self.trace.len() < 64 {
-            self.trace.push(TraceFrame { pos: pos.cloned(), message: message.into() });
+        if self.trace.len() < MAX_FRAMES {
+            self.trace.push(TraceFrame { pos: pos.cloned(), message: message.into(), always: false });
         }
+        self
+    }
+
+    /// Adds a frame shown even when the others are cut short (`builtins.addErrorContext`).
+    pub fn with_context(mut self, message: impl Into<String>) -> EvalError {
+        if self.trace.len() < MAX_FRAMES {
+            self.trace.push(TraceFrame { pos: None, message: message.into(), always: true });
+        }
+        self
+    }
+
+    /// Sets the suggestions (`Did you mean ...?`).
+    pub fn with_suggestions(mut self, suggestions: Vec<String>) -> EvalError {
+        self.suggestions = suggestions;
         self
     }
 
@@ -89,55 +111,161 @@ impl EvalError {
         matches!(self.kind, ErrorKind::Throw | ErrorKind::Assert)
     }
 
-    /// Renders the error as Nix prints it (`error: ...`, position and code frame) after its
-    /// trace frames (outermost first). Which frames exist depends on `--show-trace`
-    /// ([`crate::EvalOptions::show_trace`]), as in Nix.
+    /// Renders the error as Nix 2.26's `showErrorInfo`: `error:`, the trace frames outermost
+    /// first (frames seen before are skipped, a run of more than 5 of them summarised as
+    /// `(N duplicate frames omitted)`; without `show_trace` only the first two with a position,
+    /// then `(stack trace truncated; ...)`), the message, its position with the code frame and
+    /// the suggestions, every line after the first indented by 7 and without trailing blanks.
     pub fn render(&self, show_trace: bool) -> String {
-        let mut out = String::from("error:");
-        let _ = show_trace;
-        let frames: Vec<&TraceFrame> = self.trace.iter().rev().collect();
-        if frames.is_empty() {
-            out.push(' ');
-            out.push_str(&indent_message(&self.message));
-            if let Some(pos) = &self.pos {
-                out.push('\n');
-                push_position(&mut out, pos);
+        let mut oss = String::new();
+        if self.trace.iter().any(|f| !f.message.is_empty()) {
+            let mut seen: HashSet<(Option<(String, u32)>, &str)> = HashSet::new();
+            let mut skipped: Vec<&TraceFrame> = Vec::new();
+            let mut count = 0usize;
+            let mut truncate = false;
+            for frame in self.trace.iter().rev() {
+                if frame.message.is_empty() {
+                    continue;
+                }
+                if !show_trace && count > 3 {
+                    truncate = true;
+                }
+                if truncate && !frame.always {
+                    continue;
+                }
+                let key = (frame.pos.as_ref().map(|p| (p.source.name(), p.offset)), frame.message.as_str());
+                if seen.contains(&key) {
+                    skipped.push(frame);
+                    continue;
+                }
+                seen.insert(key);
+                push_skipped(&mut oss, &mut count, &mut skipped, &mut seen);
+                count += 1;
+                push_trace(&mut oss, &mut count, frame);
             }
-            return out;
-        }
-        for frame in frames {
-            out.push_str("\n       … ");
-            out.push_str(&frame.message);
-            if let Some(pos) = &frame.pos {
-                out.push('\n');
-                out.push_str("  ");
-                push_position(&mut out, pos);
+            push_skipped(&mut oss, &mut count, &mut skipped, &mut seen);
+            if truncate {
+                oss.push_str("\n(stack trace truncated; use '--show-trace' to show the full, detailed trace)\n");
             }
-            out.push('\n');
+            oss.push_str("\nerror: ");
         }
-        out.push_str("\n       error: ");
-        out.push_str(&indent_message(&self.message));
+        oss.push_str(&self.message);
+        oss.push('\n');
         if let Some(pos) = &self.pos {
-            out.push('\n');
-            push_position(&mut out, pos);
+            push_position(&mut oss, "", pos);
         }
-        out
+        if !self.suggestions.is_empty() {
+            let _ = fmt::Write::write_fmt(&mut oss, format_args!("Did you mean {}?\n", show_suggestions(&self.suggestions)));
+        }
+        indent("error: ", oss.trim_end_matches([' ', '\n', '\r', '\t']))
     }
 }
 
-fn indent_message(message: &str) -> String {
-    message.replace('\n', "\n       ")
+/// A frame: `… what`, and where with its code frame; a frame with a position counts twice
+/// towards the limit of frames shown without `--show-trace`, as in Nix.
+fn push_trace(oss: &mut String, count: &mut usize, frame: &TraceFrame) {
+    oss.push_str("\n… ");
+    oss.push_str(&frame.message);
+    oss.push('\n');
+    if let Some(pos) = &frame.pos {
+        push_position(oss, "  ", pos);
+        *count += 1;
+    }
 }
 
-/// Appends `       at FILE:L:C:` and the code frame.
-fn push_position(out: &mut String, pos: &Pos) {
+/// Frames skipped as seen before: shown when they are few, else counted.
+fn push_skipped<'a>(
+    oss: &mut String,
+    count: &mut usize,
+    skipped: &mut Vec<&'a TraceFrame>,
+    seen: &mut HashSet<(Option<(String, u32)>, &'a str)>,
+) {
+    if skipped.is_empty() {
+        return;
+    }
+    if skipped.len() <= 5 {
+        for frame in skipped.iter() {
+            push_trace(oss, count, frame);
+        }
+    } else {
+        let _ = fmt::Write::write_fmt(oss, format_args!("\n({} duplicate frames omitted)\n", skipped.len()));
+        seen.clear();
+    }
+    skipped.clear();
+}
+
+/// Nix's `indent`: `first` before the first line, as many blanks before the others, trailing
+/// blanks removed from each.
+fn indent(first: &str, text: &str) -> String {
+    let rest = " ".repeat(first.len());
+    let mut out = String::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let prefix = if i == 0 { first } else { rest.as_str() };
+        out.push_str(format!("{prefix}{line}").trim_end_matches([' ', '\t', '\r']));
+    }
+    out
+}
+
+/// `a`, or `one of a, b or c`.
+fn show_suggestions(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("one of {} or {last}", init.join(", ")),
+    }
+}
+
+/// Appends `at FILE:L:C:` (after `indent`) and the code frame, then a newline: as Nix's
+/// `printCodeLines`, the line before the error's, its own with a caret under the column, and
+/// the one after, each numbered.
+fn push_position(out: &mut String, indent: &str, pos: &Pos) {
     let (line, col) = pos.line_col();
-    out.push_str(&format!("       at {pos}:"));
-    if let Some(text) = pos.source.line_text(line) {
-        let _ = fmt::Write::write_fmt(out, format_args!("\n{line:>13}| {text}"));
-        let caret_pad: String = " ".repeat(col.saturating_sub(1) as usize);
-        let _ = fmt::Write::write_fmt(out, format_args!("\n{:>13}| {caret_pad}^", ""));
+    let _ = fmt::Write::write_fmt(out, format_args!("{indent}at {pos}:"));
+    let source = &pos.source;
+    let Some(text) = code_line(source, line) else { return };
+    if let Some(prev) = line.checked_sub(1).filter(|l| *l > 0).and_then(|l| code_line(source, l)) {
+        let _ = fmt::Write::write_fmt(out, format_args!("\n {:>5}| {prev}", line - 1));
     }
+    let _ = fmt::Write::write_fmt(out, format_args!("\n {line:>5}| {text}"));
+    if col > 0 {
+        let caret_pad: String = " ".repeat(col as usize);
+        let _ = fmt::Write::write_fmt(out, format_args!("\n      |{caret_pad}^"));
+    }
+    if let Some(next) = code_line(source, line + 1) {
+        let _ = fmt::Write::write_fmt(out, format_args!("\n {:>5}| {next}", line + 1));
+    }
+    out.push('\n');
+}
+
+/// A line of source as Nix shows it in a code frame (without its line ending).
+fn code_line(source: &crate::source::Source, line: u32) -> Option<&str> {
+    source.line_text(line).map(|t| t.strip_suffix('\r').unwrap_or(t))
+}
+
+/// The names among `candidates` closest to `name` (Nix's `Suggestions::bestMatches` trimmed
+/// to 5 within an edit distance of 2), best first.
+pub fn suggestions<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = candidates.map(|c| (levenshtein(name.as_bytes(), c.as_bytes()), c)).collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take_while(|(d, _)| *d <= 2).take(5).map(|(_, c)| c.to_string()).collect()
+}
+
+fn levenshtein(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = if ca == cb { prev[j] } else { prev[j] + 1 };
+            cur[j + 1] = (prev[j + 1] + 1).min(cur[j] + 1).min(substitution);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 /// Shorthand for results of evaluation.

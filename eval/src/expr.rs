@@ -163,8 +163,12 @@ pub enum Expr {
     Not(ExprRef, Pos),
     /// `-e` is lowered to `0 - e`; binary operators.
     BinOp(BinOp, ExprRef, ExprRef, Pos),
-    /// String interpolation `"a${b}c"` (`force_string`) or path interpolation (`!force_string`).
-    Concat(Vec<ExprRef>, bool, Pos),
+    /// `a + b`, with each operand's position (Nix's `ExprConcatStrings` places the errors of
+    /// adding at the operand being added).
+    Add(ExprRef, ExprRef, Pos, Pos),
+    /// String interpolation `"a${b}c"` (`force_string`) or path interpolation (`!force_string`):
+    /// the parts with their positions.
+    Concat(Vec<(ExprRef, Pos)>, bool, Pos),
     /// A path literal, already made absolute.
     Path(Rc<str>),
     /// `~/x`: resolved against `$HOME` at run time.

@@ -242,6 +242,11 @@ impl Evaluator {
                 Ok(Value::Bool(!self.expect_bool(&v).map_err(|e| e.at(pos))?))
             }
             Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
+            Expr::Add(l, r, lpos, rpos) => {
+                let lv = self.eval(l, env)?;
+                let rv = self.eval(r, env)?;
+                self.add_values(lv, rv, lpos, rpos)
+            }
             Expr::Concat(parts, force_string, pos) => self.eval_concat(parts, *force_string, pos, env),
             Expr::HomePath(rest, pos) => {
                 let home = std::env::var("HOME").map_err(|_| EvalError::other("$HOME is not set").at(pos))?;
@@ -321,36 +326,80 @@ impl Evaluator {
         }
     }
 
+    /// `e.a.b` as Nix's `ExprSelect`: each step forces a set ("while selecting an attribute"),
+    /// a missing name is an error at the selection with suggestions, and an error while
+    /// forcing what was selected is traced to the attribute's definition
+    /// ("while evaluating the attribute 'a.b'").
     fn eval_select(&mut self, target: &ExprRef, path: &[AttrName], default: Option<&ExprRef>, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
-        let mut v = self.eval(target, env)?;
+        let v = self.eval(target, env)?;
+        let mut defined_at: Option<Pos> = None;
+        let mut names: Vec<String> = Vec::new();
+        let result = self.select_steps(v, path, default, pos, env, &mut defined_at, &mut names);
+        result.map_err(|e| match &defined_at {
+            Some(p) if !crate::builtins::derivation::is_internal(&p.source) => {
+                let mut shown: Vec<String> = names.clone();
+                for name in &path[names.len()..] {
+                    shown.push(match name {
+                        AttrName::Static(s) => s.as_str().to_string(),
+                        AttrName::Dynamic(_) => "\"${…}\"".to_string(),
+                    });
+                }
+                e.with_frame(Some(p), format!("while evaluating the attribute '{}'", shown.join(".")))
+            }
+            _ => e,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn select_steps(
+        &mut self,
+        mut v: Value,
+        path: &[AttrName],
+        default: Option<&ExprRef>,
+        pos: &Pos,
+        env: &Rc<Env>,
+        defined_at: &mut Option<Pos>,
+        names: &mut Vec<String>,
+    ) -> EvalResult<Value> {
         for name in path {
-            let name = self.attr_name(name, env).map_err(|e| e.at(pos))?;
-            let found = match &v {
-                Value::Attrs(a) => name.and_then(|n| a.get(n).cloned()),
+            let name = self.attr_name(name, env)?;
+            names.push(name.map(|n| n.as_str().to_string()).unwrap_or_default());
+            let forced = self.force(&v)?;
+            let attr = match &forced {
+                Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos.clone())),
                 other if default.is_none() => {
                     return Err(EvalError::type_error(format!(
                         "expected a set but found {}: {}",
                         other.describe(),
                         crate::print::error_repr(other)
                     ))
-                    .at(pos))
+                    .with_frame(Some(pos), "while selecting an attribute"))
                 }
                 _ => None,
             };
-            match found {
-                Some(next) => v = self.force(&next).map_err(|e| e.at(pos))?,
+            match attr {
+                Some((next, at)) => {
+                    v = next;
+                    *defined_at = at;
+                }
                 None => {
                     return match default {
                         Some(d) => self.eval(d, env),
                         None => {
                             let shown = name.map(|n| n.as_str()).unwrap_or("");
-                            Err(EvalError::new(ErrorKind::Missing, format!("attribute '{shown}' missing")).at(pos))
+                            let suggestions = match &forced {
+                                Value::Attrs(a) => crate::error::suggestions(shown, a.iter().map(|at| at.name.as_str())),
+                                _ => Vec::new(),
+                            };
+                            Err(EvalError::new(ErrorKind::Missing, format!("attribute '{shown}' missing"))
+                                .at(pos)
+                                .with_suggestions(suggestions))
                         }
                     }
                 }
             }
         }
-        Ok(v)
+        self.force(&v)
     }
 
     fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
@@ -459,8 +508,14 @@ impl Evaluator {
                     return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
                 }
                 // The call site is in the frame; the error itself keeps only a position of its own.
-                (app.op.fun)(self, args)
-                    .map_err(|e| e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name)))
+                // `addErrorContext` adds its own frame instead (Nix's `addTrace = false`).
+                (app.op.fun)(self, args).map_err(|e| {
+                    if app.op.name == "addErrorContext" {
+                        e
+                    } else {
+                        e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name))
+                    }
+                })
             }
             Value::Attrs(ref attrs) if attrs.get(Symbol::new("__functor")).is_some() => {
                 let functor = attrs.get(Symbol::new("__functor")).cloned().unwrap_or(Value::Null);
@@ -524,11 +579,16 @@ impl Evaluator {
                 }
                 if !formals.ellipsis && used != attrs.len() {
                     if let Some(extra) = attrs.iter().find(|a| !formals.entries.iter().any(|f| f.name == a.name)) {
+                        let suggestions = crate::error::suggestions(
+                            extra.name.as_str(),
+                            formals.entries.iter().map(|f| f.name.as_str()),
+                        );
                         return Err(EvalError::type_error(format!(
                             "function '{fname}' called with unexpected argument '{}'",
                             extra.name
                         ))
                         .at(&lambda.pos)
+                        .with_suggestions(suggestions)
                         .with_frame(call_pos, "from call site"));
                     }
                 }
@@ -547,7 +607,11 @@ impl Evaluator {
                 Some(n) => format!("while calling '{n}'"),
                 None => "while calling anonymous lambda".to_string(),
             };
-            e.with_frame(Some(&lambda.pos), what)
+            let e = e.with_frame(Some(&lambda.pos), what);
+            match call_pos {
+                Some(p) => e.with_frame(Some(p), "from call site"),
+                None => e,
+            }
         })
     }
 

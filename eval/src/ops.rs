@@ -115,6 +115,32 @@ impl Evaluator {
         }
     }
 
+    /// `a + b` as Nix's `ExprConcatStrings` of two operands: numbers add (errors at the right
+    /// operand); otherwise the left operand's type decides, and each operand is coerced with
+    /// the frame "while evaluating a path segment" at its position.
+    pub(crate) fn add_values(&mut self, lv: Value, rv: Value, lpos: &Pos, rpos: &Pos) -> EvalResult<Value> {
+        let segment = "while evaluating a path segment";
+        match (&lv, &rv) {
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => arith(BinOp::Add, &lv, &rv).map_err(|e| e.at(rpos)),
+            (Value::Int(_), other) => Err(EvalError::other(format!("cannot add {} to an integer", other.describe())).at(rpos)),
+            (Value::Float(_), other) => Err(EvalError::other(format!("cannot add {} to a float", other.describe())).at(rpos)),
+            (Value::Path(p), _) => {
+                let mut ctx = Context::new();
+                let rest = self.coerce_to_string(&rv, &mut ctx, false, false).map_err(|e| e.with_frame(Some(rpos), segment))?;
+                if !ctx.is_empty() {
+                    return Err(EvalError::other("a string that refers to a store path cannot be appended to a path").at(rpos));
+                }
+                Ok(Value::Path(crate::path::canonicalize(&format!("{p}{rest}")).into()))
+            }
+            _ => {
+                let mut ctx = Context::new();
+                let mut out = self.coerce_to_string(&lv, &mut ctx, false, true).map_err(|e| e.with_frame(Some(lpos), segment))?;
+                out.push_str(&self.coerce_to_string(&rv, &mut ctx, false, true).map_err(|e| e.with_frame(Some(rpos), segment))?);
+                Ok(Value::string_with_context(out, ctx))
+            }
+        }
+    }
+
     /// Applies a strict binary operator to two forced values.
     pub fn binop_values(&mut self, op: BinOp, lv: Value, rv: Value) -> EvalResult<Value> {
         match op {
@@ -160,18 +186,18 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn eval_concat(&mut self, parts: &[ExprRef], force_string: bool, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    pub(crate) fn eval_concat(&mut self, parts: &[(ExprRef, Pos)], force_string: bool, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
         let mut values = Vec::with_capacity(parts.len());
-        for p in parts {
+        for (p, _) in parts {
             values.push(self.eval(p, env)?);
         }
         if force_string {
             let mut ctx = Context::new();
             let mut out = String::new();
-            for v in &values {
-                let s = self.coerce_to_string(v, &mut ctx, false, true).map_err(|e| {
-                    e.at(pos).with_frame(Some(pos), "while evaluating a path segment")
-                })?;
+            for (v, (_, part_pos)) in values.iter().zip(parts) {
+                let s = self
+                    .coerce_to_string(v, &mut ctx, false, true)
+                    .map_err(|e| e.with_frame(Some(part_pos), "while evaluating a path segment"))?;
                 out.push_str(&s);
             }
             return Ok(Value::string_with_context(out, ctx));

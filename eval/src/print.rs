@@ -135,100 +135,131 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
     }
 }
 
-/// A short rendering of a value for error messages (Nix's `ValuePrinter` with its error
-/// options): nothing is forced, nesting and lengths are limited.
+/// A short rendering of a value for error messages (Nix's `ValuePrinter` with its
+/// `errorPrintOptions`): nothing is forced, sets and lists deeper than 10 are elided, at most
+/// 10 attributes and 10 list items in all are shown (`type`/`_type` first), strings are cut
+/// at 1024 bytes, and a set met again is `«repeated»`.
 pub fn error_repr(v: &Value) -> String {
-    let mut out = String::new();
-    short(&mut out, v, 3);
-    out
+    let mut printer = ShortPrinter { out: String::new(), attrs_printed: 0, items_printed: 0, seen: HashSet::new() };
+    printer.print(v, 0);
+    printer.out
 }
 
-fn short(out: &mut String, v: &Value, depth: usize) {
-    let v = match v {
-        Value::Thunk(t) => match &*t.0.borrow() {
-            ThunkState::Done(v) => v.clone(),
-            _ => {
-                out.push_str("«thunk»");
-                return;
-            }
-        },
-        other => other.clone(),
-    };
-    match &v {
-        Value::String(s) => {
-            if s.text.len() > 1024 {
-                let mut cut = 1024;
-                while !s.text.is_char_boundary(cut) {
-                    cut -= 1;
+/// The limits of [`error_repr`].
+const SHORT_MAX_DEPTH: usize = 10;
+const SHORT_MAX_ATTRS: usize = 10;
+const SHORT_MAX_ITEMS: usize = 10;
+const SHORT_MAX_STRING: usize = 1024;
+
+struct ShortPrinter {
+    out: String,
+    attrs_printed: usize,
+    items_printed: usize,
+    seen: HashSet<usize>,
+}
+
+fn elided(out: &mut String, n: usize, single: &str, plural: &str) {
+    let _ = write!(out, "«{n} {} elided»", if n == 1 { single } else { plural });
+}
+
+impl ShortPrinter {
+    fn print(&mut self, v: &Value, depth: usize) {
+        let v = match v {
+            Value::Thunk(t) => match &*t.0.borrow() {
+                ThunkState::Done(v) => v.clone(),
+                ThunkState::Blackhole => {
+                    self.out.push_str("«potential infinite recursion»");
+                    return;
                 }
-                push_string_literal(out, &s.text[..cut]);
-                let _ = write!(out, " «{} bytes elided»", s.text.len() - cut);
-            } else {
-                push_string_literal(out, &s.text);
-            }
-        }
-        Value::Attrs(a) => {
-            if depth == 0 {
-                out.push_str("{ ... }");
-                return;
-            }
-            if a.is_empty() {
-                out.push_str("{ }");
-                return;
-            }
-            out.push_str("{ ");
-            for (i, attr) in a.iter().enumerate() {
-                if i >= 10 {
-                    let _ = write!(out, "«{} attributes elided» ", a.len() - 10);
-                    break;
+                _ => {
+                    self.out.push_str("«thunk»");
+                    return;
                 }
-                print_identifier(out, attr.name.as_str());
-                out.push_str(" = ");
-                short(out, &attr.value, depth - 1);
-                out.push_str("; ");
-            }
-            out.push('}');
-        }
-        Value::List(l) => {
-            if depth == 0 {
-                out.push_str("[ ... ]");
-                return;
-            }
-            if l.is_empty() {
-                out.push_str("[ ]");
-                return;
-            }
-            out.push_str("[ ");
-            for (i, item) in l.iter().enumerate() {
-                if i >= 10 {
-                    let _ = write!(out, "«{} items elided» ", l.len() - 10);
-                    break;
-                }
-                short(out, item, depth - 1);
-                out.push(' ');
-            }
-            out.push(']');
-        }
-        Value::Lambda(c) => {
-            let pos = &c.lambda.pos;
-            match c.lambda.name {
-                Some(n) => {
-                    let _ = write!(out, "«lambda {n} @ {pos}»");
-                }
-                None => {
-                    let _ = write!(out, "«lambda @ {pos}»");
+            },
+            other => other.clone(),
+        };
+        match &v {
+            Value::String(s) => {
+                if s.text.len() > SHORT_MAX_STRING {
+                    let mut cut = SHORT_MAX_STRING;
+                    while !s.text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    push_string_literal(&mut self.out, &s.text[..cut]);
+                    self.out.push(' ');
+                    elided(&mut self.out, s.text.len() - cut, "byte", "bytes");
+                } else {
+                    push_string_literal(&mut self.out, &s.text);
                 }
             }
-        }
-        Value::PrimOp(p) if p.args.is_empty() => {
-            let _ = write!(out, "«primop {}»", p.op.name);
-        }
-        Value::PrimOp(p) => {
-            let _ = write!(out, "«partially applied primop {}»", p.op.name);
-        }
-        other => {
-            let mut seen = HashSet::new();
-            ambiguous(out, other, &mut seen);
+            Value::Attrs(a) => {
+                if !a.is_empty() && !self.seen.insert(Rc::as_ptr(a) as usize) {
+                    self.out.push_str("«repeated»");
+                    return;
+                }
+                if depth >= SHORT_MAX_DEPTH {
+                    self.out.push_str("{ ... }");
+                    return;
+                }
+                let mut sorted: Vec<&crate::value::Attr> = a.iter().collect();
+                let important = |n: &str| n == "type" || n == "_type";
+                sorted.sort_by(|x, y| {
+                    let (x, y) = (x.name.as_str(), y.name.as_str());
+                    (!important(x), x).cmp(&(!important(y), y))
+                });
+                self.out.push('{');
+                for (i, attr) in sorted.iter().enumerate() {
+                    self.out.push(' ');
+                    if self.attrs_printed >= SHORT_MAX_ATTRS {
+                        elided(&mut self.out, sorted.len() - i, "attribute", "attributes");
+                        break;
+                    }
+                    print_identifier(&mut self.out, attr.name.as_str());
+                    self.out.push_str(" = ");
+                    crate::machine::with_stack(|| self.print(&attr.value, depth + 1));
+                    self.out.push(';');
+                    self.attrs_printed += 1;
+                }
+                self.out.push_str(" }");
+            }
+            Value::List(l) => {
+                if depth >= SHORT_MAX_DEPTH {
+                    self.out.push_str("[ ... ]");
+                    return;
+                }
+                self.out.push('[');
+                for (i, item) in l.iter().enumerate() {
+                    self.out.push(' ');
+                    if self.items_printed >= SHORT_MAX_ITEMS {
+                        elided(&mut self.out, l.len() - i, "item", "items");
+                        break;
+                    }
+                    crate::machine::with_stack(|| self.print(item, depth + 1));
+                    self.items_printed += 1;
+                }
+                self.out.push_str(" ]");
+            }
+            Value::Lambda(c) => {
+                let pos = &c.lambda.pos;
+                match c.lambda.name {
+                    Some(n) => {
+                        let _ = write!(self.out, "«lambda {n} @ {pos}»");
+                    }
+                    None => {
+                        let _ = write!(self.out, "«lambda @ {pos}»");
+                    }
+                }
+            }
+            Value::PrimOp(p) if p.args.is_empty() => {
+                let _ = write!(self.out, "«primop {}»", p.op.name);
+            }
+            Value::PrimOp(p) => {
+                let _ = write!(self.out, "«partially applied primop {}»", p.op.name);
+            }
+            other => {
+                let mut seen = HashSet::new();
+                ambiguous(&mut self.out, other, &mut seen);
+            }
         }
     }
 }

@@ -56,6 +56,19 @@ impl DaemonIo {
         runtime.block_on(conn.build_paths(paths, BuildMode::Normal)).map_err(daemon_error)
     }
 
+    /// Whether `path` is valid in the daemon's store.
+    pub fn is_valid(&mut self, path: &StorePath) -> anyhow::Result<bool> {
+        let DaemonIo { runtime, conn, .. } = self;
+        runtime.block_on(conn.is_valid_path(path)).map_err(daemon_error)
+    }
+
+    /// The outputs of the derivation `drv` and their paths where known
+    /// (`QueryDerivationOutputMap`).
+    pub fn output_map(&mut self, drv: &StorePath) -> anyhow::Result<std::collections::BTreeMap<String, Option<StorePath>>> {
+        let DaemonIo { runtime, conn, .. } = self;
+        runtime.block_on(conn.query_derivation_output_map(drv)).map_err(daemon_error)
+    }
+
     /// Makes the symlink `link` (absolute) to `path` and registers it with the daemon as an
     /// indirect GC root, as `nix-build -o` does with a local daemon.
     pub fn add_root(&mut self, path: &StorePath, link: &str) -> anyhow::Result<()> {

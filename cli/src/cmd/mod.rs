@@ -9,6 +9,7 @@ mod instantiate;
 mod key;
 mod nar;
 mod narinfo;
+mod repl;
 mod store;
 mod store_path;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Instantiate(instantiate::InstantiateArgs),
     /// Evaluate, build through the daemon and link the results (like `nix-build`).
     Build(instantiate::BuildArgs),
+    /// Evaluate expressions interactively (like `nix repl`).
+    Repl(repl::ReplArgs),
     /// Talk to a store daemon (like `nix store`, `nix path-info`, `nix-store --gc`).
     Store(store::StoreArgs),
 }
@@ -57,6 +60,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(c) => store::run(c),
         Command::Instantiate(c) => instantiate::run_instantiate(c),
         Command::Build(c) => instantiate::run_build(c),
+        Command::Repl(c) => repl::run(c),
         Command::Eval(c) => {
             let code = eval::run(c)?;
             if code != 0 {

@@ -60,7 +60,7 @@ fn add_error_context(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> 
         Ok(v) => Ok(v),
         Err(e) => {
             let msg = message(ev, &args[0]).unwrap_or_default();
-            Err(e.with_frame(None, msg))
+            Err(e.with_context(msg))
         }
     }
 }

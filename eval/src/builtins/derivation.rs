@@ -49,6 +49,12 @@ let
 in (builtins.head perOutput).value
 "#;
 
+/// Whether `source` is the `derivation` wrapper's (Nix leaves its attributes out of traces, as
+/// it does those of `derivation-internal.nix`).
+pub fn is_internal(source: &crate::source::Source) -> bool {
+    source.origin == crate::source::Origin::String && source.text == DERIVATION_NIX
+}
+
 /// What the evaluator remembers about the derivations it wrote.
 #[derive(Default)]
 pub struct DrvState {

@@ -168,3 +168,27 @@ impl Evaluator {
         self.eval(&expr, &env)
     }
 }
+
+impl Evaluator {
+    /// Parses `text` (named `«string»`) with the variables of `scope` bound in front of the
+    /// globals, as `nix repl` evaluates its input, and evaluates it in an environment holding
+    /// their values. With `lazy` the result is a thunk (for `x = expr`), else it is forced.
+    pub fn eval_string_in_scope(
+        &mut self,
+        text: &str,
+        base_dir: &str,
+        scope: &[(Symbol, Value)],
+        lazy: bool,
+    ) -> EvalResult<Value> {
+        let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
+        let values: Vec<Value> = scope.iter().map(|(_, v)| v.clone()).collect();
+        let source = Source::new(Origin::String, text.to_string());
+        let expr = crate::lower::parse(source, base_dir, &self.globals, Some(&names))?;
+        let env = self.alloc_env(values, None, false);
+        if lazy {
+            Ok(self.thunk(&expr, &env))
+        } else {
+            self.eval(&expr, &env)
+        }
+    }
+}

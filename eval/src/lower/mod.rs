@@ -186,8 +186,8 @@ impl Lowerer<'_> {
                     Some(d) => Some(self.lower(&d)?),
                     None => None,
                 };
-                let select_pos = s.attrpath().map(|p| self.pos(&p)).unwrap_or(pos);
-                Expr::Select(target, path, default, select_pos)
+                // Nix places a selection's errors at its start.
+                Expr::Select(target, path, default, pos)
             }
             ast::Expr::HasAttr(h) => {
                 let target = self.child(h, h.expr())?;
@@ -282,6 +282,10 @@ impl Lowerer<'_> {
                 return Err(self.error(b, "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it"))
             }
         };
+        if op == BinOp::Add {
+            let rhs_pos = b.rhs().map(|r| self.pos(&r)).unwrap_or_else(|| pos.clone());
+            return Ok(Rc::new(Expr::Add(lhs, rhs, pos, rhs_pos)));
+        }
         Ok(Rc::new(Expr::BinOp(op, lhs, rhs, pos)))
     }
 
@@ -321,7 +325,7 @@ impl Lowerer<'_> {
             .syntax()
             .first_token()
             .is_some_and(|t| t.text() == "''");
-        let mut pieces: Vec<Result<String, ExprRef>> = Vec::new();
+        let mut pieces: Vec<Result<String, (ExprRef, Pos)>> = Vec::new();
         if indented {
             let mut parts: Vec<IndPart<ast::Interpol>> = Vec::new();
             let mut first = true;
@@ -345,14 +349,14 @@ impl Lowerer<'_> {
             for piece in strings::strip_indentation(parts) {
                 pieces.push(match piece {
                     Ok(text) => Ok(text),
-                    Err(i) => Err(self.child(&i, i.expr())?),
+                    Err(i) => Err((self.child(&i, i.expr())?, self.pos(&i))),
                 });
             }
         } else {
             for part in s.parts() {
                 pieces.push(match part {
                     ast::InterpolPart::Literal(lit) => Ok(strings::unescape_plain(lit.syntax().text())),
-                    ast::InterpolPart::Interpolation(i) => Err(self.child(&i, i.expr())?),
+                    ast::InterpolPart::Interpolation(i) => Err((self.child(&i, i.expr())?, self.pos(&i))),
                 });
             }
         }
@@ -367,8 +371,8 @@ impl Lowerer<'_> {
         let exprs = pieces
             .into_iter()
             .map(|p| match p {
-                Ok(text) => Rc::new(Expr::Const(Value::string(text))),
-                Err(e) => e,
+                Ok(text) => (Rc::new(Expr::Const(Value::string(text))), pos.clone()),
+                Err(part) => part,
             })
             .collect();
         Ok(Rc::new(Expr::Concat(exprs, true, pos)))
@@ -397,7 +401,7 @@ impl Lowerer<'_> {
                             if parts.len() == 1 {
                                 return Ok(Rc::new(Expr::HomePath(rest.to_owned(), pos)));
                             }
-                            exprs.push(Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())));
+                            exprs.push((Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())), pos.clone()));
                             continue;
                         }
                         let mut abs = self.absolute(text);
@@ -407,12 +411,12 @@ impl Lowerer<'_> {
                         if text.ends_with('/') && text.len() > 1 && !abs.ends_with('/') {
                             abs.push('/');
                         }
-                        exprs.push(Rc::new(Expr::Const(Value::Path(abs.into()))));
+                        exprs.push((Rc::new(Expr::Const(Value::Path(abs.into()))), pos.clone()));
                     } else {
-                        exprs.push(Rc::new(Expr::Const(Value::string(text))));
+                        exprs.push((Rc::new(Expr::Const(Value::string(text))), pos.clone()));
                     }
                 }
-                ast::InterpolPart::Interpolation(i) => exprs.push(self.child(i, i.expr())?),
+                ast::InterpolPart::Interpolation(i) => exprs.push((self.child(i, i.expr())?, self.pos(i))),
             }
         }
         Ok(Rc::new(Expr::Concat(exprs, false, pos)))
