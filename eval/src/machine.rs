@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::env::{Env, EnvRegistry};
+use crate::env::{Env, EnvRegistry, EnvSlots};
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, LambdaExpr, Var};
 use crate::io::EvalIo;
@@ -105,13 +105,13 @@ impl Evaluator {
     }
 
     /// Allocates an environment.
-    pub(crate) fn alloc_env(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+    pub(crate) fn alloc_env(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
         self.envs.alloc(slots, parent, is_with)
     }
 
     /// The empty top-level environment expressions run in.
     pub(crate) fn root_env(&mut self) -> Rc<Env> {
-        self.alloc_env(Vec::new(), None, false)
+        self.alloc_env(EnvSlots::new(), None, false)
     }
 
     /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
@@ -134,6 +134,14 @@ impl Evaluator {
         match v {
             Value::Thunk(t) => self.force_thunk(t),
             other => Ok(other.clone()),
+        }
+    }
+
+    /// Forces a value the caller owns: no reference-count traffic when it is not a thunk.
+    pub fn force_value(&mut self, v: Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(&t),
+            other => Ok(other),
         }
     }
 
@@ -179,7 +187,16 @@ impl Evaluator {
 
     /// Evaluates `e` in `env` to weak head normal form.
     pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        with_stack(|| self.eval_inner(e, env))
+        // Constants and variables are the most frequent expressions and need no stack check:
+        // forcing a variable's thunk goes through `eval` again, which checks.
+        match &**e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(var, name, pos) => {
+                let v = self.lookup(var, *name, env, pos)?;
+                self.force_value(v).map_err(|e| e.at(pos))
+            }
+            _ => with_stack(|| self.eval_inner(e, env)),
+        }
     }
 
     fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
@@ -188,7 +205,7 @@ impl Evaluator {
             Expr::Path(p) => Ok(Value::Path(p.clone())),
             Expr::Var(var, name, pos) => {
                 let v = self.lookup(var, *name, env, pos)?;
-                self.force(&v).map_err(|e| e.at(pos))
+                self.force_value(v).map_err(|e| e.at(pos))
             }
             Expr::Select(target, path, default, pos) => self.eval_select(target, path, default.as_ref(), pos, env),
             Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),
@@ -213,7 +230,7 @@ impl Evaluator {
             }
             Expr::With(ns, body) => {
                 let nsv = self.thunk(ns, env);
-                let env2 = self.alloc_env(vec![nsv], Some(env.clone()), true);
+                let env2 = self.alloc_env(smallvec::smallvec![nsv], Some(env.clone()), true);
                 self.eval(body, &env2)
             }
             Expr::If(c, t, f, pos) => {
@@ -339,7 +356,7 @@ impl Evaluator {
                 _ => None,
             };
             match found {
-                Some(next) => v = self.force(&next).map_err(|e| e.at(pos))?,
+                Some(next) => v = self.force_value(next).map_err(|e| e.at(pos))?,
                 None => {
                     return match default {
                         Some(d) => self.eval(d, env),
@@ -434,7 +451,7 @@ impl Evaluator {
 
     /// Applies a function to an argument (forcing the function).
     pub fn apply(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
-        let f = self.force(&f)?;
+        let f = self.force_value(f)?;
         self.call_depth += 1;
         if self.call_depth > self.options.max_call_depth {
             self.call_depth -= 1;
@@ -444,7 +461,9 @@ impl Evaluator {
                 None => err,
             });
         }
-        let result = with_stack(|| self.apply_forced(f, arg, pos));
+        // No stack check here: a function's body is run by `eval`, which checks, and builtins
+        // that recurse check themselves.
+        let result = self.apply_forced(f, arg, pos);
         self.call_depth -= 1;
         result
     }
@@ -485,7 +504,7 @@ impl Evaluator {
     fn call_lambda(&mut self, closure: &Closure, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Value> {
         let lambda: &LambdaExpr = &closure.lambda;
         let env = match &lambda.formals {
-            None => self.alloc_env(vec![arg], Some(closure.env.clone()), false),
+            None => self.alloc_env(smallvec::smallvec![arg], Some(closure.env.clone()), false),
             Some(formals) => {
                 let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
                 let attrs = match &forced {

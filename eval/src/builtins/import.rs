@@ -127,7 +127,7 @@ fn scoped_import(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let scope = ev.force_attrs(&args[0])?;
     let path = ev.realise_path(&args[1])?;
     let names: Vec<Symbol> = scope.iter().map(|a| a.name).collect();
-    let values: Vec<Value> = scope.iter().map(|a| a.value.clone()).collect();
+    let values: crate::env::EnvSlots = scope.iter().map(|a| a.value.clone()).collect();
     let expr = ev.parse_file(&path, Some(&names))?;
     let env = ev.alloc_env(values, None, false);
     let _ = Rc::clone(&env);
