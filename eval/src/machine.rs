@@ -159,16 +159,17 @@ impl Evaluator {
         let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
         let result = match &state {
             ThunkState::Suspended(e, env) => self.eval(e, env),
-            ThunkState::Apply(f, a) => self.apply(f.clone(), a.clone(), None),
-            ThunkState::Select(v, name) => {
-                let attrs = self.force_attrs(v)?;
-                match attrs.get(*name) {
+            ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
+            ThunkState::Select(select) => {
+                let (v, name) = &**select;
+                // No `?`: on error the thunk gets its state back below.
+                self.force_attrs(v).and_then(|attrs| match attrs.get(*name) {
                     Some(v) => {
                         let v = v.clone();
-                        self.force(&v)
+                        self.force_value(v)
                     }
                     None => Err(EvalError::new(ErrorKind::Missing, format!("attribute '{name}' missing"))),
-                }
+                })
             }
             ThunkState::Done(v) => Ok(v.clone()),
             ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")),
