@@ -20,6 +20,11 @@ pub fn with_stack<T>(f: impl FnOnce() -> T) -> T {
     stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
 }
 
+thread_local! {
+    /// `__overrides`, looked up in every `rec` set.
+    static OVERRIDES: Symbol = Symbol::new("__overrides");
+}
+
 /// One entry of the search path (`-I`, `NIX_PATH`): `prefix=path` or a bare directory.
 #[derive(Debug, Clone)]
 pub struct SearchPathEntry {
@@ -396,17 +401,27 @@ impl Evaluator {
         } else {
             env.clone()
         };
+        let overrides_sym = OVERRIDES.with(|s| *s);
+        // `__overrides` replaces slots after they are set: then a binding that is just another
+        // binding's name must stay a lookup, not take that binding's value now.
+        let has_overrides = rec && bindings.iter().any(|b| b.name == overrides_sym);
         let mut entries = Vec::with_capacity(bindings.len() + dynamic.len());
         for (i, b) in bindings.iter().enumerate() {
-            let v = if rec && !b.outer_scope { self.thunk(&b.value, &inner) } else { self.thunk(&b.value, env) };
+            let v = if has_overrides && !b.outer_scope {
+                Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(b.value.clone(), inner.clone())))))
+            } else if rec && !b.outer_scope {
+                self.thunk(&b.value, &inner)
+            } else {
+                self.thunk(&b.value, env)
+            };
             if rec {
                 inner.set(i as u32, v.clone());
             }
             entries.push(Attr { name: b.name, value: v, pos: Some(b.pos.clone()) });
         }
-        let mut attrs = Attrs::from_unsorted(entries);
-        if rec {
-            let overrides_sym = Symbol::new("__overrides");
+        // The lowering sorted the static bindings by name.
+        let mut attrs = Attrs::from_sorted(entries);
+        if has_overrides {
             if let Some(i) = bindings.iter().position(|b| b.name == overrides_sym) {
                 let ov = inner.get(i as u32).unwrap_or(Value::Null);
                 let ov = self.force_attrs(&ov).map_err(|e| e.at(pos))?;

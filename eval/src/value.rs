@@ -72,6 +72,7 @@ impl Attrs {
 
     /// Builds a set from attributes already sorted by name without duplicates.
     pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
         Attrs { entries }
     }
 
@@ -82,6 +83,10 @@ impl Attrs {
 
     /// Looks up an attribute with its position.
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
+        // Small sets: comparing interned names by address beats comparing texts.
+        if self.entries.len() <= 8 {
+            return self.entries.iter().find(|a| a.name == name);
+        }
         self.entries.binary_search_by(|a| a.name.cmp(&name)).ok().and_then(|i| self.entries.get(i))
     }
 
