@@ -13,7 +13,8 @@
 # most 0.5x its peak memory on both workloads.
 #
 # Usage: bench/eval.sh [WORK_DIR] [ROUNDS]   (default /tmp/casnix-bench-eval, 5 rounds)
-# Environment: NIXPKGS_LIB_GIT (a git directory of nix-community/nixpkgs.lib, else
+# Environment: CASNIX (a casnix binary to measure instead of building target/release/casnix),
+# NIXPKGS_LIB_GIT (a git directory of nix-community/nixpkgs.lib, else
 # ../.mirror/nix-community+nixpkgs.lib/repo beside the repository's parent), CASNIX_TRIXIE_ROOT
 # (default /opt/trixie: compat-tests/setup-trixie.sh makes it). Needs root (chroot, mount
 # namespace) and GNU time (apt-get install time). WORK_DIR must be under /tmp or /work: the
@@ -40,8 +41,12 @@ if [ -z "${NIXPKGS_LIB_GIT:-}" ]; then
     echo "bench: no nixpkgs.lib git directory (set NIXPKGS_LIB_GIT); skipped" >&2
     exit 0
 fi
-cargo build --release --quiet -p cli --bin casnix
-casnix=$PWD/target/release/casnix
+if [ -n "${CASNIX:-}" ]; then
+    casnix=$(realpath "$CASNIX")
+else
+    cargo build --release --quiet -p cli --bin casnix
+    casnix=$PWD/target/release/casnix
+fi
 
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
