@@ -10,10 +10,14 @@ use std::rc::{Rc, Weak};
 
 use crate::value::Value;
 
+/// The slots of an environment. Most environments are calls of functions `x: ...` or `with`,
+/// one slot each: that slot lives inside the environment (the same size as a `Vec`).
+pub type EnvSlots = smallvec::SmallVec<[Value; 1]>;
+
 /// An environment.
 pub struct Env {
     /// The slots.
-    pub slots: RefCell<Vec<Value>>,
+    pub slots: RefCell<EnvSlots>,
     /// The enclosing environment.
     pub parent: Option<Rc<Env>>,
     /// Whether this is a `with` environment (slot 0 holds the attribute set).
@@ -67,13 +71,13 @@ pub struct EnvRegistry {
 impl EnvRegistry {
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
     pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
-        let env = self.alloc(vec![Value::Null; count], parent, false);
+        let env = self.alloc(smallvec::smallvec![Value::Null; count], parent, false);
         env.filled.set(0);
         env
     }
 
     /// Allocates and registers an environment whose slots are all set.
-    pub fn alloc(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+    pub fn alloc(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
         let filled = std::cell::Cell::new(slots.len() as u32);
         let env = Rc::new(Env { slots: RefCell::new(slots), parent, is_with, filled });
         if self.envs.len() >= self.compact_at.max(4096) {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::env::{Env, EnvRegistry};
+use crate::env::{Env, EnvRegistry, EnvSlots};
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, LambdaExpr, Var};
 use crate::io::EvalIo;
@@ -18,6 +18,11 @@ const STACK_SEGMENT: usize = 2 * 1024 * 1024;
 /// Runs `f` with enough stack, growing it on the heap when needed.
 pub fn with_stack<T>(f: impl FnOnce() -> T) -> T {
     stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, f)
+}
+
+thread_local! {
+    /// `__overrides`, looked up in every `rec` set.
+    static OVERRIDES: Symbol = Symbol::new("__overrides");
 }
 
 /// One entry of the search path (`-I`, `NIX_PATH`): `prefix=path` or a bare directory.
@@ -105,13 +110,13 @@ impl Evaluator {
     }
 
     /// Allocates an environment.
-    pub(crate) fn alloc_env(&mut self, slots: Vec<Value>, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+    pub(crate) fn alloc_env(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
         self.envs.alloc(slots, parent, is_with)
     }
 
     /// The empty top-level environment expressions run in.
     pub(crate) fn root_env(&mut self) -> Rc<Env> {
-        self.alloc_env(Vec::new(), None, false)
+        self.alloc_env(EnvSlots::new(), None, false)
     }
 
     /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
@@ -137,6 +142,14 @@ impl Evaluator {
         }
     }
 
+    /// Forces a value the caller owns: no reference-count traffic when it is not a thunk.
+    pub fn force_value(&mut self, v: Value) -> EvalResult<Value> {
+        match v {
+            Value::Thunk(t) => self.force_thunk(&t),
+            other => Ok(other),
+        }
+    }
+
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
         {
             let state = t.0.borrow();
@@ -151,16 +164,17 @@ impl Evaluator {
         let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
         let result = match &state {
             ThunkState::Suspended(e, env) => self.eval(e, env),
-            ThunkState::Apply(f, a) => self.apply(f.clone(), a.clone(), None),
-            ThunkState::Select(v, name) => {
-                let attrs = self.force_attrs(v)?;
-                match attrs.get(*name) {
+            ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
+            ThunkState::Select(select) => {
+                let (v, name) = &**select;
+                // No `?`: on error the thunk gets its state back below.
+                self.force_attrs(v).and_then(|attrs| match attrs.get(*name) {
                     Some(v) => {
                         let v = v.clone();
-                        self.force(&v)
+                        self.force_value(v)
                     }
                     None => Err(EvalError::new(ErrorKind::Missing, format!("attribute '{name}' missing"))),
-                }
+                })
             }
             ThunkState::Done(v) => Ok(v.clone()),
             ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")),
@@ -179,7 +193,16 @@ impl Evaluator {
 
     /// Evaluates `e` in `env` to weak head normal form.
     pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        with_stack(|| self.eval_inner(e, env))
+        // Constants and variables are the most frequent expressions and need no stack check:
+        // forcing a variable's thunk goes through `eval` again, which checks.
+        match &**e {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(var, name, pos) => {
+                let v = self.lookup(var, *name, env, pos)?;
+                self.force_value(v).map_err(|e| e.at(pos))
+            }
+            _ => with_stack(|| self.eval_inner(e, env)),
+        }
     }
 
     fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
@@ -188,7 +211,7 @@ impl Evaluator {
             Expr::Path(p) => Ok(Value::Path(p.clone())),
             Expr::Var(var, name, pos) => {
                 let v = self.lookup(var, *name, env, pos)?;
-                self.force(&v).map_err(|e| e.at(pos))
+                self.force_value(v).map_err(|e| e.at(pos))
             }
             Expr::Select(target, path, default, pos) => self.eval_select(target, path, default.as_ref(), pos, env),
             Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),
@@ -213,7 +236,7 @@ impl Evaluator {
             }
             Expr::With(ns, body) => {
                 let nsv = self.thunk(ns, env);
-                let env2 = self.alloc_env(vec![nsv], Some(env.clone()), true);
+                let env2 = self.alloc_env(smallvec::smallvec![nsv], Some(env.clone()), true);
                 self.eval(body, &env2)
             }
             Expr::If(c, t, f, pos) => {
@@ -426,17 +449,27 @@ impl Evaluator {
         } else {
             env.clone()
         };
+        let overrides_sym = OVERRIDES.with(|s| *s);
+        // `__overrides` replaces slots after they are set: then a binding that is just another
+        // binding's name must stay a lookup, not take that binding's value now.
+        let has_overrides = rec && bindings.iter().any(|b| b.name == overrides_sym);
         let mut entries = Vec::with_capacity(bindings.len() + dynamic.len());
         for (i, b) in bindings.iter().enumerate() {
-            let v = if rec && !b.outer_scope { self.thunk(&b.value, &inner) } else { self.thunk(&b.value, env) };
+            let v = if has_overrides && !b.outer_scope {
+                Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(b.value.clone(), inner.clone())))))
+            } else if rec && !b.outer_scope {
+                self.thunk(&b.value, &inner)
+            } else {
+                self.thunk(&b.value, env)
+            };
             if rec {
                 inner.set(i as u32, v.clone());
             }
             entries.push(Attr { name: b.name, value: v, pos: Some(b.pos.clone()) });
         }
-        let mut attrs = Attrs::from_unsorted(entries);
-        if rec {
-            let overrides_sym = Symbol::new("__overrides");
+        // The lowering sorted the static bindings by name.
+        let mut attrs = Attrs::from_sorted(entries);
+        if has_overrides {
             if let Some(i) = bindings.iter().position(|b| b.name == overrides_sym) {
                 let ov = inner.get(i as u32).unwrap_or(Value::Null);
                 let ov = self.force_attrs(&ov).map_err(|e| e.at(pos))?;
@@ -482,7 +515,7 @@ impl Evaluator {
 
     /// Applies a function to an argument (forcing the function).
     pub fn apply(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
-        let f = self.force(&f)?;
+        let f = self.force_value(f)?;
         self.call_depth += 1;
         if self.call_depth > self.options.max_call_depth {
             self.call_depth -= 1;
@@ -492,7 +525,9 @@ impl Evaluator {
                 None => err,
             });
         }
-        let result = with_stack(|| self.apply_forced(f, arg, pos));
+        // No stack check here: a function's body is run by `eval`, which checks, and builtins
+        // that recurse check themselves.
+        let result = self.apply_forced(f, arg, pos);
         self.call_depth -= 1;
         result
     }
@@ -539,7 +574,7 @@ impl Evaluator {
     fn call_lambda(&mut self, closure: &Closure, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Value> {
         let lambda: &LambdaExpr = &closure.lambda;
         let env = match &lambda.formals {
-            None => self.alloc_env(vec![arg], Some(closure.env.clone()), false),
+            None => self.alloc_env(smallvec::smallvec![arg], Some(closure.env.clone()), false),
             Some(formals) => {
                 let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
                 let attrs = match &forced {

@@ -72,6 +72,7 @@ impl Attrs {
 
     /// Builds a set from attributes already sorted by name without duplicates.
     pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
+        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
         Attrs { entries }
     }
 
@@ -82,6 +83,10 @@ impl Attrs {
 
     /// Looks up an attribute with its position.
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
+        // Small sets: comparing interned names by address beats comparing texts.
+        if self.entries.len() <= 8 {
+            return self.entries.iter().find(|a| a.name == name);
+        }
         self.entries.binary_search_by(|a| a.name.cmp(&name)).ok().and_then(|i| self.entries.get(i))
     }
 
@@ -158,15 +163,19 @@ pub struct PrimOpApp {
 pub enum ThunkState {
     /// An expression to evaluate in an environment.
     Suspended(ExprRef, Rc<Env>),
-    /// A function application to perform.
-    Apply(Value, Value),
+    /// A function application to perform (function, argument). Boxed, as the selection below,
+    /// so that a thunk takes 24 bytes, not 40: most thunks are `Suspended` or `Done`.
+    Apply(Box<(Value, Value)>),
     /// Selection of an attribute from a value (used by builtins building lazy results).
-    Select(Value, Symbol),
+    Select(Box<(Value, Symbol)>),
     /// Being evaluated right now: needing it again is infinite recursion.
     Blackhole,
     /// Evaluated.
     Done(Value),
 }
+
+// Thunks are the evaluator's most numerous objects: keep their state at three words.
+const _: () = assert!(std::mem::size_of::<ThunkState>() <= 24);
 
 /// A suspended computation.
 pub struct Thunk(pub RefCell<ThunkState>);
@@ -221,12 +230,12 @@ impl Value {
 
     /// A thunk applying `f` to `arg`.
     pub fn lazy_apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply(f, arg)))))
+        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply(Box::new((f, arg)))))))
     }
 
     /// A thunk selecting `name` from `v`.
     pub fn lazy_select(v: Value, name: Symbol) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Select(v, name)))))
+        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Select(Box::new((v, name)))))))
     }
 
     /// The type name `builtins.typeOf` gives (thunks say "thunk").

@@ -145,7 +145,7 @@ fn scoped_import(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let scope = ev.force_attrs(&args[0])?;
     let path = ev.realise_path(&args[1])?;
     let names: Vec<Symbol> = scope.iter().map(|a| a.name).collect();
-    let values: Vec<Value> = scope.iter().map(|a| a.value.clone()).collect();
+    let values: crate::env::EnvSlots = scope.iter().map(|a| a.value.clone()).collect();
     let expr = ev.parse_file(&path, Some(&names))?;
     let env = ev.alloc_env(values, None, false);
     ev.eval(&expr, &env)
@@ -181,7 +181,7 @@ impl Evaluator {
         lazy: bool,
     ) -> EvalResult<Value> {
         let names: Vec<Symbol> = scope.iter().map(|(n, _)| *n).collect();
-        let values: Vec<Value> = scope.iter().map(|(_, v)| v.clone()).collect();
+        let values: crate::env::EnvSlots = scope.iter().map(|(_, v)| v.clone()).collect();
         let source = Source::new(Origin::String, text.to_string());
         let expr = crate::lower::parse(source, base_dir, &self.globals, Some(&names))?;
         let env = self.alloc_env(values, None, false);

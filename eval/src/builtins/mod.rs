@@ -117,7 +117,7 @@ pub fn install(ev: &mut Evaluator) {
     // of Rc; instead `builtins.builtins` is a lazy selection of the global `builtins`.
     let builtins_self = Symbol::new("builtins");
     let attrs_without_self = Attrs::from_unsorted(entries.clone());
-    let holder = ev.alloc_env(vec![Value::Null], None, false);
+    let holder = ev.alloc_env(smallvec::smallvec![Value::Null], None, false);
     let self_ref = Value::Thunk(Rc::new(crate::value::Thunk(std::cell::RefCell::new(
         crate::value::ThunkState::Suspended(
             Rc::new(crate::expr::Expr::Var(

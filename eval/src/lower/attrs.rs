@@ -260,6 +260,8 @@ impl Lowerer<'_> {
             let (value, _) = self.lower_pending(attr.name, attr.value, &attr.pos, &from, 0)?;
             bindings.push(Binding { name: attr.name, value, outer_scope: false, pos: attr.pos });
         }
+        // In name order, as the set will be: evaluating the literal then needs no sort.
+        bindings.sort_by_key(|b| b.name);
         let dynamic = self.lower_dynamics(set.dynamics, &from)?;
         Ok((bindings, dynamic))
     }
@@ -288,7 +290,15 @@ impl Lowerer<'_> {
         set: PendingSet,
         then: impl FnOnce(&mut Self, Vec<(ast::Attr, Pending, Pos)>, &[ExprRef]) -> EvalResult<T>,
     ) -> EvalResult<(Vec<Binding>, T)> {
-        let names = set.statics.iter().enumerate().map(|(i, a)| (a.name, i as u32)).collect();
+        // Slots in name order (bindings are lowered in source order, then sorted), so that a
+        // `rec` set's bindings are already sorted as its attributes when it is evaluated.
+        let mut by_name: Vec<usize> = (0..set.statics.len()).collect();
+        by_name.sort_by_key(|&i| set.statics[i].name);
+        let mut slot_of = vec![0u32; set.statics.len()];
+        for (slot, &i) in by_name.iter().enumerate() {
+            slot_of[i] = slot as u32;
+        }
+        let names = set.statics.iter().zip(&slot_of).map(|(a, &slot)| (a.name, slot)).collect();
         self.scopes.push(Scope::Static(names));
         let result = (|| {
             let from: Vec<ExprRef> = set.inherit_from.iter().map(|e| self.lower(e)).collect::<EvalResult<_>>()?;
@@ -297,6 +307,7 @@ impl Lowerer<'_> {
                 let (value, outer_scope) = self.lower_pending(attr.name, attr.value, &attr.pos, &from, 1)?;
                 bindings.push(Binding { name: attr.name, value, outer_scope, pos: attr.pos });
             }
+            bindings.sort_by_key(|b| b.name);
             let t = then(self, set.dynamics, &from)?;
             Ok((bindings, t))
         })();
