@@ -47,6 +47,26 @@ pub struct BuildRequest {
     /// Called once the build directory exists, before the builder starts (recursive Nix puts
     /// its daemon socket there this way).
     pub on_build_dir: Option<BuildDirHook>,
+    /// Set when the build is no longer wanted: the backend kills the builder and reports
+    /// [`BuildOutcome::Cancelled`].
+    pub cancel: Cancellation,
+}
+
+/// A flag shared by whoever may give a build up and the backend running it (Nix kills the
+/// builders of a request's other goals when one fails without `keep-going`).
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancellation {
+    /// Gives up every build holding this flag (running builders are killed).
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Cancellation::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Where a build directory is, for a [`BuildDirHook`].
@@ -102,6 +122,8 @@ pub enum BuildOutcome {
     TimedOut(Duration),
     /// It was silent longer than `max-silent-time`.
     Silent(Duration),
+    /// It was killed because the build was no longer wanted ([`Cancellation`]).
+    Cancelled,
 }
 
 impl BuildOutcome {
@@ -113,6 +135,7 @@ impl BuildOutcome {
             Self::Signalled(sig) => format!("failed due to signal {sig}"),
             Self::TimedOut(d) => format!("timed out after {} seconds", d.as_secs()),
             Self::Silent(d) => format!("timed out after {} seconds of silence", d.as_secs()),
+            Self::Cancelled => "was cancelled".to_owned(),
         }
     }
 }

@@ -182,8 +182,9 @@ pub struct Builder<'a> {
     hash_cache: std::sync::Mutex<nix_formats::derivation::DrvHashCache>,
     /// This request's job slots (`max-jobs` as the client set it).
     request_slots: schedule::JobSlots,
-    /// Set when a failure ends the request (without `keep-going`): nothing new starts.
-    stopped: std::sync::atomic::AtomicBool,
+    /// Set when a failure ends the request (without `keep-going`): nothing new starts and
+    /// running builders are killed.
+    stopped: sandbox::Cancellation,
 }
 
 impl<'a> Builder<'a> {
@@ -487,6 +488,7 @@ impl<'a> Builder<'a> {
             structured_extra: self.structured_export_graph(drv, inputs)?,
             rewrites: BTreeMap::new(),
             on_build_dir: None,
+            cancel: self.stopped.clone(),
         })
     }
 
@@ -519,6 +521,7 @@ impl<'a> Builder<'a> {
         log.finish();
         let result = match outcome {
             Ok(BuildOutcome::Success) => check::compare(self.store, drv_path, &outputs, &scratch),
+            Ok(BuildOutcome::Cancelled) => Err(BuildFailure::cancelled()),
             Ok(other) => Err(BuildFailure::permanent(format!("builder for '{printed}' {}", other.describe()))),
             Err(e) => Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}"))),
         };
@@ -556,6 +559,10 @@ impl<'a> Builder<'a> {
                 return Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}")));
             }
         };
+        if outcome == BuildOutcome::Cancelled {
+            remove_outputs();
+            return Err(BuildFailure::cancelled());
+        }
         if outcome != BuildOutcome::Success {
             remove_outputs();
             let mut message = format!("builder for '{printed}' {}", outcome.describe());

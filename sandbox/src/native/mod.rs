@@ -135,7 +135,7 @@ impl NativeSandbox {
             let _ = child.wait();
             return Err(e);
         }
-        let outcome = supervise(child, lines, log, request.timeout, request.max_silent_time)?;
+        let outcome = supervise(child, lines, log, request)?;
         let mut rest = String::new();
         let _ = from_helper.read_to_string(&mut rest);
         if let Some(message) = rest.lines().find_map(|l| l.strip_prefix(SETUP_ERROR)) {

@@ -97,6 +97,7 @@ impl Fixture {
             rewrites: Default::default(),
             structured_extra: Default::default(),
             on_build_dir: None,
+            cancel: Default::default(),
         }
     }
 }
