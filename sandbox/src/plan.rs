@@ -550,6 +550,7 @@ mod tests {
             structured_extra: Default::default(),
             on_build_dir: None,
             cancel: Default::default(),
+            live: Default::default(),
         }
     }
 

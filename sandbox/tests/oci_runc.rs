@@ -78,6 +78,7 @@ impl Fixture {
             structured_extra: BTreeMap::new(),
             on_build_dir: None,
             cancel: Default::default(),
+            live: Default::default(),
         }
     }
 

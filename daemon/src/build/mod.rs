@@ -489,6 +489,7 @@ impl<'a> Builder<'a> {
             rewrites: BTreeMap::new(),
             on_build_dir: None,
             cancel: self.stopped.clone(),
+            live: Default::default(),
         })
     }
 
@@ -542,7 +543,7 @@ impl<'a> Builder<'a> {
         }
         let mut request = self.request_for(drv_path, drv, outputs, inputs)?;
         let system = &self.settings.system;
-        let daemon = recursive::RecursiveDaemon::for_build(self.settings.recursive.as_ref(), system, &printed, drv, inputs)?;
+        let daemon = recursive::RecursiveDaemon::for_build(self.settings.recursive.as_ref(), system, &printed, drv, inputs, &request.live)?;
         request.on_build_dir = daemon.as_ref().map(|d| d.hook());
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);

@@ -98,6 +98,7 @@ impl Fixture {
             structured_extra: Default::default(),
             on_build_dir: None,
             cancel: Default::default(),
+            live: Default::default(),
         }
     }
 }
