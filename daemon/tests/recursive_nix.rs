@@ -1,6 +1,7 @@
 //! Recursive Nix (`recursive-nix`) through casnix-daemon, driven by the real Nix 2.8: a
 //! builder talks to the daemon through `$NIX_REMOTE` (the socket in its build directory),
-//! sees only its input closure and what it added, and its output may refer to what it added.
+//! sees only its input closure and what it added, and its output may refer to what it added;
+//! in the native sandbox, what it adds is mounted (read-only) into its running sandbox.
 
 #![allow(clippy::unwrap_used)]
 
@@ -62,4 +63,38 @@ fn without_the_experimental_feature_the_build_is_refused() {
     let file = nix_file(&daemon, "/nonexistent");
     let err = fails(daemon.nix("nix-build").arg(&file).arg("--no-out-link"));
     assert!(err.contains("with features {recursive-nix} is required to build"), "{err}");
+}
+
+#[test]
+fn paths_added_from_a_sandboxed_build_appear_in_its_sandbox() {
+    // The host's Nix 2.8 client inside the native sandbox (its libraries through `sandbox-paths`).
+    let daemon = Daemon::start(&format!("{CONF}sandbox = true\nsandbox-paths = /usr /bin=/usr/bin /lib=/usr/lib /lib64=/usr/lib64\n"));
+    let file = daemon.file(
+        "sandboxed.nix",
+        br#"
+        derivation {
+          name = "recursive-sandboxed";
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          requiredSystemFeatures = [ "recursive-nix" ];
+          PATH = "/usr/bin:/bin";
+          args = [ "-ec" ''
+            echo added > file
+            added=$(nix-store --add file)
+            mkdir dir; echo inner > dir/inner
+            dir=$(nix-store --add dir)
+            mkdir $out
+            cat "$added" > $out/read
+            cat "$dir/inner" >> $out/read
+            if echo x > "$added" 2>/dev/null; then echo "the added path is writable"; exit 1; fi
+            ln -s "$added" $out/added
+          '' ];
+        }
+        "#,
+    );
+    let out = ok(daemon.nix("nix-build").arg(&file).arg("--no-out-link"));
+    assert_eq!(std::fs::read_to_string(format!("{out}/read")).unwrap(), "added\ninner\n", "{}", daemon.daemon_log());
+    let added = std::fs::read_link(format!("{out}/added")).unwrap();
+    let references = ok(daemon.nix("nix-store").args(["-q", "--references"]).arg(&out));
+    assert_eq!(references, added.to_str().unwrap());
 }

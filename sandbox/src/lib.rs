@@ -26,4 +26,4 @@ pub mod userpool;
 pub use native::NativeSandbox;
 pub use none::NoSandbox;
 pub use oci::OciBackend;
-pub use request::{Backend, BuildDirHook, BuildDirInfo, BuildOutcome, BuildRequest, LogSink, SandboxError};
+pub use request::{Backend, BuildDirHook, BuildDirInfo, BuildOutcome, BuildRequest, Cancellation, LiveSandbox, LogSink, PathExposer, SandboxError};

@@ -100,34 +100,41 @@ pub fn write_builder_env(
     Ok(env)
 }
 
+/// How often a running build looks at its [`crate::Cancellation`].
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
 /// Waits for `child`, passing its output lines from `lines` to `log`, and enforcing the
-/// timeouts by killing its process group.
+/// request's timeouts and cancellation by killing its process group.
 pub fn supervise(
     child: Child,
     lines: mpsc::Receiver<Vec<u8>>,
     log: &mut dyn LogSink,
-    timeout: Option<Duration>,
-    max_silent_time: Option<Duration>,
+    request: &BuildRequest,
 ) -> Result<BuildOutcome, SandboxError> {
-    supervise_with(child, lines, log, timeout, max_silent_time, &|_| {})
+    supervise_with(child, lines, log, request, &|_| {})
 }
 
-/// [`supervise`], calling `kill` first when a timeout strikes (to kill what the process group
-/// does not hold, such as a container), before the process group gets SIGKILL.
+/// [`supervise`], calling `kill` first when a timeout or the cancellation strikes (to kill
+/// what the process group does not hold, such as a container), before the process group gets
+/// SIGKILL.
 pub fn supervise_with(
     mut child: Child,
     lines: mpsc::Receiver<Vec<u8>>,
     log: &mut dyn LogSink,
-    timeout: Option<Duration>,
-    max_silent_time: Option<Duration>,
+    request: &BuildRequest,
     kill: &dyn Fn(&Child),
 ) -> Result<BuildOutcome, SandboxError> {
+    let (timeout, max_silent_time) = (request.timeout, request.max_silent_time);
     let started = Instant::now();
     let mut last_output = Instant::now();
     let mut killed_for = None;
     loop {
+        if request.cancel.is_cancelled() {
+            killed_for = Some(BuildOutcome::Cancelled);
+            break;
+        }
         let now = Instant::now();
-        let mut wait = Duration::from_millis(500);
+        let mut wait = CANCEL_POLL;
         if let Some(t) = timeout {
             if now.duration_since(started) >= t {
                 killed_for = Some(BuildOutcome::TimedOut(t));
@@ -320,6 +327,6 @@ impl NoSandbox {
         // The command holds the pipe's write ends; drop them so the pipe closes with the builder.
         drop(command);
         let lines = line_reader(reader);
-        supervise(child, lines, log, request.timeout, request.max_silent_time)
+        supervise(child, lines, log, request)
     }
 }

@@ -334,6 +334,8 @@ mod tests {
             rewrites: Default::default(),
             structured_extra: Default::default(),
             on_build_dir: None,
+            cancel: Default::default(),
+            live: Default::default(),
         }
     }
 

@@ -47,6 +47,65 @@ pub struct BuildRequest {
     /// Called once the build directory exists, before the builder starts (recursive Nix puts
     /// its daemon socket there this way).
     pub on_build_dir: Option<BuildDirHook>,
+    /// Set when the build is no longer wanted: the backend kills the builder and reports
+    /// [`BuildOutcome::Cancelled`].
+    pub cancel: Cancellation,
+    /// Filled in by the backend while its builder runs, so paths can be added to the running
+    /// sandbox (recursive Nix).
+    pub live: LiveSandbox,
+}
+
+/// Adds a store path to a running sandbox.
+pub trait PathExposer: Send + Sync {
+    /// Makes `real_path` (a path in the store directory on the host) visible to the builder at
+    /// its place in the store directory it sees.
+    fn expose(&self, real_path: &std::path::Path) -> Result<(), SandboxError>;
+}
+
+/// A build's running sandbox, as far as store paths can be added to it while the builder runs
+/// (Nix's `addDependency` for recursive Nix): shared by the backend, which sets it while its
+/// builder runs, and whoever adds paths. Empty, adding does nothing: the `none` backend's
+/// builder sees the whole store.
+#[derive(Clone, Default)]
+pub struct LiveSandbox(std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<dyn PathExposer>>>>);
+
+impl std::fmt::Debug for LiveSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveSandbox")
+    }
+}
+
+impl LiveSandbox {
+    /// Sets (or, with `None`, clears) the running sandbox's exposer.
+    pub fn set(&self, exposer: Option<std::sync::Arc<dyn PathExposer>>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = exposer;
+    }
+
+    /// Makes `real_path` visible in the running sandbox, if there is one.
+    pub fn expose(&self, real_path: &std::path::Path) -> Result<(), SandboxError> {
+        let exposer = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match exposer {
+            Some(exposer) => exposer.expose(real_path),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A flag shared by whoever may give a build up and the backend running it (Nix kills the
+/// builders of a request's other goals when one fails without `keep-going`).
+#[derive(Debug, Clone, Default)]
+pub struct Cancellation(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancellation {
+    /// Gives up every build holding this flag (running builders are killed).
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`Cancellation::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Where a build directory is, for a [`BuildDirHook`].
@@ -60,12 +119,15 @@ pub struct BuildDirInfo<'a> {
     pub owner: Option<(u32, u32)>,
 }
 
+/// The function of a [`BuildDirHook`].
+pub type BuildDirFn = dyn Fn(&BuildDirInfo<'_>) -> Result<BTreeMap<String, String>, SandboxError> + Send + Sync;
+
 /// A function a backend calls with the build directory before starting the builder; it returns
 /// more environment variables for the builder.
 #[derive(Clone)]
 pub struct BuildDirHook(
     /// The function.
-    pub std::sync::Arc<dyn Fn(&BuildDirInfo<'_>) -> Result<BTreeMap<String, String>, SandboxError> + Send + Sync>,
+    pub std::sync::Arc<BuildDirFn>,
 );
 
 impl std::fmt::Debug for BuildDirHook {
@@ -102,6 +164,8 @@ pub enum BuildOutcome {
     TimedOut(Duration),
     /// It was silent longer than `max-silent-time`.
     Silent(Duration),
+    /// It was killed because the build was no longer wanted ([`Cancellation`]).
+    Cancelled,
 }
 
 impl BuildOutcome {
@@ -113,6 +177,7 @@ impl BuildOutcome {
             Self::Signalled(sig) => format!("failed due to signal {sig}"),
             Self::TimedOut(d) => format!("timed out after {} seconds", d.as_secs()),
             Self::Silent(d) => format!("timed out after {} seconds of silence", d.as_secs()),
+            Self::Cancelled => "was cancelled".to_owned(),
         }
     }
 }

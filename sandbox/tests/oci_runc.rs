@@ -77,6 +77,8 @@ impl Fixture {
             rewrites: BTreeMap::new(),
             structured_extra: BTreeMap::new(),
             on_build_dir: None,
+            cancel: Default::default(),
+            live: Default::default(),
         }
     }
 

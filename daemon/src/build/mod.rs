@@ -182,8 +182,9 @@ pub struct Builder<'a> {
     hash_cache: std::sync::Mutex<nix_formats::derivation::DrvHashCache>,
     /// This request's job slots (`max-jobs` as the client set it).
     request_slots: schedule::JobSlots,
-    /// Set when a failure ends the request (without `keep-going`): nothing new starts.
-    stopped: std::sync::atomic::AtomicBool,
+    /// Set when a failure ends the request (without `keep-going`): nothing new starts and
+    /// running builders are killed.
+    stopped: sandbox::Cancellation,
 }
 
 impl<'a> Builder<'a> {
@@ -487,6 +488,8 @@ impl<'a> Builder<'a> {
             structured_extra: self.structured_export_graph(drv, inputs)?,
             rewrites: BTreeMap::new(),
             on_build_dir: None,
+            cancel: self.stopped.clone(),
+            live: Default::default(),
         })
     }
 
@@ -519,6 +522,7 @@ impl<'a> Builder<'a> {
         log.finish();
         let result = match outcome {
             Ok(BuildOutcome::Success) => check::compare(self.store, drv_path, &outputs, &scratch),
+            Ok(BuildOutcome::Cancelled) => Err(BuildFailure::cancelled()),
             Ok(other) => Err(BuildFailure::permanent(format!("builder for '{printed}' {}", other.describe()))),
             Err(e) => Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}"))),
         };
@@ -539,7 +543,7 @@ impl<'a> Builder<'a> {
         }
         let mut request = self.request_for(drv_path, drv, outputs, inputs)?;
         let system = &self.settings.system;
-        let daemon = recursive::RecursiveDaemon::for_build(self.settings.recursive.as_ref(), system, &printed, drv, inputs)?;
+        let daemon = recursive::RecursiveDaemon::for_build(self.settings.recursive.as_ref(), system, &printed, drv, inputs, &request.live)?;
         request.on_build_dir = daemon.as_ref().map(|d| d.hook());
         let mut log = log::BuildLog::start(self.log.clone(), &printed, ActivityId::NONE);
         let outcome = self.backend.build(&request, &mut log);
@@ -556,6 +560,10 @@ impl<'a> Builder<'a> {
                 return Err(BuildFailure::misc(format!("while setting up the build of '{printed}': {e}")));
             }
         };
+        if outcome == BuildOutcome::Cancelled {
+            remove_outputs();
+            return Err(BuildFailure::cancelled());
+        }
         if outcome != BuildOutcome::Success {
             remove_outputs();
             let mut message = format!("builder for '{printed}' {}", outcome.describe());

@@ -7,8 +7,8 @@
 //! [`crate::ops::restricted`]): only the build's input closure and the paths added or built
 //! through the socket exist. Those additions become references the outputs may have.
 //!
-//! Unlike Nix, paths added during a sandboxed build are not bind-mounted into the running
-//! sandbox (the socket itself is reachable: it lives in the build directory).
+//! As Nix, paths added during a sandboxed build are mounted into the running sandbox
+//! ([`sandbox::LiveSandbox`]; the `native` backend does it, the `oci` one does not yet).
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -53,6 +53,8 @@ pub struct RecursiveContext {
 #[derive(Debug, Default)]
 pub struct Restriction {
     state: Mutex<Allowed>,
+    /// The running build's sandbox, and the store that says where paths are on disk.
+    sandbox: Option<(sandbox::LiveSandbox, Arc<Store>)>,
 }
 
 #[derive(Debug, Default)]
@@ -65,7 +67,12 @@ struct Allowed {
 impl Restriction {
     /// A view of `inputs` alone.
     pub fn new(inputs: BTreeSet<StorePath>) -> Self {
-        Self { state: Mutex::new(Allowed { inputs, ..Default::default() }) }
+        Self { state: Mutex::new(Allowed { inputs, ..Default::default() }), sandbox: None }
+    }
+
+    /// A view of `inputs` whose additions are also mounted into the running `sandbox`.
+    pub fn for_sandbox(inputs: BTreeSet<StorePath>, sandbox: sandbox::LiveSandbox, store: Arc<Store>) -> Self {
+        Self { sandbox: Some((sandbox, store)), ..Self::new(inputs) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Allowed> {
@@ -83,14 +90,20 @@ impl Restriction {
         self.lock().drv_outputs.contains(id)
     }
 
-    /// Makes `paths` visible (Nix's `addDependency`).
-    pub fn add<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) {
+    /// Makes `paths` visible (Nix's `addDependency`): to the session, and in the running
+    /// sandbox at their store paths.
+    pub fn add<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) -> Result<(), SandboxError> {
         let mut state = self.lock();
         for path in paths {
-            if !state.inputs.contains(path) {
-                state.added.insert(path.clone());
+            if state.inputs.contains(path) || state.added.contains(path) {
+                continue;
             }
+            if let Some((sandbox, store)) = &self.sandbox {
+                sandbox.expose(&store.real_path(path))?;
+            }
+            state.added.insert(path.clone());
         }
+        Ok(())
     }
 
     /// Makes the realisations `ids` visible.
@@ -148,6 +161,7 @@ impl RecursiveDaemon {
         printed: &str,
         drv: &Derivation,
         inputs: &BTreeSet<StorePath>,
+        sandbox: &sandbox::LiveSandbox,
     ) -> Result<Option<Self>, BuildFailure> {
         if !wanted(drv) {
             return Ok(None);
@@ -166,7 +180,7 @@ impl RecursiveDaemon {
         };
         Ok(Some(Self {
             context: context.clone(),
-            restriction: Arc::new(Restriction::new(inputs.clone())),
+            restriction: Arc::new(Restriction::for_sandbox(inputs.clone(), sandbox.clone(), Arc::clone(&context.store))),
             running: Arc::new(Mutex::new(None)),
         }))
     }
@@ -302,7 +316,7 @@ mod tests {
         let r = Restriction::new(BTreeSet::from([path("in")]));
         assert!(r.is_allowed(&path("in")));
         assert!(!r.is_allowed(&path("other")));
-        r.add([&path("other"), &path("in")]);
+        r.add([&path("other"), &path("in")]).unwrap();
         assert!(r.is_allowed(&path("other")));
         assert_eq!(r.added(), BTreeSet::from([path("other")]));
         assert_eq!(r.all().len(), 2);

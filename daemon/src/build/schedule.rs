@@ -10,7 +10,6 @@
 //! registered, never while waiting for inputs or output locks, so waiting for a slot cannot
 //! deadlock.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 use nix_formats::build_result::BuildResult;
@@ -117,16 +116,17 @@ impl Builder<'_> {
         done.get(drv_path).and_then(|o| o.get().cloned())
     }
 
-    /// Whether a failure has ended the request (without `keep-going`).
+    /// Whether a failure has ended the request (without `keep-going`; the backends then kill
+    /// the request's running builders).
     pub(super) fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
+        self.stopped.is_cancelled()
     }
 
     /// Waits for a job slot of the request and of the daemon. With `max-jobs = 0` nothing is
     /// built: Nix's error for the whole request.
     pub(super) fn job_slot(&self) -> Result<HeldSlots<'_>, BuildFailure> {
         if self.settings.max_jobs == 0 {
-            self.stopped.store(true, Ordering::SeqCst);
+            self.stopped.cancel();
             return Err(BuildFailure::misc(NO_LOCAL_BUILDS));
         }
         let request = self.request_slots.acquire();
@@ -152,7 +152,7 @@ impl Builder<'_> {
             let result = work(goal);
             if let Err(e) = &result {
                 if !e.is_cancelled() && !self.settings.keep_going {
-                    self.stopped.store(true, Ordering::SeqCst);
+                    self.stopped.cancel();
                 }
             }
             result
@@ -182,7 +182,7 @@ impl Builder<'_> {
 
     /// Realises every target (in Nix's goal order, in parallel as `max-jobs` allows); the
     /// results are in the targets' order. Without `keep-going` the first failure cancels what
-    /// has not started.
+    /// has not started and kills the builders still running.
     pub fn realise_all(&self, targets: &[DerivedPath]) -> Vec<Result<BuildResult, BuildFailure>> {
         let mut order: Vec<usize> = (0..targets.len()).collect();
         order.sort_by_key(|&i| goal_key(&targets[i]));

@@ -29,7 +29,7 @@ pub fn session_substituters(
     store: &Store,
     warn: &mut dyn FnMut(String),
 ) -> Option<Arc<Substituters>> {
-    let enabled = settings.raw.get("substitute").map_or(true, |v| v == "true" || v == "1");
+    let enabled = settings.raw.get("substitute").is_none_or(|v| v == "true" || v == "1");
     if !enabled || !client_allows || settings.substituters.is_empty() {
         return None;
     }
@@ -52,7 +52,7 @@ pub fn substitutes_allowed(drv: &Derivation) -> bool {
         let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
         return value.get("allowSubstitutes").and_then(|v| v.as_bool()).unwrap_or(true);
     }
-    drv.env.get(&b"allowSubstitutes"[..]).map_or(true, |v| v == b"1")
+    drv.env.get(&b"allowSubstitutes"[..]).is_none_or(|v| v == b"1")
 }
 
 /// The content address a derivation's output will have, when it is fixed.

@@ -225,7 +225,7 @@ impl Batch {
         let keys = keys.clone();
         let paths: Vec<_> = items.iter().map(|item| item.info.path.clone()).collect();
         bridge::run(&s.store, move |st| st.add_nars_checked(items, repair, keys.as_ref())).await?;
-        s.note_added(&paths);
+        s.note_added(&paths)?;
         Ok(())
     }
 }
@@ -249,7 +249,7 @@ async fn add_streamed<R: AsyncRead + Unpin>(
     // The next item starts after this NAR, whether or not the store read all of it.
     nar.drain().await?;
     added?;
-    s.note_added([&path]);
+    s.note_added([&path])?;
     Ok(())
 }
 

@@ -86,10 +86,11 @@ impl Session {
     }
 
     /// Records paths a request added: a recursive Nix connection may see them afterwards.
-    pub fn note_added<'a>(&self, paths: impl IntoIterator<Item = &'a nix_formats::store_path::StorePath>) {
+    pub fn note_added<'a>(&self, paths: impl IntoIterator<Item = &'a nix_formats::store_path::StorePath>) -> Result<(), OpError> {
         if let Some(restriction) = &self.restricted {
-            restriction.add(paths);
+            restriction.add(paths).map_err(|e| OpError::Client(e.to_string()))?;
         }
+        Ok(())
     }
 
     /// The store's printed form of `path`.

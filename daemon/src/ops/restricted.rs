@@ -116,21 +116,21 @@ where
         Q::AddToStore(q) => {
             let response = add::add_to_store(s, conn, q).await?;
             if let Response::AddToStore(reply) = &response {
-                r.add([reply.path()]);
+                r.add([reply.path()]).map_err(expose_failed)?;
             }
             response
         }
         Q::AddTextToStore(q) => {
             let response = add::add_text_to_store(s, q).await?;
             if let Response::AddTextToStore(path) = &response {
-                r.add([path]);
+                r.add([path]).map_err(expose_failed)?;
             }
             response
         }
         Q::AddToStoreNar(q) => {
             let path = q.info.path.clone();
             let response = add::add_to_store_nar(s, conn, q).await?;
-            r.add([&path]);
+            r.add([&path]).map_err(expose_failed)?;
             response
         }
         // Each batch's paths are noted as they are added (`Session::note_added`).
@@ -138,7 +138,7 @@ where
         Q::ImportPaths(_) => {
             let response = add::import_paths(s, conn).await?;
             if let Response::ImportPaths(paths) = &response {
-                r.add(paths);
+                r.add(paths).map_err(expose_failed)?;
             }
             response
         }
@@ -193,6 +193,11 @@ where
 }
 
 /// Nix's "cannot <what> unknown path '…' in recursive Nix" unless `path` is visible.
+/// A path added through recursive Nix could not be put into the running sandbox.
+fn expose_failed(e: sandbox::SandboxError) -> OpError {
+    OpError::Client(e.to_string())
+}
+
 fn require(s: &Session, r: &Restriction, path: &nix_formats::store_path::StorePath, what: &str) -> Result<(), OpError> {
     if r.is_allowed(path) {
         return Ok(());
@@ -249,7 +254,7 @@ where
         }
     }
     let closure = bridge::run(&s.store, move |st| st.closure(outputs.iter(), ClosureOptions::default())).await?;
-    r.add(&closure);
+    r.add(&closure).map_err(expose_failed)?;
     r.add_outputs(ids);
     Ok(results)
 }

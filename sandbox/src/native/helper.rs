@@ -27,9 +27,14 @@ pub fn dispatch() -> Option<i32> {
     (first == HELPER_ARG).then(main)
 }
 
-/// The helper's entry point; returns its exit code (or does not return: it ends as its builder
+/// The helper's entry point (or, with [`super::expose::EXPOSE_ARG`], the expose mode's);
+/// returns its exit code (or does not return: it ends as its builder
 /// ended, or becomes the builder).
 pub fn main() -> i32 {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(at) = args.iter().position(|a| a == super::expose::EXPOSE_ARG) {
+        return super::expose::main(&args[at + 1..]);
+    }
     let mut status = std::io::stdout();
     match outside() {
         Ok(code) => code,

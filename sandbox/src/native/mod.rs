@@ -6,6 +6,7 @@
 //! [`crate::plan::SandboxPlan`] and supervises like the `none` backend supervises its builder.
 
 pub mod confine;
+pub mod expose;
 pub mod helper;
 pub mod protocol;
 pub mod setup;
@@ -135,7 +136,16 @@ impl NativeSandbox {
             let _ = child.wait();
             return Err(e);
         }
-        let outcome = supervise(child, lines, log, request.timeout, request.max_silent_time)?;
+        request.live.set(Some(Arc::new(expose::NativeExposer {
+            helper: self.helper.clone(),
+            helper_args: self.helper_args.clone(),
+            pid: child.id(),
+            root: sandbox.plan.root.clone(),
+            store_dir: sandbox.plan.store_dir.clone(),
+        })));
+        let outcome = supervise(child, lines, log, request);
+        request.live.set(None);
+        let outcome = outcome?;
         let mut rest = String::new();
         let _ = from_helper.read_to_string(&mut rest);
         if let Some(message) = rest.lines().find_map(|l| l.strip_prefix(SETUP_ERROR)) {

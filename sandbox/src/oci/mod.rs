@@ -130,7 +130,7 @@ impl OciBackend {
         let child = self.runc.spawn_run(&id, &plan.chroot_dir, &runc_log, writer)?;
         let lines = line_reader(reader);
         let runc = &self.runc;
-        let outcome = supervise_with(child, lines, log, request.timeout, request.max_silent_time, &|_| runc.kill(&id));
+        let outcome = supervise_with(child, lines, log, request, &|_| runc.kill(&id));
         self.runc.delete(&id);
         let outcome = outcome?;
         // runc exits with 1 after failing to start the container, and with the builder's

@@ -97,6 +97,8 @@ impl Fixture {
             rewrites: Default::default(),
             structured_extra: Default::default(),
             on_build_dir: None,
+            cancel: Default::default(),
+            live: Default::default(),
         }
     }
 }
