@@ -90,30 +90,31 @@ pub struct EvalArgs {
     inputs: Vec<String>,
 }
 
-/// Parses `NIX_PATH`-style entries.
-fn parse_search_path(entries: &[String], nix_path: Option<String>) -> Vec<SearchPathEntry> {
-    let mut out = Vec::new();
-    let from_env: Vec<String> = nix_path
+/// The search path of the evaluator's commands: the `-I` entries, then `NIX_PATH`'s, each `DIR`
+/// or `PREFIX=DIR`.
+pub(crate) fn search_path(include: &[String]) -> Vec<SearchPathEntry> {
+    let from_env: Vec<String> = std::env::var("NIX_PATH")
         .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
-    for entry in entries.iter().chain(from_env.iter()) {
-        let (prefix, path) = match entry.split_once('=') {
-            Some((p, d)) => (p.to_string(), d.to_string()),
-            None => (String::new(), entry.clone()),
-        };
-        out.push(SearchPathEntry { prefix, path });
-    }
-    out
+    include
+        .iter()
+        .chain(from_env.iter())
+        .map(|e| match e.split_once('=') {
+            Some((p, d)) => SearchPathEntry { prefix: p.to_string(), path: d.to_string() },
+            None => SearchPathEntry { prefix: String::new(), path: e.clone() },
+        })
+        .collect()
 }
 
-fn cwd() -> String {
+/// The working directory, relative file names' base (`/` when it cannot be read).
+pub(crate) fn cwd() -> String {
     std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into())
 }
 
 /// Runs `casnix eval`; returns the process exit code.
 pub fn run(args: EvalArgs) -> Result<i32> {
     let mut options = EvalOptions {
-        search_path: parse_search_path(&args.include, std::env::var("NIX_PATH").ok()),
+        search_path: search_path(&args.include),
         store_dir: std::env::var("NIX_STORE_DIR").unwrap_or_else(|_| "/nix/store".into()),
         show_trace: args.show_trace,
         toml_timestamps: args.extra_experimental_features.iter().any(|f| f.split_whitespace().any(|f| f == "parse-toml-timestamps")),

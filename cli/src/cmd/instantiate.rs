@@ -8,10 +8,11 @@ use anyhow::{bail, Result};
 use clap::Args;
 use eval::symbol::Symbol;
 use eval::value::{Attr, Attrs};
-use eval::{EvalError, EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
+use eval::{EvalError, EvalOptions, EvalResult, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
 use super::daemon_io::DaemonIo;
+use super::eval::{cwd, search_path};
 use super::store::connect::StoreLocation;
 
 /// Arguments shared by `casnix instantiate` and `casnix build`.
@@ -63,24 +64,6 @@ struct FoundDrv {
     drv_path: String,
     output: String,
     out_path: String,
-}
-
-fn search_path(include: &[String]) -> Vec<SearchPathEntry> {
-    let from_env: Vec<String> = std::env::var("NIX_PATH")
-        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
-    include
-        .iter()
-        .chain(from_env.iter())
-        .map(|e| match e.split_once('=') {
-            Some((p, d)) => SearchPathEntry { prefix: p.to_string(), path: d.to_string() },
-            None => SearchPathEntry { prefix: String::new(), path: e.clone() },
-        })
-        .collect()
-}
-
-fn cwd() -> String {
-    std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into())
 }
 
 /// Evaluates and instantiates; returns the evaluator (whose I/O is the daemon) and the

@@ -12,9 +12,10 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use clap::Args;
 use eval::io::LocalIo;
-use eval::{EvalOptions, Evaluator, SearchPathEntry};
+use eval::{EvalOptions, Evaluator};
 
 use super::daemon_io::DaemonIo;
+use super::eval::search_path;
 use super::store::connect::{strip_ansi, StoreLocation};
 use input::{Input, Line};
 use session::{Failure, Next, Session};
@@ -36,20 +37,6 @@ pub struct ReplArgs {
     features: Vec<String>,
     /// Files to load at the start, as with `:l`.
     files: Vec<String>,
-}
-
-fn search_path(include: &[String]) -> Vec<SearchPathEntry> {
-    let from_env: Vec<String> = std::env::var("NIX_PATH")
-        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
-    include
-        .iter()
-        .chain(from_env.iter())
-        .map(|e| match e.split_once('=') {
-            Some((p, d)) => SearchPathEntry { prefix: p.to_string(), path: d.to_string() },
-            None => SearchPathEntry { prefix: String::new(), path: e.clone() },
-        })
-        .collect()
 }
 
 /// The evaluator: over the daemon when one answers (derivations are written to its store and
