@@ -9,9 +9,10 @@ use eval::io::{EvalIo, LocalIo};
 use eval::output::OutputFormat;
 use eval::symbol::Symbol;
 use eval::value::{Attr, Attrs};
-use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
+use eval::{EvalOptions, EvalResult, Evaluator, Value};
 
 use super::daemon_io::DaemonIo;
+use super::eval_env::{cwd, search_path};
 use super::store::connect::StoreLocation;
 
 /// Arguments of `casnix eval` (those of `nix-instantiate --eval`).
@@ -88,27 +89,6 @@ pub struct EvalArgs {
     store: Option<String>,
     /// Files (or, with `--expr`, expressions) to evaluate; `-` reads standard input.
     inputs: Vec<String>,
-}
-
-/// The search path of the evaluator's commands: the `-I` entries, then `NIX_PATH`'s, each `DIR`
-/// or `PREFIX=DIR`.
-pub(crate) fn search_path(include: &[String]) -> Vec<SearchPathEntry> {
-    let from_env: Vec<String> = std::env::var("NIX_PATH")
-        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default();
-    include
-        .iter()
-        .chain(from_env.iter())
-        .map(|e| match e.split_once('=') {
-            Some((p, d)) => SearchPathEntry { prefix: p.to_string(), path: d.to_string() },
-            None => SearchPathEntry { prefix: String::new(), path: e.clone() },
-        })
-        .collect()
-}
-
-/// The working directory, relative file names' base (`/` when it cannot be read).
-pub(crate) fn cwd() -> String {
-    std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into())
 }
 
 /// Runs `casnix eval`; returns the process exit code.

@@ -8,11 +8,11 @@ use anyhow::{bail, Result};
 use clap::Args;
 use eval::symbol::Symbol;
 use eval::value::{Attr, Attrs};
-use eval::{EvalError, EvalOptions, EvalResult, Evaluator, Value};
+use eval::{EvalError, EvalResult, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
 use super::daemon_io::DaemonIo;
-use super::eval::{cwd, search_path};
+use super::eval_env::{cwd, EvaluatorArgs};
 use super::store::connect::StoreLocation;
 
 /// Arguments shared by `casnix instantiate` and `casnix build`.
@@ -30,18 +30,8 @@ pub struct InstantiateArgs {
     /// Treat the arguments as expressions rather than files.
     #[arg(short = 'E', long)]
     expr: bool,
-    /// Add a search path entry (`DIR` or `PREFIX=DIR`) before those of `NIX_PATH`.
-    #[arg(short = 'I', long = "include", value_name = "PATH")]
-    include: Vec<String>,
-    /// Show the trace of an evaluation error.
-    #[arg(long)]
-    show_trace: bool,
-    /// The store to talk to (`daemon` or `unix://PATH`); defaults to `NIX_REMOTE`.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// Enable experimental features (`ca-derivations`, `impure-derivations`, ...).
-    #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
-    features: Vec<String>,
+    #[command(flatten)]
+    env: EvaluatorArgs,
     /// Files (or, with `--expr`, expressions) to evaluate; `-` is not supported.
     inputs: Vec<String>,
 }
@@ -69,22 +59,15 @@ struct FoundDrv {
 /// Evaluates and instantiates; returns the evaluator (whose I/O is the daemon) and the
 /// derivations. An evaluation error is printed and becomes exit code 1.
 fn instantiate(args: &InstantiateArgs) -> Result<(Evaluator, Vec<FoundDrv>)> {
-    let location = StoreLocation::resolve(args.store.as_deref())?;
+    let location = StoreLocation::resolve(args.env.store.as_deref())?;
     let io = DaemonIo::connect(&location)?;
-    let options = EvalOptions {
-        search_path: search_path(&args.include),
-        store_dir: io_store_dir(&io),
-        show_trace: args.show_trace,
-        ..EvalOptions::default()
-    };
+    let options = args.env.options(io_store_dir(&io));
     let mut ev = Evaluator::new(Box::new(io), options);
-    for f in args.features.iter().flat_map(|f| f.split_whitespace()) {
-        ev.drv_state.experimental_features.insert(f.to_string());
-    }
+    args.env.enable_features(&mut ev);
     match find_derivations(&mut ev, args) {
         Ok(found) => Ok((ev, found)),
         Err(e) => {
-            eprintln!("{}", e.render(args.show_trace));
+            eprintln!("{}", e.render(args.env.show_trace));
             drop(ev);
             std::process::exit(1);
         }
@@ -235,7 +218,7 @@ pub fn run_build(args: BuildArgs) -> Result<()> {
     if found.is_empty() {
         bail!("nothing to build");
     }
-    let location = StoreLocation::resolve(args.common.store.as_deref())?;
+    let location = StoreLocation::resolve(args.common.env.store.as_deref())?;
     let mut io = DaemonIo::connect(&location)?;
     let store_dir = {
         use eval::io::EvalIo;

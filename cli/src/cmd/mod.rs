@@ -3,6 +3,7 @@
 mod daemon_io;
 mod derivation;
 mod eval;
+mod eval_env;
 mod filtered_nar;
 mod hash;
 mod instantiate;

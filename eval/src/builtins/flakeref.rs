@@ -528,19 +528,20 @@ fn render(mut attrs: Attrs) -> Result<String, String> {
     Ok(url.render())
 }
 
-fn to_value(attrs: Attrs) -> Value {
-    let entries: Vec<(String, Value)> = attrs
-        .into_iter()
-        .map(|(name, value)| {
-            let v = match value {
-                Attr::Str(s) => Value::string(s),
-                Attr::Int(n) => Value::Int(i64::try_from(n).unwrap_or(i64::MAX)),
-                Attr::Bool(b) => Value::Bool(b),
-            };
-            (name, v)
-        })
-        .collect();
-    make_attrs(entries.iter().map(|(n, v)| (n.as_str(), v.clone())).collect())
+fn to_value(attrs: &Attrs) -> Value {
+    make_attrs(
+        attrs
+            .iter()
+            .map(|(name, value)| {
+                let v = match value {
+                    Attr::Str(s) => Value::string(s.as_str()),
+                    Attr::Int(n) => Value::Int(i64::try_from(*n).unwrap_or(i64::MAX)),
+                    Attr::Bool(b) => Value::Bool(*b),
+                };
+                (name.as_str(), v)
+            })
+            .collect(),
+    )
 }
 
 /// `v` itself, or what it evaluated to if it is a thunk already evaluated.
@@ -555,7 +556,7 @@ fn evaluated(v: &Value) -> Value {
 
 fn parse_flake_ref(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let text = ev.force_str(&args[0])?;
-    parse(&text).map(to_value).map_err(EvalError::other)
+    parse(&text).map(|attrs| to_value(&attrs)).map_err(EvalError::other)
 }
 
 fn flake_ref_to_string(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {

@@ -12,10 +12,10 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use clap::Args;
 use eval::io::LocalIo;
-use eval::{EvalOptions, Evaluator};
+use eval::Evaluator;
 
 use super::daemon_io::DaemonIo;
-use super::eval::search_path;
+use super::eval_env::EvaluatorArgs;
 use super::store::connect::{strip_ansi, StoreLocation};
 use input::{Input, Line};
 use session::{Failure, Next, Session};
@@ -23,18 +23,8 @@ use session::{Failure, Next, Session};
 /// Arguments of `casnix repl`.
 #[derive(Args)]
 pub struct ReplArgs {
-    /// Add a search path entry (`DIR` or `PREFIX=DIR`) before those of `NIX_PATH`.
-    #[arg(short = 'I', long = "include", value_name = "PATH")]
-    include: Vec<String>,
-    /// Show the traces of evaluation errors.
-    #[arg(long)]
-    show_trace: bool,
-    /// The store to talk to (`daemon` or `unix://PATH`); defaults to `NIX_REMOTE`.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// Enable experimental features (`ca-derivations`, ...).
-    #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
-    features: Vec<String>,
+    #[command(flatten)]
+    env: EvaluatorArgs,
     /// Files to load at the start, as with `:l`.
     files: Vec<String>,
 }
@@ -42,8 +32,8 @@ pub struct ReplArgs {
 /// The evaluator: over the daemon when one answers (derivations are written to its store and
 /// `:b` builds there), else over the local filesystem as `casnix eval`.
 fn evaluator(args: &ReplArgs) -> (Evaluator, Result<StoreLocation, String>) {
-    let mut options = EvalOptions { search_path: search_path(&args.include), show_trace: args.show_trace, ..EvalOptions::default() };
-    let connected = StoreLocation::resolve(args.store.as_deref())
+    let mut options = args.env.options(String::new());
+    let connected = StoreLocation::resolve(args.env.store.as_deref())
         .and_then(|location| DaemonIo::connect(&location).map(|io| (location, io)));
     let (io, store): (Box<dyn eval::io::EvalIo>, _) = match connected {
         Ok((location, io)) => {
@@ -56,9 +46,7 @@ fn evaluator(args: &ReplArgs) -> (Evaluator, Result<StoreLocation, String>) {
         }
     };
     let mut ev = Evaluator::new(io, options);
-    for f in args.features.iter().flat_map(|f| f.split_whitespace()) {
-        ev.drv_state.experimental_features.insert(f.to_string());
-    }
+    args.env.enable_features(&mut ev);
     (ev, store)
 }
 
