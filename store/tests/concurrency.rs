@@ -59,6 +59,9 @@ fn concurrent_writers_do_not_fail_and_agree() {
     let nix = NixStore::new("");
     // Create the database first, as casnix's daemon would be running already.
     drop(nix.open_db(OpenMode::ReadWrite));
+    // Nix 2.8 creates its state layout (`gcroots/profiles`) on first use without tolerating a
+    // concurrent creator ("File exists"): let one Nix process create it before three race.
+    nix.run("nix-store", &["--gc", "--print-roots"]);
 
     let files: Vec<Vec<String>> = (0..NIX_PROCESSES)
         .map(|p| {
@@ -73,7 +76,7 @@ fn concurrent_writers_do_not_fail_and_agree() {
         .collect();
     let children: Vec<Child> = files
         .iter()
-        .map(|fs| nix.cmd("nix-store").arg("--add").args(fs).stdout(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|fs| nix.cmd("nix-store").arg("--add").args(fs).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
         .collect();
 
     std::thread::scope(|scope| {
@@ -86,7 +89,7 @@ fn concurrent_writers_do_not_fail_and_agree() {
     let mut nix_paths = BTreeSet::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nix-store --add failed");
+        assert!(out.status.success(), "nix-store --add failed: {}", String::from_utf8_lossy(&out.stderr));
         nix_paths.extend(String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned));
     }
     assert_eq!(nix_paths.len(), NIX_PROCESSES * 8);
