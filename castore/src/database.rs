@@ -42,6 +42,9 @@ pub enum DatabaseError {
 pub fn open(path: &Path, durability: Durability) -> Result<Connection, DatabaseError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(60))?;
+    // One plan per cached statement, whatever its bound values (the bundled SQLite's STAT4
+    // otherwise compiles some parameterised joins again on every run).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let synchronous = match durability {
         Durability::Synced => "FULL",

@@ -36,7 +36,7 @@ impl Db {
     fn with_casnix<T>(
         &self,
         kind: TxnKind,
-        body: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
+        body: impl FnMut(&rusqlite::Connection) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
         if kind == TxnKind::Write {
             self.require_writable()?;

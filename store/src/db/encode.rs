@@ -74,10 +74,15 @@ pub(crate) struct PathRow {
 }
 
 /// The select list that [`PathRow::from_row`] reads, in order.
-pub(crate) const PATH_ROW_COLUMNS: &str = "id, hash, registrationTime, deriver, narSize, ultimate, sigs, ca";
+macro_rules! path_row_columns {
+    () => {
+        "id, hash, registrationTime, deriver, narSize, ultimate, sigs, ca"
+    };
+}
+pub(crate) use path_row_columns;
 
 impl PathRow {
-    /// Reads the columns of [`PATH_ROW_COLUMNS`].
+    /// Reads the columns of `path_row_columns!()`.
     pub fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,

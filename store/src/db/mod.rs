@@ -156,13 +156,13 @@ impl Db {
     }
 
     /// Runs `body` in a read transaction (one consistent snapshot) on Nix's database.
-    fn read<T>(&self, body: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
+    fn read<T>(&self, body: impl FnMut(&rusqlite::Connection) -> Result<T, DbError>) -> Result<T, DbError> {
         let mut conn = self.nix_conn();
         retry::in_transaction(&mut conn, retry::TxnKind::Read, self.busy_timeout, &self.nix_db_path(), body)
     }
 
     /// Runs `body` in a write transaction on Nix's database and commits it.
-    fn write<T>(&self, body: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, DbError>) -> Result<T, DbError> {
+    fn write<T>(&self, body: impl FnMut(&rusqlite::Connection) -> Result<T, DbError>) -> Result<T, DbError> {
         self.require_writable()?;
         let mut conn = self.nix_conn();
         retry::in_transaction(&mut conn, retry::TxnKind::Write, self.busy_timeout, &self.nix_db_path(), body)

@@ -9,7 +9,7 @@ use nix_formats::store_path::{StoreDir, StorePath, HASH_PART_LEN};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::closure::{reachable, topo_sort, ClosureOptions};
-use super::encode::{parse_path, PathRow, PATH_ROW_COLUMNS};
+use super::encode::{parse_path, path_row_columns, PathRow};
 use super::error::DbError;
 use super::Db;
 
@@ -32,7 +32,7 @@ pub(crate) fn path_info(
     path: &StorePath,
 ) -> Result<Option<(i64, ValidPathInfo)>, DbError> {
     let row = conn
-        .prepare_cached(&format!("select {PATH_ROW_COLUMNS} from ValidPaths where path = ?1"))
+        .prepare_cached(concat!("select ", path_row_columns!(), " from ValidPaths where path = ?1"))
         .and_then(|mut s| s.query_row([store_dir.print(path)], PathRow::from_row).optional())
         .map_err(DbError::sqlite("querying path info"))?;
     let Some(row) = row else {

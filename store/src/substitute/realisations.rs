@@ -56,7 +56,7 @@ mod tests {
         std::fs::write(cache.join("realisations").join(format!("{id}.doi")), realisation.to_json()).unwrap();
         let url = format!("file://{}", cache.display());
         let store_dir = StoreDir::new("/nix/store");
-        let subs = Substituters::open(&[url.clone()], &store_dir, TrustedKeys::new(), false, &mut |w| panic!("{w}"));
+        let subs = Substituters::open(std::slice::from_ref(&url), &store_dir, TrustedKeys::new(), false, &mut |w| panic!("{w}"));
         let (found, from) = subs.query_realisation(&store_dir, &id, &mut |w| panic!("{w}")).unwrap();
         assert_eq!((found.out_path, from), (out, url.as_str()));
         let other = DrvOutput { output_name: "dev".into(), ..id };

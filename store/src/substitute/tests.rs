@@ -137,7 +137,7 @@ fn unsigned_paths_need_a_trusted_cache_or_no_require_sigs() {
     let url = format!("file://{}", f.root.join("unsigned").display());
     let target = open(&f.root.join("t1"), "/nix/store");
     let keys: TrustedKeys = [f.key.public()].into_iter().collect();
-    let subs = Substituters::open(&[url.clone()], &StoreDir::new("/nix/store"), keys, true, &mut |w| panic!("{w}"));
+    let subs = Substituters::open(std::slice::from_ref(&url), &StoreDir::new("/nix/store"), keys, true, &mut |w| panic!("{w}"));
     let mut warnings = Vec::new();
     let found = target
         .substitute(&subs, &f.top, None, &mut |e| if let SubstituteEvent::Warning(w) = e { warnings.push(w) })

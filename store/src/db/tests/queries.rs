@@ -87,3 +87,30 @@ fn topological_sort_of_valid_paths() {
     assert_eq!(db.topo_sort_paths(&set(&[&c, &a])).unwrap(), unrelated);
     assert!(matches!(db.topo_sort_paths(&set(&[&path("x")])), Err(DbError::InvalidPath(_))));
 }
+
+#[test]
+fn cached_queries_are_not_compiled_again_on_each_run() {
+    let (_dir, db) = fresh();
+    let (a, b) = (path("a"), path("b"));
+    db.register_valid_paths(&[info(&a, &[]), info(&b, &[&a])], &no_drvs()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(db.query_path_info(&b).unwrap().unwrap().references, set(&[&a]));
+        assert_eq!(db.query_path_info(&a).unwrap().unwrap().references, set(&[]));
+    }
+    // The references query joins on a parameter: without a stable plan, SQLite's STAT4 planner
+    // compiles it again for every run.
+    let conn = db.nix_conn();
+    let stmt = conn.prepare_cached("select path from Refs join ValidPaths on reference = id where referrer = ?1").unwrap();
+    assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+}
+
+#[test]
+fn a_failed_read_leaves_the_connection_usable() {
+    let (_dir, db) = fresh();
+    let a = path("a");
+    db.register_valid_paths(&[info(&a, &[])], &no_drvs()).unwrap();
+    let failed: Result<(), DbError> = db.read(|_| Err(DbError::ReadOnly));
+    assert!(matches!(failed, Err(DbError::ReadOnly)));
+    assert!(db.nix_conn().is_autocommit(), "the transaction was rolled back");
+    assert!(db.is_valid(&a).unwrap());
+}
