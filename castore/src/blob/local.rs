@@ -21,7 +21,10 @@
 //! Writing: a writer hashes while it receives bytes, keeping up to 1 MiB in memory and spilling
 //! larger blobs to a temporary file in `tmp/`; a blob held in memory (or given whole to
 //! [`write_bytes`](BlobService::write_bytes)) is written to a temporary file in its fan-out
-//! directory, which spreads file creation over 256 directories. With [`Durability::Synced`],
+//! directory, which spreads file creation over 256 directories. Temporary files are unnamed
+//! (`O_TMPFILE`, see `blob/anonymous.rs`) where the file system allows and the descriptor budget
+//! lasts: the flush then gives each its final name with one `linkat`, instead of a rename that
+//! adds a name and removes the temporary one. With [`Durability::Synced`],
 //! temporary files of 64 KiB and more are written with direct I/O (`O_DIRECT`, see
 //! `blob/direct.rs`); smaller ones through the page cache, written out by the flush.
 //! On [`finish`](BlobWriter::finish), if the blob is already stored (or already waiting), nothing is written; otherwise the temporary file gets its
@@ -51,6 +54,7 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
+use super::anonymous;
 use super::direct::{self, DirectWriter};
 use super::{BlobError, BlobReader, BlobService, BlobWriter};
 use crate::canonical;
@@ -88,7 +92,7 @@ struct Inner {
     durability: Durability,
     temp_dir: PathBuf,
     /// Finished blobs waiting for the next flush: digest → (temporary file, executable).
-    staged: Mutex<HashMap<B3Digest, (PathBuf, bool)>>,
+    staged: Mutex<HashMap<B3Digest, (Waiting, bool)>>,
     /// This process's id, part of temporary file names.
     pid: u32,
     /// A fan-out directory was created since the last flush (the root needs a sync).
@@ -160,27 +164,54 @@ fn make_canonical(file: &File, path: &Path, executable: bool) -> Result<(), Blob
         .map_err(|e| BlobError::io(path, e))
 }
 
-/// A temporary file that is deleted on drop unless [`keep`](Self::keep) is called.
+/// A temporary file, named (deleted on drop unless [`keep`](Self::keep) is called) or unnamed
+/// (see [`anonymous`]; `path` is then its directory, for messages).
 struct TempFile {
     path: PathBuf,
     file: File,
     /// Opened for direct I/O (see [`direct`]).
     direct: bool,
+    /// Deletes a named file on drop (`None` for an unnamed one).
+    named: Option<RemoveOnDrop>,
+    /// An unnamed file's budget slot.
+    slot: Option<anonymous::Slot>,
+}
+
+/// Deletes the file at `path` on drop while `armed`.
+struct RemoveOnDrop {
+    path: PathBuf,
     armed: bool,
 }
 
-impl TempFile {
-    /// Closes the file and keeps it: its path, for the caller to rename or delete.
-    fn keep(mut self) -> PathBuf {
-        self.armed = false;
-        std::mem::take(&mut self.path)
-    }
-}
-
-impl Drop for TempFile {
+impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if self.armed {
             let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A finished blob waiting for the flush to give it its name.
+#[derive(Debug)]
+enum Waiting {
+    /// A named temporary file.
+    Named(PathBuf),
+    /// An unnamed one, kept open until then.
+    Unnamed { file: File, dir: PathBuf, _slot: anonymous::Slot },
+}
+
+impl TempFile {
+    /// Keeps the file for the flush.
+    fn keep(self) -> Waiting {
+        let TempFile { path, file, mut named, slot, .. } = self;
+        match slot {
+            Some(slot) => Waiting::Unnamed { file, dir: path, _slot: slot },
+            None => {
+                if let Some(named) = named.as_mut() {
+                    named.armed = false;
+                }
+                Waiting::Named(path)
+            }
         }
     }
 }
@@ -206,21 +237,44 @@ impl Inner {
     /// it will hold at least one whole block (else direct I/O buys nothing).
     fn create_temp_in(&self, dir: &Path, whole_blocks: bool) -> Result<TempFile, BlobError> {
         let pid = self.pid;
+        let direct = self.durability == Durability::Synced && whole_blocks;
         loop {
+            match anonymous::create(dir, direct) {
+                None => {}
+                Some(Ok((file, direct, slot))) => {
+                    return Ok(TempFile { path: dir.to_path_buf(), file, direct, named: None, slot: Some(slot) });
+                }
+                Some(Err(e)) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => {
+                    self.create_fan_out(dir)?;
+                    continue;
+                }
+                Some(Err(e)) => return Err(BlobError::io(dir, e)),
+            }
             let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
             let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
             let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}-{nanos:08x}"));
             // Synced blobs are written around the page cache (see `direct`).
-            match direct::create(&path, self.durability == Durability::Synced && whole_blocks) {
-                Ok((file, direct)) => return Ok(TempFile { path, file, direct, armed: true }),
+            match direct::create(&path, direct) {
+                Ok((file, direct)) => {
+                    let named = Some(RemoveOnDrop { path: path.clone(), armed: true });
+                    return Ok(TempFile { path, file, direct, named, slot: None });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => match fs::create_dir(dir) {
-                    Ok(()) => self.root_changed.store(true, Ordering::Relaxed),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(BlobError::io(dir, e)),
-                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound && dir != self.temp_dir => self.create_fan_out(dir)?,
                 Err(e) => return Err(BlobError::io(path, e)),
             }
+        }
+    }
+
+    /// Creates the fan-out directory `dir` unless it exists.
+    fn create_fan_out(&self, dir: &Path) -> Result<(), BlobError> {
+        match fs::create_dir(dir) {
+            Ok(()) => {
+                self.root_changed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(BlobError::io(dir, e)),
         }
     }
 
@@ -263,7 +317,14 @@ impl Inner {
     /// reads back blobs it has just written (content-address checks, derivations), which are
     /// not in the pool yet.
     fn open_stored_or_staged(&self, digest: &B3Digest) -> Result<Option<File>, BlobError> {
-        let Some(temp) = lock(&self.staged).get(digest).map(|(temp, _)| temp.clone()) else {
+        let temp = match lock(&self.staged).get(digest) {
+            None => None,
+            Some((Waiting::Named(temp), _)) => Some(temp.clone()),
+            Some((Waiting::Unnamed { file, dir, .. }, _)) => {
+                return anonymous::reopen(file).map(Some).map_err(|e| BlobError::io(dir, e));
+            }
+        };
+        let Some(temp) = temp else {
             return self.open(digest);
         };
         match File::open(&temp) {
@@ -276,11 +337,10 @@ impl Inner {
 
     fn flush(&self) -> Result<(), BlobError> {
         let _flushing = lock(&self.flush_lock);
-        let staged: Vec<(B3Digest, (PathBuf, bool))> = lock(&self.staged).drain().collect();
+        let staged: Vec<(B3Digest, (Waiting, bool))> = lock(&self.staged).drain().collect();
         if staged.is_empty() {
             return Ok(());
         }
-        let temps: Vec<PathBuf> = staged.iter().map(|(_, (temp, _))| temp.clone()).collect();
         // The fan-out directories that get new names (at most 256), created on first use.
         let mut dirs: Vec<PathBuf> = staged
             .iter()
@@ -304,7 +364,7 @@ impl Inner {
             dirs.push(self.root.clone());
         }
         let synced = match self.durability {
-            Durability::Synced => durability::sync_all(&temps, &self.temp_dir),
+            Durability::Synced => self.sync_waiting(&staged),
             Durability::Unsynced => Ok(()),
         };
         if let Err((path, e)) = synced {
@@ -313,15 +373,21 @@ impl Inner {
         }
         let failed: Vec<_> = staged
             .into_par_iter()
-            .filter_map(|(digest, (temp, executable))| {
+            .filter_map(|(digest, (waiting, executable))| {
                 let target = self.path(&digest, executable);
-                match rename_no_replace(&temp, &target) {
+                let placed = match &waiting {
+                    Waiting::Named(temp) => rename_no_replace(temp, &target),
+                    Waiting::Unnamed { file, .. } => anonymous::link(file, &target),
+                };
+                match placed {
                     Ok(true) => None,
                     Ok(false) => {
-                        let _ = fs::remove_file(&temp);
+                        if let Waiting::Named(temp) = &waiting {
+                            let _ = fs::remove_file(temp);
+                        }
                         None
                     }
-                    Err(e) => Some((digest, (temp, executable), BlobError::io(target, e))),
+                    Err(e) => Some((digest, (waiting, executable), BlobError::io(target, e))),
                 }
             })
             .collect();
@@ -337,6 +403,27 @@ impl Inner {
             durability::sync_all(&dirs, &self.root).map_err(|(path, e)| BlobError::io(path, e))?;
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Inner {
+    /// Makes the waiting blobs' bytes durable: one `syncfs` for a large batch (see
+    /// [`durability`]), else an `fsync` of each (unnamed files through their descriptors).
+    fn sync_waiting(&self, staged: &[(B3Digest, (Waiting, bool))]) -> Result<(), (PathBuf, io::Error)> {
+        let mut named = Vec::new();
+        let mut unnamed = Vec::new();
+        for (_, (waiting, _)) in staged {
+            match waiting {
+                Waiting::Named(path) => named.push(path.clone()),
+                Waiting::Unnamed { file, dir, .. } => unnamed.push((file, dir)),
+            }
+        }
+        if staged.len() > durability::SYNCFS_THRESHOLD {
+            let handle = File::open(&self.temp_dir).map_err(|e| (self.temp_dir.clone(), e))?;
+            return rustix::fs::syncfs(&handle).map_err(|e| (self.temp_dir.clone(), e.into()));
+        }
+        durability::sync_all(&named, &self.temp_dir)?;
+        unnamed.par_iter().try_for_each(|(file, dir)| file.sync_all().map_err(|e| ((*dir).clone(), e)))
     }
 }
 
@@ -566,12 +653,17 @@ impl BlobService for LocalBlobService {
         if inner.durability == Durability::Synced {
             temp.file.sync_all().map_err(|e| BlobError::io(&temp_path, e))?;
         }
-        let temp_path = temp.keep();
-        let placed = rename_no_replace(&temp_path, &wanted).map_err(|e| BlobError::io(&wanted, e));
-        if !matches!(placed, Ok(true)) {
-            let _ = fs::remove_file(&temp_path);
-        }
-        placed?;
+        let placed = match temp.keep() {
+            Waiting::Named(temp_path) => {
+                let placed = rename_no_replace(&temp_path, &wanted);
+                if !matches!(placed, Ok(true)) {
+                    let _ = fs::remove_file(&temp_path);
+                }
+                placed
+            }
+            Waiting::Unnamed { file, .. } => anonymous::link(&file, &wanted),
+        };
+        placed.map_err(|e| BlobError::io(&wanted, e))?;
         if let (Some(dir), Durability::Synced) = (wanted.parent(), inner.durability) {
             File::open(dir).and_then(|d| d.sync_all()).map_err(|e| BlobError::io(dir, e))?;
         }
@@ -654,7 +746,8 @@ enum Contents<'a> {
 impl Inner {
     /// Stages a finished blob, unless it is stored or staged already (then its bytes are dropped).
     fn finish(&self, digest: B3Digest, contents: Contents<'_>, executable: bool) -> Result<(), BlobError> {
-        if self.stored(&digest)? || self.is_staged(&digest) {
+        // Only the variant wanted: materialising would make it from the other one anyway.
+        if exists(&self.path(&digest, executable))? || self.is_staged(&digest) {
             return Ok(()); // Dropping a temporary file deletes it.
         }
         let temp = match contents {

@@ -3,6 +3,7 @@
 //! [`BlobService`] is the interface; [`LocalBlobService`] keeps blobs as files in a local pool,
 //! which the store hardlinks into the store directory (see [`local`]).
 
+mod anonymous;
 mod direct;
 pub mod local;
 
