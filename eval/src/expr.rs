@@ -170,7 +170,7 @@ pub enum Expr {
     /// the parts with their positions.
     Concat(Vec<(ExprRef, Pos)>, bool, Pos),
     /// A path literal, already made absolute.
-    Path(Rc<str>),
+    Path(Rc<String>),
     /// `~/x`: resolved against `$HOME` at run time.
     HomePath(String, Pos),
     /// `__curPos`.

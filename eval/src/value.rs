@@ -193,8 +193,8 @@ pub enum Value {
     Float(f64),
     /// A string with context.
     String(Rc<NixString>),
-    /// An absolute, canonical path.
-    Path(Rc<str>),
+    /// An absolute, canonical path (behind one pointer, so that a value is two words).
+    Path(Rc<String>),
     /// An attribute set.
     Attrs(Rc<Attrs>),
     /// A list.
