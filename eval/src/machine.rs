@@ -136,7 +136,7 @@ fn default_system() -> String {
 /// reference cycles of its environments.
 pub struct Evaluator {
     pub(crate) envs: EnvRegistry,
-    pub(crate) globals: HashMap<Symbol, Value>,
+    pub(crate) globals: crate::symbol::SymbolMap<Value>,
     /// The I/O interface (filesystem, store).
     pub io: Box<dyn EvalIo>,
     /// The options.
@@ -153,7 +153,7 @@ impl Evaluator {
     pub fn new(io: Box<dyn EvalIo>, options: EvalOptions) -> Evaluator {
         let mut ev = Evaluator {
             envs: EnvRegistry::default(),
-            globals: HashMap::new(),
+            globals: Default::default(),
             io,
             options,
             call_depth: 0,

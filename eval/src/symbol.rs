@@ -18,6 +18,10 @@ struct Interner {
     names: HashMap<&'static str, &'static Box<str>, BuildHasherDefault<FxHasher>>,
 }
 
+/// A hash map keyed by symbols (hashing their addresses with FxHash: lowering resolves every
+/// variable through such maps).
+pub type SymbolMap<V> = HashMap<Symbol, V, BuildHasherDefault<FxHasher>>;
+
 impl PartialEq for Symbol {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
