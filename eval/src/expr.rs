@@ -149,8 +149,9 @@ pub enum Expr {
     List(Vec<ExprRef>),
     /// A function.
     Lambda(Rc<LambdaExpr>),
-    /// `f a`.
-    Apply(ExprRef, ExprRef, Pos),
+    /// `f a` or `f a b ...`: applications starting at the same place are one call with several
+    /// arguments (applied one after another).
+    Apply(ExprRef, Vec<ExprRef>, Pos),
     /// `let ...; in body`: an environment of `bindings.len()` slots.
     Let(Vec<Binding>, ExprRef),
     /// `with e; body`: an environment of one slot holding `e`.

@@ -5,11 +5,11 @@ use std::rc::Rc;
 
 use crate::env::{Env, EnvRegistry, EnvSlots};
 use crate::error::{ErrorKind, EvalError, EvalResult};
-use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, LambdaExpr, Var};
+use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, Var};
 use crate::io::EvalIo;
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::{Attr, Attrs, Closure, PrimOpApp, Thunk, ThunkState, Value};
+use crate::value::{Attr, Attrs, Closure, Thunk, ThunkState, Value};
 
 /// Stack left before we grow it (bytes), and how much a new segment gets.
 const STACK_RED_ZONE: usize = 128 * 1024;
@@ -141,7 +141,7 @@ pub struct Evaluator {
     pub io: Box<dyn EvalIo>,
     /// The options.
     pub options: EvalOptions,
-    call_depth: usize,
+    pub(crate) call_depth: usize,
     pub(crate) import_cache: HashMap<String, Value>,
     pub(crate) regex_cache: HashMap<String, crate::builtins::regex::Compiled>,
     /// The derivations written so far and their hashes.
@@ -221,6 +221,10 @@ impl Evaluator {
         let result = match &state {
             ThunkState::Suspended(e, env) => self.eval(e, env),
             ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
+            ThunkState::Apply2(call) => {
+                let (f, a, b) = &**call;
+                self.apply_many(f.clone(), smallvec::smallvec![a.clone(), b.clone()], None)
+            }
             ThunkState::Select(select) => {
                 let (v, name) = &**select;
                 // No `?`: on error the thunk gets its state back below.
@@ -277,10 +281,14 @@ impl Evaluator {
                 Ok(Value::list(values))
             }
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l.clone(), env: env.clone() }))),
-            Expr::Apply(f, arg, pos) => {
+            Expr::Apply(f, args, pos) => {
                 let fv = self.eval(f, env)?;
-                let av = self.thunk(arg, env);
-                self.apply(fv, av, Some(pos))
+                if let [arg] = args.as_slice() {
+                    let av = self.thunk(arg, env);
+                    return self.apply(fv, av, Some(pos));
+                }
+                let avs: crate::call::Args = args.iter().map(|a| self.thunk(a, env)).collect();
+                self.apply_many(fv, avs, Some(pos))
             }
             Expr::Let(bindings, body) => {
                 let env2 = self.envs.alloc_unfilled(bindings.len(), Some(env.clone()));
@@ -567,152 +575,6 @@ impl Evaluator {
         }
         let _ = pos;
         Ok(Value::attrs(attrs))
-    }
-
-    /// Applies a function to an argument (forcing the function).
-    pub fn apply(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
-        let f = self.force_value(f)?;
-        self.call_depth += 1;
-        if self.call_depth > self.options.max_call_depth {
-            self.call_depth -= 1;
-            let err = EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded");
-            return Err(match pos {
-                Some(p) => err.at(p),
-                None => err,
-            });
-        }
-        // No stack check here: a function's body is run by `eval`, which checks, and builtins
-        // that recurse check themselves.
-        let result = self.apply_forced(f, arg, pos);
-        self.call_depth -= 1;
-        result
-    }
-
-    fn apply_forced(&mut self, f: Value, arg: Value, pos: Option<&Pos>) -> EvalResult<Value> {
-        match f {
-            Value::Lambda(closure) => self.call_lambda(&closure, arg, pos),
-            Value::PrimOp(app) => {
-                let mut args = Vec::with_capacity(app.args.len() + 1);
-                args.extend(app.args.iter().cloned());
-                args.push(arg);
-                if args.len() < app.op.arity {
-                    return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
-                }
-                // The call site is in the frame; the error itself keeps only a position of its own.
-                // `addErrorContext` adds its own frame instead (Nix's `addTrace = false`).
-                (app.op.fun)(self, args).map_err(|e| {
-                    if app.op.name == "addErrorContext" {
-                        e
-                    } else {
-                        e.with_frame(pos, format!("while calling the '{}' builtin", app.op.name))
-                    }
-                })
-            }
-            Value::Attrs(ref attrs) if attrs.get(Symbol::new("__functor")).is_some() => {
-                let functor = attrs.get(Symbol::new("__functor")).cloned().unwrap_or(Value::Null);
-                let inner = self.apply(functor, f.clone(), pos)?;
-                self.apply(inner, arg, pos)
-            }
-            other => {
-                let err = EvalError::type_error(format!(
-                    "attempt to call something which is not a function but {}: {}",
-                    other.describe(),
-                    crate::print::error_repr(&other)
-                ));
-                Err(match pos {
-                    Some(p) => err.at(p),
-                    None => err,
-                })
-            }
-        }
-    }
-
-    fn call_lambda(&mut self, closure: &Closure, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Value> {
-        let lambda: &LambdaExpr = &closure.lambda;
-        let env = match &lambda.formals {
-            None => self.alloc_env(smallvec::smallvec![arg], Some(closure.env.clone()), false),
-            Some(formals) => {
-                let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
-                let attrs = match &forced {
-                    Value::Attrs(a) => a.clone(),
-                    other => {
-                        return Err(EvalError::type_error(format!(
-                            "expected a set but found {}: {}",
-                            other.describe(),
-                            crate::print::error_repr(other)
-                        ))
-                        .at(&lambda.pos)
-                        .with_frame(call_pos, "from call site"))
-                    }
-                };
-                let env = self.envs.alloc_unfilled(lambda.slots as usize, Some(closure.env.clone()));
-                let fname = lambda.name.map(|n| n.as_str()).unwrap_or("anonymous lambda");
-                let mut used = 0;
-                for (i, formal) in formals.entries.iter().enumerate() {
-                    let v = match attrs.get(formal.name) {
-                        Some(v) => {
-                            used += 1;
-                            v.clone()
-                        }
-                        None => match &formal.default {
-                            Some(d) => self.thunk(d, &env),
-                            None => {
-                                return Err(EvalError::type_error(format!(
-                                    "function '{fname}' called without required argument '{}'",
-                                    formal.name
-                                ))
-                                .at(&lambda.pos)
-                                .with_frame(call_pos, "from call site"))
-                            }
-                        },
-                    };
-                    env.set(i as u32, v);
-                }
-                if !formals.ellipsis && used != attrs.len() {
-                    if let Some(extra) = attrs.iter().find(|a| !formals.entries.iter().any(|f| f.name == a.name)) {
-                        let suggestions = crate::error::suggestions(
-                            extra.name.as_str(),
-                            formals.entries.iter().map(|f| f.name.as_str()),
-                        );
-                        return Err(EvalError::type_error(format!(
-                            "function '{fname}' called with unexpected argument '{}'",
-                            extra.name
-                        ))
-                        .at(&lambda.pos)
-                        .with_suggestions(suggestions)
-                        .with_frame(call_pos, "from call site"));
-                    }
-                }
-                if formals.at.is_some() {
-                    env.set(formals.entries.len() as u32, forced);
-                }
-                env
-            }
-        };
-        let show_trace = self.options.show_trace;
-        self.eval(&lambda.body, &env).map_err(|e| {
-            if !show_trace {
-                return e;
-            }
-            let what = match lambda.name {
-                Some(n) => format!("while calling '{n}'"),
-                None => "while calling anonymous lambda".to_string(),
-            };
-            let e = e.with_frame(Some(&lambda.pos), what);
-            match call_pos {
-                Some(p) => e.with_frame(Some(p), "from call site"),
-                None => e,
-            }
-        })
-    }
-
-    /// Calls `f` with the arguments given, one after another.
-    pub fn call(&mut self, f: &Value, args: &[Value]) -> EvalResult<Value> {
-        let mut v = f.clone();
-        for a in args {
-            v = self.apply(v, a.clone(), None)?;
-        }
-        self.force(&v)
     }
 }
 

@@ -166,6 +166,8 @@ pub enum ThunkState {
     /// A function application to perform (function, argument). Boxed, as the selection below,
     /// so that a thunk takes 24 bytes, not 40: most thunks are `Suspended` or `Done`.
     Apply(Box<(Value, Value)>),
+    /// A function applied to two arguments (`mapAttrs`' `f name value`): one thunk, not two.
+    Apply2(Box<(Value, Value, Value)>),
     /// Selection of an attribute from a value (used by builtins building lazy results).
     Select(Box<(Value, Symbol)>),
     /// Being evaluated right now: needing it again is infinite recursion.
@@ -231,6 +233,11 @@ impl Value {
     /// A thunk applying `f` to `arg`.
     pub fn lazy_apply(f: Value, arg: Value) -> Value {
         Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+    }
+
+    /// A thunk applying `f` to `a` and then `b`.
+    pub fn lazy_apply2(f: Value, a: Value, b: Value) -> Value {
+        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
     }
 
     /// A thunk selecting `name` from `v`.

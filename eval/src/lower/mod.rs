@@ -166,7 +166,16 @@ impl Lowerer<'_> {
             ast::Expr::Apply(a) => {
                 let f = self.child(a, a.lambda())?;
                 let arg = self.child(a, a.argument())?;
-                Expr::Apply(f, arg, pos)
+                // `f a b` is one call of `f` with two arguments when `f a` starts where it does
+                // (not `(f a) b`, whose errors are placed differently).
+                match Rc::try_unwrap(f) {
+                    Ok(Expr::Apply(inner, mut args, inner_pos)) if inner_pos.offset == pos.offset => {
+                        args.push(arg);
+                        Expr::Apply(inner, args, inner_pos)
+                    }
+                    Ok(other) => Expr::Apply(Rc::new(other), vec![arg], pos),
+                    Err(shared) => Expr::Apply(shared, vec![arg], pos),
+                }
             }
             ast::Expr::Assert(a) => {
                 let cond = self.child(a, a.condition())?;
@@ -396,8 +405,8 @@ impl Lowerer<'_> {
                                 // so a `let __nixPath = ...` around it changes the search.
                                 let find = self.resolve(Symbol::new("__findFile"), pos.clone())?;
                                 let path = self.resolve(Symbol::new("__nixPath"), pos.clone())?;
-                                let call = Rc::new(Expr::Apply(find, path, pos.clone()));
-                                return Ok(Rc::new(Expr::Apply(call, Rc::new(Expr::Const(Value::string(name))), pos)));
+                                let name = Rc::new(Expr::Const(Value::string(name)));
+                                return Ok(Rc::new(Expr::Apply(find, vec![path, name], pos)));
                             }
                         }
                         if let Some(rest) = text.strip_prefix("~/") {
