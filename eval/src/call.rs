@@ -161,7 +161,7 @@ impl Evaluator {
     /// the argument, or the formals taken from it (with their defaults) and the `@` name.
     fn bind_arguments(&mut self, lambda: &LambdaExpr, closure_env: &Rc<Env>, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Rc<Env>> {
         let formals = match &lambda.formals {
-            None => return Ok(self.alloc_env(smallvec::smallvec![arg], Some(closure_env.clone()), false)),
+            None => return Ok(self.envs.alloc_one(arg, Some(closure_env.clone()), false)),
             Some(formals) => formals,
         };
         let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;

@@ -183,10 +183,10 @@ impl Evaluator {
             Expr::Var(Var::Static { depth, slot }, _, _) => {
                 match env.up(*depth).and_then(|e| e.get_filled(*slot)) {
                     Some(v) => v,
-                    None => Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(e.clone(), env.clone()))))),
+                    None => Thunk::value_of(ThunkState::Suspended(e.clone(), env.clone())),
                 }
             }
-            _ => Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(e.clone(), env.clone()))))),
+            _ => Thunk::value_of(ThunkState::Suspended(e.clone(), env.clone())),
         }
     }
 
@@ -207,18 +207,17 @@ impl Evaluator {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
-        {
-            let state = t.0.borrow();
-            match &*state {
-                ThunkState::Done(v) => return Ok(v.clone()),
-                ThunkState::Blackhole => {
-                    return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered"))
-                }
-                _ => {}
-            }
-        }
-        let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
+        let state = t.take();
         let result = match &state {
+            ThunkState::Done(v) => {
+                let v = v.clone();
+                t.put(state);
+                return Ok(v);
+            }
+            // Being evaluated (its state stays `Blackhole`).
+            ThunkState::Blackhole => {
+                return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered"))
+            }
             ThunkState::Suspended(e, env) => self.eval(e, env),
             ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
             ThunkState::Apply2(call) => {
@@ -236,16 +235,14 @@ impl Evaluator {
                     None => Err(EvalError::new(ErrorKind::Missing, format!("attribute '{name}' missing"))),
                 })
             }
-            ThunkState::Done(v) => Ok(v.clone()),
-            ThunkState::Blackhole => Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered")),
         };
         match result {
             Ok(v) => {
-                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                t.put(ThunkState::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
-                *t.0.borrow_mut() = state;
+                t.put(state);
                 Err(e)
             }
         }
@@ -300,7 +297,7 @@ impl Evaluator {
             }
             Expr::With(ns, body) => {
                 let nsv = self.thunk(ns, env);
-                let env2 = self.alloc_env(smallvec::smallvec![nsv], Some(env.clone()), true);
+                let env2 = self.envs.alloc_one(nsv, Some(env.clone()), true);
                 self.eval(body, &env2)
             }
             Expr::If(c, t, f, pos) => {
@@ -520,7 +517,7 @@ impl Evaluator {
         let mut entries = Vec::with_capacity(bindings.len() + dynamic.len());
         for (i, b) in bindings.iter().enumerate() {
             let v = if has_overrides && !b.outer_scope {
-                Value::Thunk(Rc::new(Thunk(std::cell::RefCell::new(ThunkState::Suspended(b.value.clone(), inner.clone())))))
+                Thunk::value_of(ThunkState::Suspended(b.value.clone(), inner.clone()))
             } else if rec && !b.outer_scope {
                 self.thunk(&b.value, &inner)
             } else {

@@ -1,7 +1,7 @@
 //! Values: what expressions evaluate to. Compound values are reference-counted; a [`Value::Thunk`]
 //! is a suspended computation that is replaced by its result once forced.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
@@ -178,9 +178,59 @@ pub enum ThunkState {
 
 // Thunks are the evaluator's most numerous objects: keep their state at three words.
 const _: () = assert!(std::mem::size_of::<ThunkState>() <= 24);
+const _: () = assert!(std::mem::size_of::<Thunk>() <= 24);
 
-/// A suspended computation.
-pub struct Thunk(pub RefCell<ThunkState>);
+/// A suspended computation. The state is taken out of its `Cell` while it is looked at or
+/// evaluated (leaving `Blackhole`) and put back: no borrow flag, so a thunk is 40 bytes with its
+/// reference counts, not 48.
+pub struct Thunk(Cell<ThunkState>);
+
+/// What a thunk holds, seen from outside the evaluator.
+pub enum ThunkView {
+    /// Evaluated to this value.
+    Done(Value),
+    /// Being evaluated.
+    Blackhole,
+    /// Not evaluated yet.
+    Pending,
+}
+
+impl Thunk {
+    /// A thunk in `state`.
+    pub fn new(state: ThunkState) -> Thunk {
+        Thunk(Cell::new(state))
+    }
+
+    /// A shared thunk in `state`, as a value.
+    pub fn value_of(state: ThunkState) -> Value {
+        Value::Thunk(Rc::new(Thunk::new(state)))
+    }
+
+    /// Takes the state out, leaving `Blackhole` (the evaluator puts a state back).
+    pub(crate) fn take(&self) -> ThunkState {
+        self.0.replace(ThunkState::Blackhole)
+    }
+
+    /// Puts a state back in place of the `Blackhole` that [`Thunk::take`] left.
+    pub(crate) fn put(&self, state: ThunkState) {
+        let old = self.0.replace(state);
+        debug_assert!(matches!(old, ThunkState::Blackhole));
+        // A `Blackhole` owns nothing: no drop needed.
+        std::mem::forget(old);
+    }
+
+    /// Whether it has been evaluated, and to what.
+    pub fn view(&self) -> ThunkView {
+        let state = self.take();
+        let view = match &state {
+            ThunkState::Done(v) => ThunkView::Done(v.clone()),
+            ThunkState::Blackhole => ThunkView::Blackhole,
+            _ => ThunkView::Pending,
+        };
+        self.put(state);
+        view
+    }
+}
 
 /// A Nix value.
 #[derive(Clone)]
@@ -232,17 +282,17 @@ impl Value {
 
     /// A thunk applying `f` to `arg`.
     pub fn lazy_apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+        Thunk::value_of(ThunkState::Apply(Box::new((f, arg))))
     }
 
     /// A thunk applying `f` to `a` and then `b`.
     pub fn lazy_apply2(f: Value, a: Value, b: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply2(Box::new((f, a, b)))))))
+        Thunk::value_of(ThunkState::Apply2(Box::new((f, a, b))))
     }
 
     /// A thunk selecting `name` from `v`.
     pub fn lazy_select(v: Value, name: Symbol) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Select(Box::new((v, name)))))))
+        Thunk::value_of(ThunkState::Select(Box::new((v, name))))
     }
 
     /// The type name `builtins.typeOf` gives (thunks say "thunk").
