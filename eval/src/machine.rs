@@ -165,6 +165,17 @@ impl Evaluator {
         ev
     }
 
+    /// Ends the evaluation without freeing its values, for a process about to exit: emptying
+    /// every environment and dropping the values took about 6% of an evaluation (nixpkgs.lib's
+    /// module system). The I/O is dropped as usual (its connections are closed). Values the
+    /// caller still holds stay valid; their memory is returned only when the process exits.
+    pub fn finish_without_freeing(self) {
+        let Evaluator { envs, globals, io, options, call_depth: _, import_cache, regex_cache, drv_state } = self;
+        drop(io);
+        drop(options);
+        std::mem::forget((envs, globals, import_cache, regex_cache, drv_state));
+    }
+
     /// Allocates an environment.
     pub(crate) fn alloc_env(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
         self.envs.alloc(slots, parent, is_with)

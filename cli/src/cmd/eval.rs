@@ -143,7 +143,8 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             1
         }
     };
-    drop(ev);
+    // The process ends now: no need to free the evaluation's values one by one.
+    ev.finish_without_freeing();
     Ok(code)
 }
 

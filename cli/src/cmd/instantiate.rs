@@ -68,7 +68,7 @@ fn instantiate(args: &InstantiateArgs) -> Result<(Evaluator, Vec<FoundDrv>)> {
         Ok(found) => Ok((ev, found)),
         Err(e) => {
             eprintln!("{}", e.render(args.env.show_trace));
-            drop(ev);
+            ev.finish_without_freeing();
             std::process::exit(1);
         }
     }
@@ -205,7 +205,7 @@ pub fn run_instantiate(args: InstantiateArgs) -> Result<()> {
             println!("{}!{}", d.drv_path, d.output);
         }
     }
-    drop(ev);
+    ev.finish_without_freeing();
     Ok(())
 }
 
@@ -255,6 +255,6 @@ pub fn run_build(args: BuildArgs) -> Result<()> {
         }
         println!("{}", d.out_path);
     }
-    drop(ev);
+    ev.finish_without_freeing();
     Ok(())
 }
