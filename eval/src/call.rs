@@ -30,7 +30,7 @@ impl Evaluator {
 
     /// Applies `f` to `args` one after another, as many single applications would (the same
     /// results, errors and call depth), without the intermediate partial applications.
-    pub fn apply_many(&mut self, f: Value, args: Args, pos: Option<&Pos>) -> EvalResult<Value> {
+    pub fn apply_many(&mut self, f: Value, args: &[Value], pos: Option<&Pos>) -> EvalResult<Value> {
         let mut f = f;
         let mut next = 0;
         while next < args.len() {
@@ -243,7 +243,7 @@ impl Evaluator {
     pub fn call(&mut self, f: &Value, args: &[Value]) -> EvalResult<Value> {
         let v = match args {
             [one] => self.apply(f.clone(), one.clone(), None)?,
-            _ => self.apply_many(f.clone(), args.iter().cloned().collect(), None)?,
+            _ => self.apply_many(f.clone(), args, None)?,
         };
         self.force_value(v)
     }

@@ -68,14 +68,21 @@ impl Env {
     }
 }
 
-/// Every environment of one evaluation, so that their cycles can be broken at the end.
+/// Every environment of one evaluation, so that their cycles can be broken at the end (unless
+/// it does not track them: then their cycles live until the process ends).
 #[derive(Default)]
 pub struct EnvRegistry {
     envs: Vec<Weak<Env>>,
     compact_at: usize,
+    untracked: bool,
 }
 
 impl EnvRegistry {
+    /// A registry; `track` says whether it keeps the environments it allocates.
+    pub fn new(track: bool) -> EnvRegistry {
+        EnvRegistry { envs: Vec::new(), compact_at: 0, untracked: !track }
+    }
+
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
     pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
         let slots = (0..count).map(|_| Cell::new(Value::Null)).collect();
@@ -99,6 +106,9 @@ impl EnvRegistry {
     #[inline]
     fn register(&mut self, env: Env) -> Rc<Env> {
         let env = Rc::new(env);
+        if self.untracked {
+            return env;
+        }
         if self.envs.len() >= self.compact_at.max(4096) {
             self.envs.retain(|w| w.strong_count() > 0);
             self.compact_at = self.envs.len() * 2;

@@ -107,6 +107,11 @@ pub struct EvalOptions {
     pub toml_timestamps: bool,
     /// Whether `builtins.warn` fails after printing (Nix's `abort-on-warn`).
     pub abort_on_warn: bool,
+    /// Whether environments are registered so that dropping the evaluator frees the reference
+    /// cycles they make (`env::EnvRegistry`). A process that ends its evaluation with
+    /// [`Evaluator::finish_without_freeing`] turns it off: registering took 6% of an evaluation,
+    /// and the registry kept the memory of environments no longer used until it was compacted.
+    pub track_environments: bool,
 }
 
 impl Default for EvalOptions {
@@ -119,6 +124,7 @@ impl Default for EvalOptions {
             show_trace: false,
             toml_timestamps: false,
             abort_on_warn: false,
+            track_environments: true,
         }
     }
 }
@@ -152,7 +158,7 @@ impl Evaluator {
     /// A new evaluator with all builtins.
     pub fn new(io: Box<dyn EvalIo>, options: EvalOptions) -> Evaluator {
         let mut ev = Evaluator {
-            envs: EnvRegistry::default(),
+            envs: EnvRegistry::new(options.track_environments),
             globals: Default::default(),
             io,
             options,
@@ -233,7 +239,7 @@ impl Evaluator {
             ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
             ThunkState::Apply2(call) => {
                 let (f, a, b) = &**call;
-                self.apply_many(f.clone(), smallvec::smallvec![a.clone(), b.clone()], None)
+                self.apply_many(f.clone(), &[a.clone(), b.clone()], None)
             }
             ThunkState::Select(select) => {
                 let (v, name) = &**select;
@@ -296,7 +302,7 @@ impl Evaluator {
                     return self.apply(fv, av, Some(pos));
                 }
                 let avs: crate::call::Args = args.iter().map(|a| self.thunk(a, env)).collect();
-                self.apply_many(fv, avs, Some(pos))
+                self.apply_many(fv, &avs, Some(pos))
             }
             Expr::Let(bindings, body) => {
                 let env2 = self.envs.alloc_unfilled(bindings.len(), Some(env.clone()));

@@ -61,7 +61,9 @@ struct FoundDrv {
 fn instantiate(args: &InstantiateArgs) -> Result<(Evaluator, Vec<FoundDrv>)> {
     let location = StoreLocation::resolve(args.env.store.as_deref())?;
     let io = DaemonIo::connect(&location)?;
-    let options = args.env.options(io_store_dir(&io));
+    let mut options = args.env.options(io_store_dir(&io));
+    // The evaluator ends with `finish_without_freeing`: no need to track environments.
+    options.track_environments = false;
     let mut ev = Evaluator::new(Box::new(io), options);
     args.env.enable_features(&mut ev);
     match find_derivations(&mut ev, args) {
