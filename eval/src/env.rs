@@ -38,6 +38,20 @@ impl Env {
         Some(copy)
     }
 
+    /// The value in `slot` when it is not a thunk or a thunk already evaluated (its value),
+    /// without touching reference counts but the result's.
+    #[inline]
+    pub fn get_evaluated(&self, slot: u32) -> Option<Value> {
+        let cell = self.slots.get(slot as usize)?;
+        let v = cell.replace(Value::Null);
+        let result = match &v {
+            Value::Thunk(t) => t.evaluated(),
+            other => Some(other.clone()),
+        };
+        std::mem::forget(cell.replace(v));
+        result
+    }
+
     /// Sets `slot`.
     pub fn set(&self, slot: u32, value: Value) {
         if let Some(s) = self.slots.get(slot as usize) {

@@ -272,6 +272,12 @@ impl Evaluator {
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(var, name, pos) => {
+                // Most variables hold a value or an evaluated thunk: read it in place.
+                if let Var::Static { depth, slot } = var {
+                    if let Some(v) = env.up(*depth).and_then(|e| e.get_evaluated(*slot)) {
+                        return Ok(v);
+                    }
+                }
                 let v = self.lookup(var, *name, env, pos)?;
                 self.force_value(v).map_err(|e| e.at(pos))
             }
@@ -527,10 +533,10 @@ impl Evaluator {
         } else {
             env.clone()
         };
-        let overrides_sym = OVERRIDES.with(|s| *s);
         // `__overrides` replaces slots after they are set: then a binding that is just another
         // binding's name must stay a lookup, not take that binding's value now.
-        let has_overrides = rec && bindings.iter().any(|b| b.name == overrides_sym);
+        let overrides_sym = if rec { OVERRIDES.with(|s| Some(*s)) } else { None };
+        let has_overrides = rec && bindings.iter().any(|b| Some(b.name) == overrides_sym);
         let mut entries = Vec::with_capacity(bindings.len() + dynamic.len());
         for (i, b) in bindings.iter().enumerate() {
             let v = if has_overrides && !b.outer_scope {
@@ -548,7 +554,7 @@ impl Evaluator {
         // The lowering sorted the static bindings by name.
         let mut attrs = Attrs::from_sorted(entries);
         if has_overrides {
-            if let Some(i) = bindings.iter().position(|b| b.name == overrides_sym) {
+            if let Some(i) = bindings.iter().position(|b| Some(b.name) == overrides_sym) {
                 let ov = inner.get(i as u32).unwrap_or(Value::Null);
                 let ov = self.force_attrs(&ov).map_err(|e| e.at(pos))?;
                 for attr in ov.iter() {

@@ -219,6 +219,18 @@ impl Thunk {
         std::mem::forget(old);
     }
 
+    /// Its value if it has been evaluated.
+    #[inline]
+    pub fn evaluated(&self) -> Option<Value> {
+        let state = self.take();
+        let value = match &state {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        };
+        self.put(state);
+        value
+    }
+
     /// Whether it has been evaluated, and to what.
     pub fn view(&self) -> ThunkView {
         let state = self.take();
