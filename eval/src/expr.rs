@@ -123,8 +123,10 @@ pub enum BinOp {
     PipeLeft,
 }
 
-/// An expression.
+/// An expression. The tag is a plain byte (`repr(u8)`): the evaluator's dispatch on it is a
+/// load and a jump, not a decoding of a niche in one variant's fields.
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Expr {
     /// A constant (number, string without interpolation, `null`, `true`, builtin).
     Const(Value),

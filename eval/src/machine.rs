@@ -266,9 +266,19 @@ impl Evaluator {
     }
 
     /// Evaluates `e` in `env` to weak head normal form.
+    #[inline(always)]
     pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        // Constants and variables are the most frequent expressions and need no stack check:
-        // forcing a variable's thunk goes through `eval` again, which checks.
+        // A constant is taken where the caller is, without a call.
+        match &**e {
+            Expr::Const(v) => Ok(v.clone()),
+            _ => self.eval_node(e, env),
+        }
+    }
+
+    /// [`Evaluator::eval`] of anything but a constant.
+    fn eval_node(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+        // Variables are the most frequent expressions and need no stack check: forcing a
+        // variable's thunk goes through `eval` again, which checks.
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(var, name, pos) => {
