@@ -296,6 +296,13 @@ impl Evaluator {
     }
 
     fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+        // The branch an `if` takes is evaluated here, not by a nested call (`else if` chains).
+        let mut e = e;
+        while let Expr::If(c, t, f, pos) = &**e {
+            let cv = self.eval(c, env)?;
+            let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+            e = if b { t } else { f };
+        }
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Path(p) => Ok(Value::Path(p.clone())),
