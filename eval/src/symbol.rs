@@ -11,11 +11,11 @@ use rustc_hash::FxHasher;
 /// Equality is by address (each text is interned once); ordering is by the name's text (Nix
 /// sorts attribute sets by name).
 #[derive(Clone, Copy)]
-pub struct Symbol(&'static Box<str>);
+pub struct Symbol(&'static String);
 
 #[derive(Default)]
 struct Interner {
-    names: HashMap<&'static str, &'static Box<str>, BuildHasherDefault<FxHasher>>,
+    names: HashMap<&'static str, &'static String, BuildHasherDefault<FxHasher>>,
 }
 
 /// A hash map keyed by symbols (hashing their addresses with FxHash: lowering resolves every
@@ -33,7 +33,7 @@ impl Eq for Symbol {}
 
 impl std::hash::Hash for Symbol {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.0 as *const Box<str> as usize).hash(state)
+        (self.0 as *const String as usize).hash(state)
     }
 }
 
@@ -49,7 +49,7 @@ impl Symbol {
             if let Some(text) = i.names.get(name) {
                 return Symbol(text);
             }
-            let leaked: &'static Box<str> = Box::leak(Box::new(name.into()));
+            let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
             i.names.insert(&**leaked, leaked);
             Symbol(leaked)
         })
