@@ -457,11 +457,13 @@ impl Evaluator {
     fn eval_select(&mut self, target: &ExprRef, path: &[AttrName], default: Option<&ExprRef>, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
         let v = self.eval(target, env)?;
         let mut defined_at: Option<Pos> = None;
-        let mut names: Vec<String> = Vec::new();
+        // The names selected so far (for the message of an error), kept without copying them.
+        let mut names: smallvec::SmallVec<[Option<Symbol>; 4]> = smallvec::SmallVec::new();
         let result = self.select_steps(v, path, default, pos, env, &mut defined_at, &mut names);
         result.map_err(|e| match &defined_at {
             Some(p) if !crate::builtins::derivation::is_internal(&p.source) => {
-                let mut shown: Vec<String> = names.clone();
+                let mut shown: Vec<String> =
+                    names.iter().map(|n| n.map(|n| n.as_str().to_string()).unwrap_or_default()).collect();
                 for name in &path[names.len()..] {
                     shown.push(match name {
                         AttrName::Static(s) => s.as_str().to_string(),
@@ -483,11 +485,11 @@ impl Evaluator {
         pos: &Pos,
         env: &Rc<Env>,
         defined_at: &mut Option<Pos>,
-        names: &mut Vec<String>,
+        names: &mut smallvec::SmallVec<[Option<Symbol>; 4]>,
     ) -> EvalResult<Value> {
         for name in path {
             let name = self.attr_name(name, env)?;
-            names.push(name.map(|n| n.as_str().to_string()).unwrap_or_default());
+            names.push(name);
             let forced = self.force(&v)?;
             let attr = match &forced {
                 Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos.clone())),

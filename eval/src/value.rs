@@ -83,8 +83,9 @@ impl Attrs {
 
     /// Looks up an attribute with its position.
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
-        // Small sets: comparing interned names by address beats comparing texts.
-        if self.entries.len() <= 8 {
+        // Small sets: comparing interned names by address beats comparing texts (a binary
+        // search compares texts at every probe).
+        if self.entries.len() <= 16 {
             return self.entries.iter().find(|a| a.name == name);
         }
         self.entries.binary_search_by(|a| a.name.cmp(&name)).ok().and_then(|i| self.entries.get(i))
