@@ -23,7 +23,13 @@ impl Evaluator {
         self.enter_call(pos)?;
         // No stack check here: a function's body is run by `eval`, which checks, and builtins
         // that recurse check themselves.
-        let result = self.apply_forced(f, arg, pos);
+        let result = match f {
+            Value::Lambda(closure) => match self.bind_arguments(&closure.lambda, &closure.env, arg, pos) {
+                Ok(env) => self.run_body(&closure.lambda, &env, pos),
+                Err(e) => Err(e),
+            },
+            other => self.apply_forced(other, arg, pos),
+        };
         self.call_depth -= 1;
         result
     }
@@ -159,11 +165,23 @@ impl Evaluator {
 
     /// Makes the environment of a call of `lambda` (closing over `closure_env`) with `arg`:
     /// the argument, or the formals taken from it (with their defaults) and the `@` name.
+    #[inline]
     fn bind_arguments(&mut self, lambda: &LambdaExpr, closure_env: &Rc<Env>, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Rc<Env>> {
-        let formals = match &lambda.formals {
-            None => return Ok(self.envs.alloc_one(arg, Some(closure_env.clone()), false)),
-            Some(formals) => formals,
-        };
+        match &lambda.formals {
+            None => Ok(self.envs.alloc_one(arg, Some(closure_env.clone()), false)),
+            Some(formals) => self.bind_formals(lambda, formals, closure_env, arg, call_pos),
+        }
+    }
+
+    /// [`Evaluator::bind_arguments`] for a function with a pattern `{ a, b ? 1, ... } @ args`.
+    fn bind_formals(
+        &mut self,
+        lambda: &LambdaExpr,
+        formals: &crate::expr::Formals,
+        closure_env: &Rc<Env>,
+        arg: Value,
+        call_pos: Option<&Pos>,
+    ) -> EvalResult<Rc<Env>> {
         let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
         let attrs = match &forced {
             Value::Attrs(a) => a.clone(),
