@@ -3,15 +3,14 @@
 //! Each subcommand lives in its own module under `cmd/` and mirrors a Nix command; this file only
 //! parses arguments, dispatches, and turns errors into one line on stderr and a non-zero exit.
 
+mod alloc;
 mod cmd;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: the evaluator allocates and frees millions of small
-/// objects (environments, thunks, closures); glibc's malloc and free took about a quarter of
-/// its instructions (callgrind on nixpkgs.lib's misc.nix).
+/// mimalloc instead of glibc's malloc (`alloc.rs` says why).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::MiMalloc = alloc::MiMalloc;
 
 /// casnix: a content-addressed Nix store, daemon and evaluator.
 #[derive(Parser)]

@@ -5,19 +5,19 @@
 //! registry empties the slots of every environment still alive, which breaks all such cycles so
 //! that everything is freed.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::{Rc, Weak};
 
 use crate::value::Value;
 
-/// The slots of an environment. Most environments are calls of functions `x: ...` or `with`,
-/// one slot each: that slot lives inside the environment (the same size as a `Vec`).
+/// The values an environment is made with. Most environments are calls of functions `x: ...` or
+/// `with`, one slot each: that slot lives inside the environment (the same size as a `Vec`).
 pub type EnvSlots = smallvec::SmallVec<[Value; 1]>;
 
 /// An environment.
 pub struct Env {
-    /// The slots.
-    pub slots: RefCell<EnvSlots>,
+    /// The slots, each a `Cell` (a value is taken out, cloned and put back): no borrow flag.
+    slots: smallvec::SmallVec<[Cell<Value>; 1]>,
     /// The enclosing environment.
     pub parent: Option<Rc<Env>>,
     /// Whether this is a `with` environment (slot 0 holds the attribute set).
@@ -28,14 +28,35 @@ pub struct Env {
 
 impl Env {
     /// The value in `slot`, if it exists.
+    #[inline]
     pub fn get(&self, slot: u32) -> Option<Value> {
-        self.slots.borrow().get(slot as usize).cloned()
+        let cell = self.slots.get(slot as usize)?;
+        let v = cell.replace(Value::Null);
+        let copy = v.clone();
+        // What comes back out is the `Null` put in: nothing to drop.
+        std::mem::forget(cell.replace(v));
+        Some(copy)
+    }
+
+    /// The value in `slot` when it is not a thunk or a thunk already evaluated (its value),
+    /// without touching reference counts but the result's.
+    #[inline]
+    pub fn get_evaluated(&self, slot: u32) -> Option<Value> {
+        let cell = self.slots.get(slot as usize)?;
+        let v = cell.replace(Value::Null);
+        let result = match &v {
+            Value::Thunk(t) => t.evaluated(),
+            other => Some(other.clone()),
+        };
+        std::mem::forget(cell.replace(v));
+        result
     }
 
     /// Sets `slot`.
     pub fn set(&self, slot: u32, value: Value) {
-        if let Some(s) = self.slots.borrow_mut().get_mut(slot as usize) {
-            *s = value;
+        if let Some(s) = self.slots.get(slot as usize) {
+            // The old value is dropped after the slot holds the new one.
+            drop(s.replace(value));
         }
         if slot >= self.filled.get() {
             self.filled.set(slot + 1);
@@ -61,25 +82,47 @@ impl Env {
     }
 }
 
-/// Every environment of one evaluation, so that their cycles can be broken at the end.
+/// Every environment of one evaluation, so that their cycles can be broken at the end (unless
+/// it does not track them: then their cycles live until the process ends).
 #[derive(Default)]
 pub struct EnvRegistry {
     envs: Vec<Weak<Env>>,
     compact_at: usize,
+    untracked: bool,
 }
 
 impl EnvRegistry {
+    /// A registry; `track` says whether it keeps the environments it allocates.
+    pub fn new(track: bool) -> EnvRegistry {
+        EnvRegistry { envs: Vec::new(), compact_at: 0, untracked: !track }
+    }
+
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
     pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
-        let env = self.alloc(smallvec::smallvec![Value::Null; count], parent, false);
-        env.filled.set(0);
-        env
+        let slots = (0..count).map(|_| Cell::new(Value::Null)).collect();
+        self.register(Env { slots, parent, is_with: false, filled: Cell::new(0) })
     }
 
     /// Allocates and registers an environment whose slots are all set.
     pub fn alloc(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        let filled = std::cell::Cell::new(slots.len() as u32);
-        let env = Rc::new(Env { slots: RefCell::new(slots), parent, is_with, filled });
+        let filled = Cell::new(slots.len() as u32);
+        let slots = slots.into_iter().map(Cell::new).collect();
+        self.register(Env { slots, parent, is_with, filled })
+    }
+
+    /// Allocates and registers an environment of one slot holding `value` (a call of `x: ...`,
+    /// a `with`).
+    pub fn alloc_one(&mut self, value: Value, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+        let slots = smallvec::smallvec![Cell::new(value)];
+        self.register(Env { slots, parent, is_with, filled: Cell::new(1) })
+    }
+
+    #[inline]
+    fn register(&mut self, env: Env) -> Rc<Env> {
+        let env = Rc::new(env);
+        if self.untracked {
+            return env;
+        }
         if self.envs.len() >= self.compact_at.max(4096) {
             self.envs.retain(|w| w.strong_count() > 0);
             self.compact_at = self.envs.len() * 2;
@@ -92,7 +135,7 @@ impl EnvRegistry {
     pub fn clear(&mut self) {
         for weak in std::mem::take(&mut self.envs) {
             if let Some(env) = weak.upgrade() {
-                let slots = std::mem::take(&mut *env.slots.borrow_mut());
+                let slots: Vec<Value> = env.slots.iter().map(|s| s.replace(Value::Null)).collect();
                 drop(env);
                 drop(slots);
             }

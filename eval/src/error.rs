@@ -44,10 +44,14 @@ pub struct TraceFrame {
     pub always: bool,
 }
 
-/// An evaluation error.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct EvalError {
+/// An evaluation error. Boxed: every evaluation step returns a `Result`, and a one-word error
+/// keeps `EvalResult<Value>` at two words (a 100-byte error made every call and `?` move more).
+#[derive(Debug, Clone)]
+pub struct EvalError(Box<ErrorData>);
+
+/// What an [`EvalError`] holds (reached through it by `Deref`).
+#[derive(Debug, Clone)]
+pub struct ErrorData {
     /// The kind.
     pub kind: ErrorKind,
     /// The message (`undefined variable 'x'`).
@@ -60,10 +64,33 @@ pub struct EvalError {
     pub suggestions: Vec<String>,
 }
 
+impl std::ops::Deref for EvalError {
+    type Target = ErrorData;
+
+    fn deref(&self) -> &ErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EvalError {
+    fn deref_mut(&mut self) -> &mut ErrorData {
+        &mut self.0
+    }
+}
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EvalError {}
+
 impl EvalError {
     /// A new error without position.
+    #[cold]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> EvalError {
-        EvalError { kind, message: message.into(), pos: None, trace: Vec::new(), suggestions: Vec::new() }
+        EvalError(Box::new(ErrorData { kind, message: message.into(), pos: None, trace: Vec::new(), suggestions: Vec::new() }))
     }
 
     /// A new error of kind [`ErrorKind::Other`].
@@ -270,3 +297,6 @@ fn levenshtein(a: &[u8], b: &[u8]) -> usize {
 
 /// Shorthand for results of evaluation.
 pub type EvalResult<T> = Result<T, EvalError>;
+
+// The error stays one word, so that the evaluator's results stay two.
+const _: () = assert!(std::mem::size_of::<EvalResult<crate::value::Value>>() <= 16);

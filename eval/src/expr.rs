@@ -123,8 +123,10 @@ pub enum BinOp {
     PipeLeft,
 }
 
-/// An expression.
+/// An expression. The tag is a plain byte (`repr(u8)`): the evaluator's dispatch on it is a
+/// load and a jump, not a decoding of a niche in one variant's fields.
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Expr {
     /// A constant (number, string without interpolation, `null`, `true`, builtin).
     Const(Value),
@@ -149,8 +151,9 @@ pub enum Expr {
     List(Vec<ExprRef>),
     /// A function.
     Lambda(Rc<LambdaExpr>),
-    /// `f a`.
-    Apply(ExprRef, ExprRef, Pos),
+    /// `f a` or `f a b ...`: applications starting at the same place are one call with several
+    /// arguments (applied one after another).
+    Apply(ExprRef, Vec<ExprRef>, Pos),
     /// `let ...; in body`: an environment of `bindings.len()` slots.
     Let(Vec<Binding>, ExprRef),
     /// `with e; body`: an environment of one slot holding `e`.
@@ -170,7 +173,7 @@ pub enum Expr {
     /// the parts with their positions.
     Concat(Vec<(ExprRef, Pos)>, bool, Pos),
     /// A path literal, already made absolute.
-    Path(Rc<str>),
+    Path(Rc<String>),
     /// `~/x`: resolved against `$HOME` at run time.
     HomePath(String, Pos),
     /// `__curPos`.

@@ -7,6 +7,7 @@
 
 mod assert_eq;
 pub mod builtins;
+pub mod call;
 pub mod corepkgs;
 pub mod env;
 pub mod error;

@@ -17,7 +17,11 @@ fn expected(what: &str, v: &Value) -> EvalError {
 
 impl Evaluator {
     /// A forced value that must be a Boolean.
+    #[inline]
     pub fn expect_bool(&mut self, v: &Value) -> EvalResult<bool> {
+        if let Value::Bool(b) = v {
+            return Ok(*b);
+        }
         match self.force(v)? {
             Value::Bool(b) => Ok(b),
             other => Err(expected("a Boolean", &other)),
@@ -110,6 +114,11 @@ impl Evaluator {
             _ => {
                 let lv = self.eval(l, env)?;
                 let rv = self.eval(r, env)?;
+                if let (Value::Int(a), Value::Int(b)) = (&lv, &rv) {
+                    if let Some(v) = int_binop(op, *a, *b) {
+                        return Ok(v);
+                    }
+                }
                 self.binop_values(op, lv, rv).map_err(|e| e.at(pos))
             }
         }
@@ -121,6 +130,7 @@ impl Evaluator {
     pub(crate) fn add_values(&mut self, lv: Value, rv: Value, lpos: &Pos, rpos: &Pos) -> EvalResult<Value> {
         let segment = "while evaluating a path segment";
         match (&lv, &rv) {
+            (Value::Int(a), Value::Int(b)) if a.checked_add(*b).is_some() => Ok(Value::Int(a + b)),
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => arith(BinOp::Add, &lv, &rv).map_err(|e| e.at(rpos)),
             (Value::Int(_), other) => Err(EvalError::other(format!("cannot add {} to an integer", other.describe())).at(rpos)),
             (Value::Float(_), other) => Err(EvalError::other(format!("cannot add {} to a float", other.describe())).at(rpos)),
@@ -476,6 +486,23 @@ impl Evaluator {
         })?;
         Ok(v)
     }
+}
+
+/// Comparisons and subtraction or multiplication of two integers that cannot fail (`None`:
+/// take the general path, which reports overflow).
+#[inline]
+fn int_binop(op: BinOp, a: i64, b: i64) -> Option<Value> {
+    Some(match op {
+        BinOp::Eq => Value::Bool(a == b),
+        BinOp::NotEq => Value::Bool(a != b),
+        BinOp::Less => Value::Bool(a < b),
+        BinOp::Greater => Value::Bool(a > b),
+        BinOp::LessEq => Value::Bool(a <= b),
+        BinOp::GreaterEq => Value::Bool(a >= b),
+        BinOp::Sub => Value::Int(a.checked_sub(b)?),
+        BinOp::Mul => Value::Int(a.checked_mul(b)?),
+        _ => return None,
+    })
 }
 
 /// Integer and float arithmetic with Nix's overflow and division rules.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 use std::rc::Rc;
 
-use crate::value::{ThunkState, Value};
+use crate::value::{ThunkView, Value};
 
 /// Formats a float as C++ streams do by default (`%g` with 6 significant digits).
 pub fn format_float(x: f64) -> String {
@@ -77,13 +77,13 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
         _ => None,
     };
     let v = match v {
-        Value::Thunk(t) => match &*t.0.borrow() {
-            ThunkState::Done(v) => v.clone(),
-            ThunkState::Blackhole => {
+        Value::Thunk(t) => match t.view() {
+            ThunkView::Done(v) => v,
+            ThunkView::Blackhole => {
                 out.push_str("«potential infinite recursion»");
                 return;
             }
-            _ => {
+            ThunkView::Pending => {
                 out.push_str("<CODE>");
                 return;
             }
@@ -165,13 +165,13 @@ fn elided(out: &mut String, n: usize, single: &str, plural: &str) {
 impl ShortPrinter {
     fn print(&mut self, v: &Value, depth: usize) {
         let v = match v {
-            Value::Thunk(t) => match &*t.0.borrow() {
-                ThunkState::Done(v) => v.clone(),
-                ThunkState::Blackhole => {
+            Value::Thunk(t) => match t.view() {
+                ThunkView::Done(v) => v,
+                ThunkView::Blackhole => {
                     self.out.push_str("«potential infinite recursion»");
                     return;
                 }
-                _ => {
+                ThunkView::Pending => {
                     self.out.push_str("«thunk»");
                     return;
                 }

@@ -3,18 +3,27 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 
-/// An interned name. Equality is by address (each text is interned once); ordering is by the
-/// name's text (Nix sorts attribute sets by name).
+use rustc_hash::FxHasher;
+
+/// An interned name: one pointer (attribute entries and variable references hold many).
+/// Equality is by address (each text is interned once); ordering is by the name's text (Nix
+/// sorts attribute sets by name).
 #[derive(Clone, Copy)]
-pub struct Symbol(&'static str);
+pub struct Symbol(&'static String);
 
 #[derive(Default)]
 struct Interner {
-    names: HashMap<&'static str, ()>,
+    names: HashMap<&'static str, &'static String, BuildHasherDefault<FxHasher>>,
 }
 
+/// A hash map keyed by symbols (hashing their addresses with FxHash: lowering resolves every
+/// variable through such maps).
+pub type SymbolMap<V> = HashMap<Symbol, V, BuildHasherDefault<FxHasher>>;
+
 impl PartialEq for Symbol {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         std::ptr::eq(self.0, other.0)
     }
@@ -24,7 +33,7 @@ impl Eq for Symbol {}
 
 impl std::hash::Hash for Symbol {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.0.as_ptr() as usize).hash(state)
+        (self.0 as *const String as usize).hash(state)
     }
 }
 
@@ -37,16 +46,17 @@ impl Symbol {
     pub fn new(name: &str) -> Symbol {
         INTERNER.with(|i| {
             let mut i = i.borrow_mut();
-            if let Some((k, _)) = i.names.get_key_value(name) {
-                return Symbol(k);
+            if let Some(text) = i.names.get(name) {
+                return Symbol(text);
             }
-            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-            i.names.insert(leaked, ());
+            let leaked: &'static String = Box::leak(Box::new(name.to_owned()));
+            i.names.insert(&**leaked, leaked);
             Symbol(leaked)
         })
     }
 
     /// The name's text.
+    #[inline]
     pub fn as_str(self) -> &'static str {
         self.0
     }
@@ -63,7 +73,7 @@ impl Ord for Symbol {
         if self == other {
             return std::cmp::Ordering::Equal;
         }
-        self.0.cmp(other.0)
+        self.as_str().cmp(other.as_str())
     }
 }
 

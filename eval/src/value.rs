@@ -1,7 +1,7 @@
 //! Values: what expressions evaluate to. Compound values are reference-counted; a [`Value::Thunk`]
 //! is a suspended computation that is replaced by its result once forced.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
@@ -83,8 +83,9 @@ impl Attrs {
 
     /// Looks up an attribute with its position.
     pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
-        // Small sets: comparing interned names by address beats comparing texts.
-        if self.entries.len() <= 8 {
+        // Small sets: comparing interned names by address beats comparing texts (a binary
+        // search compares texts at every probe).
+        if self.entries.len() <= 16 {
             return self.entries.iter().find(|a| a.name == name);
         }
         self.entries.binary_search_by(|a| a.name.cmp(&name)).ok().and_then(|i| self.entries.get(i))
@@ -166,6 +167,8 @@ pub enum ThunkState {
     /// A function application to perform (function, argument). Boxed, as the selection below,
     /// so that a thunk takes 24 bytes, not 40: most thunks are `Suspended` or `Done`.
     Apply(Box<(Value, Value)>),
+    /// A function applied to two arguments (`mapAttrs`' `f name value`): one thunk, not two.
+    Apply2(Box<(Value, Value, Value)>),
     /// Selection of an attribute from a value (used by builtins building lazy results).
     Select(Box<(Value, Symbol)>),
     /// Being evaluated right now: needing it again is infinite recursion.
@@ -176,9 +179,71 @@ pub enum ThunkState {
 
 // Thunks are the evaluator's most numerous objects: keep their state at three words.
 const _: () = assert!(std::mem::size_of::<ThunkState>() <= 24);
+const _: () = assert!(std::mem::size_of::<Thunk>() <= 24);
 
-/// A suspended computation.
-pub struct Thunk(pub RefCell<ThunkState>);
+/// A suspended computation. The state is taken out of its `Cell` while it is looked at or
+/// evaluated (leaving `Blackhole`) and put back: no borrow flag, so a thunk is 40 bytes with its
+/// reference counts, not 48.
+pub struct Thunk(Cell<ThunkState>);
+
+/// What a thunk holds, seen from outside the evaluator.
+pub enum ThunkView {
+    /// Evaluated to this value.
+    Done(Value),
+    /// Being evaluated.
+    Blackhole,
+    /// Not evaluated yet.
+    Pending,
+}
+
+impl Thunk {
+    /// A thunk in `state`.
+    pub fn new(state: ThunkState) -> Thunk {
+        Thunk(Cell::new(state))
+    }
+
+    /// A shared thunk in `state`, as a value.
+    pub fn value_of(state: ThunkState) -> Value {
+        Value::Thunk(Rc::new(Thunk::new(state)))
+    }
+
+    /// Takes the state out, leaving `Blackhole` (the evaluator puts a state back).
+    pub(crate) fn take(&self) -> ThunkState {
+        self.0.replace(ThunkState::Blackhole)
+    }
+
+    /// Puts a state back in place of the `Blackhole` that [`Thunk::take`] left.
+    pub(crate) fn put(&self, state: ThunkState) {
+        let old = self.0.replace(state);
+        debug_assert!(matches!(old, ThunkState::Blackhole));
+        // A `Blackhole` owns nothing: no drop needed.
+        std::mem::forget(old);
+    }
+
+    /// Its value if it has been evaluated.
+    #[inline]
+    pub fn evaluated(&self) -> Option<Value> {
+        let state = self.take();
+        let value = match &state {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        };
+        self.put(state);
+        value
+    }
+
+    /// Whether it has been evaluated, and to what.
+    pub fn view(&self) -> ThunkView {
+        let state = self.take();
+        let view = match &state {
+            ThunkState::Done(v) => ThunkView::Done(v.clone()),
+            ThunkState::Blackhole => ThunkView::Blackhole,
+            _ => ThunkView::Pending,
+        };
+        self.put(state);
+        view
+    }
+}
 
 /// A Nix value.
 #[derive(Clone)]
@@ -193,8 +258,8 @@ pub enum Value {
     Float(f64),
     /// A string with context.
     String(Rc<NixString>),
-    /// An absolute, canonical path.
-    Path(Rc<str>),
+    /// An absolute, canonical path (behind one pointer, so that a value is two words).
+    Path(Rc<String>),
     /// An attribute set.
     Attrs(Rc<Attrs>),
     /// A list.
@@ -230,12 +295,17 @@ impl Value {
 
     /// A thunk applying `f` to `arg`.
     pub fn lazy_apply(f: Value, arg: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Apply(Box::new((f, arg)))))))
+        Thunk::value_of(ThunkState::Apply(Box::new((f, arg))))
+    }
+
+    /// A thunk applying `f` to `a` and then `b`.
+    pub fn lazy_apply2(f: Value, a: Value, b: Value) -> Value {
+        Thunk::value_of(ThunkState::Apply2(Box::new((f, a, b))))
     }
 
     /// A thunk selecting `name` from `v`.
     pub fn lazy_select(v: Value, name: Symbol) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Select(Box::new((v, name)))))))
+        Thunk::value_of(ThunkState::Select(Box::new((v, name))))
     }
 
     /// The type name `builtins.typeOf` gives (thunks say "thunk").

@@ -123,6 +123,8 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     } else {
         Box::new(LocalIo::new(&options.store_dir))
     };
+    // The evaluator's values are not freed at the end (below): no need to track environments.
+    options.track_environments = false;
     let mut ev = Evaluator::new(io, options);
     let result = evaluate(&mut ev, &args);
     let code = match result {
@@ -143,7 +145,8 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             1
         }
     };
-    drop(ev);
+    // The process ends now: no need to free the evaluation's values one by one.
+    ev.finish_without_freeing();
     Ok(code)
 }
 

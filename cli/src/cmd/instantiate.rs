@@ -61,14 +61,16 @@ struct FoundDrv {
 fn instantiate(args: &InstantiateArgs) -> Result<(Evaluator, Vec<FoundDrv>)> {
     let location = StoreLocation::resolve(args.env.store.as_deref())?;
     let io = DaemonIo::connect(&location)?;
-    let options = args.env.options(io_store_dir(&io));
+    let mut options = args.env.options(io_store_dir(&io));
+    // The evaluator ends with `finish_without_freeing`: no need to track environments.
+    options.track_environments = false;
     let mut ev = Evaluator::new(Box::new(io), options);
     args.env.enable_features(&mut ev);
     match find_derivations(&mut ev, args) {
         Ok(found) => Ok((ev, found)),
         Err(e) => {
             eprintln!("{}", e.render(args.env.show_trace));
-            drop(ev);
+            ev.finish_without_freeing();
             std::process::exit(1);
         }
     }
@@ -205,7 +207,7 @@ pub fn run_instantiate(args: InstantiateArgs) -> Result<()> {
             println!("{}!{}", d.drv_path, d.output);
         }
     }
-    drop(ev);
+    ev.finish_without_freeing();
     Ok(())
 }
 
@@ -255,6 +257,6 @@ pub fn run_build(args: BuildArgs) -> Result<()> {
         }
         println!("{}", d.out_path);
     }
-    drop(ev);
+    ev.finish_without_freeing();
     Ok(())
 }

@@ -77,8 +77,8 @@ fn map_attrs(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let mapped = a
         .iter()
         .map(|x| {
-            let partial = Value::lazy_apply(f.clone(), Value::string(x.name.as_str()));
-            Attr { name: x.name, value: Value::lazy_apply(partial, x.value.clone()), pos: None }
+            let value = Value::lazy_apply2(f.clone(), Value::string(x.name.as_str()), x.value.clone());
+            Attr { name: x.name, value, pos: None }
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted(mapped)))
@@ -158,8 +158,8 @@ fn zip_attrs_with(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let entries = groups
         .into_iter()
         .map(|(name, values)| {
-            let partial = Value::lazy_apply(f.clone(), Value::string(name.as_str()));
-            Attr { name, value: Value::lazy_apply(partial, Value::list(values)), pos: None }
+            let value = Value::lazy_apply2(f.clone(), Value::string(name.as_str()), Value::list(values));
+            Attr { name, value, pos: None }
         })
         .collect();
     Ok(Value::attrs(Attrs::from_sorted(entries)))

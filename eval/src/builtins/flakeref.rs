@@ -12,7 +12,7 @@ use regex::Regex;
 use super::{make_attrs, PrimOpDef};
 use crate::error::{EvalError, EvalResult};
 use crate::machine::Evaluator;
-use crate::value::{ThunkState, Value};
+use crate::value::Value;
 
 /// The builtins of this group.
 pub const PRIMOPS: &[PrimOpDef] = &[
@@ -547,8 +547,8 @@ fn to_value(attrs: &Attrs) -> Value {
 /// `v` itself, or what it evaluated to if it is a thunk already evaluated.
 fn evaluated(v: &Value) -> Value {
     if let Value::Thunk(thunk) = v {
-        if let ThunkState::Done(inner) = &*thunk.0.borrow() {
-            return evaluated(inner);
+        if let crate::value::ThunkView::Done(inner) = thunk.view() {
+            return evaluated(&inner);
         }
     }
     v.clone()

@@ -68,7 +68,7 @@ impl Evaluator {
     pub fn to_json(&mut self, v: &Value, strict: bool, ctx: &mut Context, out: &mut String) -> EvalResult<()> {
         if !strict {
             if let Value::Thunk(t) = v {
-                if !matches!(&*t.0.borrow(), crate::value::ThunkState::Done(_)) {
+                if !matches!(t.view(), crate::value::ThunkView::Done(_)) {
                     return Err(EvalError::type_error("cannot convert a thunk to JSON"));
                 }
             }

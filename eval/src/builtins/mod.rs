@@ -118,16 +118,14 @@ pub fn install(ev: &mut Evaluator) {
     let builtins_self = Symbol::new("builtins");
     let attrs_without_self = Attrs::from_unsorted(entries.clone());
     let holder = ev.alloc_env(smallvec::smallvec![Value::Null], None, false);
-    let self_ref = Value::Thunk(Rc::new(crate::value::Thunk(std::cell::RefCell::new(
-        crate::value::ThunkState::Suspended(
-            Rc::new(crate::expr::Expr::Var(
-                crate::expr::Var::Static { depth: 0, slot: 0 },
-                builtins_self,
-                crate::source::Pos { source: crate::source::Source::new(crate::source::Origin::String, String::new()), offset: 0 },
-            )),
-            holder.clone(),
-        ),
-    ))));
+    let self_ref = crate::value::Thunk::value_of(crate::value::ThunkState::Suspended(
+        Rc::new(crate::expr::Expr::Var(
+            crate::expr::Var::Static { depth: 0, slot: 0 },
+            builtins_self,
+            crate::source::Pos { source: crate::source::Source::new(crate::source::Origin::String, String::new()), offset: 0 },
+        )),
+        holder.clone(),
+    ));
     let mut all = attrs_without_self.into_entries();
     all.push(Attr { name: builtins_self, value: self_ref, pos: None });
     let builtins = Value::attrs(Attrs::from_unsorted(all));

@@ -121,8 +121,8 @@ impl Evaluator {
     fn xml_value(&mut self, w: &mut Writer, v: &Value, strict: bool, location: bool, ctx: &mut Context, seen: &mut HashSet<String>) -> EvalResult<()> {
         let v = if strict { self.force(v)? } else { v.clone() };
         let v = match &v {
-            Value::Thunk(t) => match &*t.0.borrow() {
-                crate::value::ThunkState::Done(x) => x.clone(),
+            Value::Thunk(t) => match t.view() {
+                crate::value::ThunkView::Done(x) => x,
                 _ => Value::Null,
             },
             _ => v,

@@ -1,7 +1,6 @@
 //! Attribute sets and `let`: collecting bindings (nested attribute paths merge into nested sets,
 //! duplicates are errors) and lowering them in the right scope.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use rnix::ast::{self, HasEntry};
@@ -10,7 +9,7 @@ use super::{ident_name, Lowerer, Scope};
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef};
 use crate::source::Pos;
-use crate::symbol::Symbol;
+use crate::symbol::{Symbol, SymbolMap};
 use crate::value::Value;
 
 /// A binding's value before lowering.
@@ -35,7 +34,7 @@ pub(super) struct PendingAttr {
 #[derive(Default)]
 pub(super) struct PendingSet {
     statics: Vec<PendingAttr>,
-    index: HashMap<Symbol, usize>,
+    index: SymbolMap<usize>,
     dynamics: Vec<(ast::Attr, Pending, Pos)>,
     inherit_from: Vec<ast::Expr>,
     pos: Option<Pos>,

@@ -7,7 +7,6 @@
 mod attrs;
 pub mod strings;
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use rnix::ast::{self, AstToken, HasEntry};
@@ -17,7 +16,7 @@ use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{AttrName, BinOp, Expr, ExprRef, Formal, Formals, LambdaExpr, Var};
 use crate::path::canonicalize;
 use crate::source::{Pos, Source};
-use crate::symbol::Symbol;
+use crate::symbol::{Symbol, SymbolMap};
 use crate::value::Value;
 
 use strings::IndPart;
@@ -26,7 +25,7 @@ use strings::IndPart;
 const MAX_NESTING: usize = 20_000;
 
 enum Scope {
-    Static(HashMap<Symbol, u32>),
+    Static(SymbolMap<u32>),
     With,
 }
 
@@ -34,7 +33,7 @@ enum Scope {
 pub struct Lowerer<'a> {
     source: Rc<Source>,
     base_dir: String,
-    globals: &'a HashMap<Symbol, Value>,
+    globals: &'a SymbolMap<Value>,
     scopes: Vec<Scope>,
     nesting: usize,
 }
@@ -45,7 +44,7 @@ pub struct Lowerer<'a> {
 pub fn parse(
     source: Rc<Source>,
     base_dir: &str,
-    globals: &HashMap<Symbol, Value>,
+    globals: &SymbolMap<Value>,
     initial: Option<&[Symbol]>,
 ) -> EvalResult<ExprRef> {
     let parsed = rnix::Root::parse(&source.text);
@@ -90,7 +89,11 @@ fn node_offset(node: &impl AstNode) -> u32 {
 }
 
 fn ident_name(ident: &ast::Ident) -> Symbol {
-    Symbol::new(&ident.syntax().text().to_string())
+    // The identifier's token text, without copying the node's text into a string.
+    match ident.ident_token() {
+        Some(token) => Symbol::new(token.text()),
+        None => Symbol::new(&ident.syntax().text().to_string()),
+    }
 }
 
 impl Lowerer<'_> {
@@ -163,7 +166,16 @@ impl Lowerer<'_> {
             ast::Expr::Apply(a) => {
                 let f = self.child(a, a.lambda())?;
                 let arg = self.child(a, a.argument())?;
-                Expr::Apply(f, arg, pos)
+                // `f a b` is one call of `f` with two arguments when `f a` starts where it does
+                // (not `(f a) b`, whose errors are placed differently).
+                match Rc::try_unwrap(f) {
+                    Ok(Expr::Apply(inner, mut args, inner_pos)) if inner_pos.offset == pos.offset => {
+                        args.push(arg);
+                        Expr::Apply(inner, args, inner_pos)
+                    }
+                    Ok(other) => Expr::Apply(Rc::new(other), vec![arg], pos),
+                    Err(shared) => Expr::Apply(shared, vec![arg], pos),
+                }
             }
             ast::Expr::Assert(a) => {
                 let cond = self.child(a, a.condition())?;
@@ -393,8 +405,8 @@ impl Lowerer<'_> {
                                 // so a `let __nixPath = ...` around it changes the search.
                                 let find = self.resolve(Symbol::new("__findFile"), pos.clone())?;
                                 let path = self.resolve(Symbol::new("__nixPath"), pos.clone())?;
-                                let call = Rc::new(Expr::Apply(find, path, pos.clone()));
-                                return Ok(Rc::new(Expr::Apply(call, Rc::new(Expr::Const(Value::string(name))), pos)));
+                                let name = Rc::new(Expr::Const(Value::string(name)));
+                                return Ok(Rc::new(Expr::Apply(find, vec![path, name], pos)));
                             }
                         }
                         if let Some(rest) = text.strip_prefix("~/") {
@@ -449,7 +461,7 @@ impl Lowerer<'_> {
                 (None, entries, at, pat.ellipsis_token().is_some())
             }
         };
-        let mut names = HashMap::new();
+        let mut names = SymbolMap::default();
         let body_ast = l.body();
         if let Some(arg) = arg {
             names.insert(arg, 0u32);
