@@ -69,6 +69,9 @@ fn read_file(path: &Path, buffers: Buffers<'_>, out: &SyncSender<Contents>) -> R
     let size = meta.len();
     if size <= WHOLE_LIMIT {
         let mut data = buffers.get();
+        // Room for the whole file and the one byte that shows it grew: `read_to_end` would
+        // otherwise double the buffer several times (a copy and fresh pages each).
+        data.reserve_exact(usize::try_from(size).unwrap_or(usize::MAX).saturating_add(1));
         (&mut file).take(size + 1).read_to_end(&mut data).map_err(|e| io_error(path, e))?;
         if data.len() as u64 != size {
             return Err(IngestError::FileChanged { path: path.to_path_buf() });
