@@ -204,3 +204,11 @@ fn concurrent_builds_run_side_by_side() {
     assert_eq!(std::fs::read_to_string(&a.outputs["out"]).unwrap(), "a\n");
     assert_eq!(std::fs::read_to_string(&b.outputs["out"]).unwrap(), "b\n");
 }
+
+#[test]
+fn the_root_is_read_only_but_tmp_build_and_the_store_are_writable() {
+    let fx = common::Fixture::new();
+    let script = "if touch /x 2>/dev/null || touch /etc/x 2>/dev/null || chmod 666 /etc/passwd 2>/dev/null; then exit 1; fi; \
+                  touch /tmp/x /build/x && grep -q nixbld /etc/passwd && ls /dev/null /dev/shm /dev/pts >/dev/null && echo ok > $out";
+    assert_eq!(common::build_text(&backend(), &fx, "ro-root", script, false), "ok\n");
+}

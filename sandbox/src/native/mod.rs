@@ -210,10 +210,11 @@ impl Backend for NativeSandbox {
         if let Some(user) = &build_user {
             config.host_ids = user.ids;
         }
-        let Some(plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
+        let Some(mut plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
             // `sandbox = relaxed` lets this one run on the host.
             return NoSandbox::fallback(self.users.as_ref()).build(request, log);
         };
+        plan.skeleton_in_tmpfs = true;
         let started = std::time::Instant::now();
         let mut sandbox = prepare(request, plan)?;
         sandbox.remove_in_background();

@@ -80,3 +80,14 @@ pub fn exit_now(code: libc::c_int) -> ! {
     // SAFETY: `_exit` has no preconditions.
     unsafe { libc::_exit(code) }
 }
+
+/// Sets the file-system uid and gid the calling thread creates files as (ids of its user
+/// namespace).
+pub fn set_fs_ids(uid: u32, gid: u32) {
+    // SAFETY: `setfsuid`/`setfsgid` only change the thread's credentials; an id that cannot
+    // be set leaves them as they were (checked by the caller's next file operations).
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+    }
+}
