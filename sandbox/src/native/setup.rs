@@ -162,7 +162,7 @@ fn skeleton(plan: &SandboxPlan) -> Result<Vec<&crate::plan::BindMount>, String> 
             .unwrap_or_else(|_| Err("making the sandbox's skeleton failed".to_owned()))
     })?;
     for (dir, tree) in kept {
-        rustix::mount::move_mount(tree.as_fd(), c"", rustix::fs::CWD, &under(root, dir), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        rustix::mount::move_mount(tree.as_fd(), c"", rustix::fs::CWD, under(root, dir), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
             .map_err(|e| failed(format!("attaching '{dir}' in the sandbox"), e))?;
     }
     let skipped: Vec<&str> =
