@@ -5,6 +5,7 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -69,6 +70,8 @@ impl Zygote {
     fn spawn(&self) -> Result<Running, SandboxError> {
         let (ours, theirs) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
             .map_err(|e| setup(format!("creating the sandbox zygote's socket: {e}")))?;
+        // A process group of its own: a signal to the daemon's group (a terminal's, or
+        // `kill -- -PGID`) must not take running builds with it; it ends with the socket.
         let process = Command::new(&self.helper)
             .args(&self.helper_args)
             .arg(ZYGOTE_ARG)
@@ -76,6 +79,7 @@ impl Zygote {
             .current_dir("/")
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
+            .process_group(0)
             .spawn()
             .map_err(SandboxError::io(format!("running the sandbox helper '{}'", self.helper.display())))?;
         tracing::debug!(pid = process.id(), "started the sandbox zygote '{}'", self.helper.display());
