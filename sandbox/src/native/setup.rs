@@ -150,17 +150,23 @@ fn skeleton(plan: &SandboxPlan) -> Result<Vec<&crate::plan::BindMount>, String> 
     // Filled through relative paths: the builder's ids may not get through the host's
     // directories above.
     std::env::set_current_dir(root).map_err(|e| format!("cannot change directory to '{}': {e}", root.display()))?;
-    // On a thread of its own: credentials are per thread, and the process's may not be
-    // mapped in the user namespace, so could not be set back.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                super::sys::set_fs_ids(plan.uid, plan.gid);
-                make_skeleton(plan, &points)
-            })
-            .join()
-            .unwrap_or_else(|_| Err("making the sandbox's skeleton failed".to_owned()))
-    })?;
+    // As the builder's ids: the process's own when they are those, else on a thread of its
+    // own (credentials are per thread, and the process's may not be mapped in the user
+    // namespace, so could not be set back).
+    let own = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+    if own == (plan.uid, plan.gid) {
+        make_skeleton(plan, &points)?;
+    } else {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    super::sys::set_fs_ids(plan.uid, plan.gid);
+                    make_skeleton(plan, &points)
+                })
+                .join()
+                .unwrap_or_else(|_| Err("making the sandbox's skeleton failed".to_owned()))
+        })?;
+    }
     for (dir, tree) in kept {
         rustix::mount::move_mount(tree.as_fd(), c"", rustix::fs::CWD, under(root, dir), MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
             .map_err(|e| failed(format!("attaching '{dir}' in the sandbox"), e))?;
