@@ -18,7 +18,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use super::confine::CompiledFilter;
-use super::protocol::{HelperRequest, GO, HELPER_ARG, NO_NAMESPACES, SETUP_ERROR, STATUS, UNSHARED, ZYGOTE_ARG};
+use super::protocol::{HelperRequest, HELPER_ARG, NO_NAMESPACES, SETUP_ERROR, STATUS, UNSHARED, ZYGOTE_ARG};
 use super::{confine, setup, sys};
 
 /// The exit code of a helper that could not set the sandbox up.
@@ -70,50 +70,83 @@ fn read_request(input: &mut impl BufRead) -> Result<HelperRequest, String> {
     serde_json::from_slice(&line).map_err(|e| format!("decoding the request: {e}"))
 }
 
-/// The build's process outside: namespaces, the handshake, then the sandbox's first process,
-/// whose raw wait status it returns.
+/// The build's process outside: forks the sandbox's first process into new namespaces,
+/// writes their id maps (as Nix's parent does), tells the backend the process ids, and
+/// returns the first process's raw wait status once it ended.
 fn outside(mut input: impl BufRead, mut status: impl Write, log: OwnedFd, filter: Option<&CompiledFilter>) -> Result<i32, String> {
     let request = read_request(&mut input)?;
+    drop(input);
     // Supplementary groups cannot be changed once the maps deny it; a privileged helper drops
     // them now (an unprivileged one keeps them, unmapped, as Nix's builders do).
     if rustix::process::geteuid().is_root() {
         let _ = rustix::thread::set_thread_groups(&[]);
     }
-    sys::unshare(sys::Namespaces { network: !request.plan.network }).map_err(|e| {
+    let (mut wait_for_maps, maps_written) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+    let (mut errors, error_pipe) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+    // The helper has one thread, so forking is safe: the child is PID 1 of the new PID
+    // namespace, with every capability in the new user namespace.
+    let forked = sys::fork_into(sys::Namespaces { network: !request.plan.network }).map_err(|e| {
         format!(
             "{NO_NAMESPACES}cannot create the build sandbox's namespaces ({e}); user namespaces may be disabled \
              (see /proc/sys/user/max_user_namespaces), or use 'sandbox = false'"
         )
     })?;
-    let pid = rustix::process::getpid().as_raw_nonzero();
-    writeln!(status, "{UNSHARED}{pid}").and_then(|()| status.flush()).map_err(|e| format!("reporting: {e}"))?;
-    let mut go = String::new();
-    input.read_line(&mut go).map_err(|e| format!("waiting for the id maps: {e}"))?;
-    if go.trim_end() != GO {
-        return Err("the backend did not write the id maps".into());
-    }
-    drop(input);
-    // The helper has one thread, so forking is safe: the child is PID 1 of the new PID
-    // namespace and keeps every capability there (an exec would need them passed on).
-    let (mut errors, error_pipe) = std::io::pipe().map_err(|e| format!("creating a pipe: {e}"))?;
-    let pid = match sys::fork().map_err(|e| format!("starting the sandbox's first process: {e}"))? {
+    let pid = match forked {
         sys::Forked::Child => {
-            drop(errors);
+            drop((errors, maps_written));
+            // Nothing can be done before the id maps exist.
+            let mut byte = [0u8; 1];
+            if !matches!(wait_for_maps.read(&mut byte), Ok(1)) {
+                sys::exit_now(SETUP_FAILED);
+            }
+            drop(wait_for_maps);
             inside(&request, log, filter, error_pipe)
         }
         sys::Forked::Parent(pid) => pid,
     };
+    drop((wait_for_maps, error_pipe));
     // Only the sandbox holds the log pipe now: it closes when the sandbox is gone.
     drop(log);
-    drop(error_pipe);
+    let kill = || {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        let _ = sys::wait(pid);
+    };
+    if let Err(e) = write_id_maps(pid, &request.plan) {
+        kill();
+        return Err(e);
+    }
+    // Held until the status is sent, so that the sandbox's mounts are torn down afterwards.
+    let mount_namespace = std::fs::File::open(format!("/proc/{pid}/ns/mnt"));
+    let mut maps_written = maps_written;
+    if let Err(e) = maps_written.write_all(b"g") {
+        kill();
+        return Err(format!("starting the sandbox: {e}"));
+    }
+    drop(maps_written);
+    let own = rustix::process::getpid().as_raw_nonzero();
+    writeln!(status, "{UNSHARED}{own} {pid}").and_then(|()| status.flush()).map_err(|e| format!("reporting: {e}"))?;
     // Set-up errors come through the pipe, which closes (close-on-exec) when the builder runs.
     let mut error = String::new();
     let _ = errors.read_to_string(&mut error);
     let wait_status = sys::wait(pid).map_err(|e| format!("waiting for the sandbox: {e}"))?;
+    std::mem::forget(mount_namespace);
     if !error.trim().is_empty() {
         return Err(error.trim().to_owned());
     }
     Ok(wait_status)
+}
+
+/// Writes the id maps of the user namespace of process `pid`.
+fn write_id_maps(pid: libc::pid_t, plan: &crate::plan::SandboxPlan) -> Result<(), String> {
+    let lines = |maps: &[crate::plan::IdMap]| maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect::<String>();
+    let write = |name: &str, contents: String| {
+        std::fs::write(format!("/proc/{pid}/{name}"), contents).map_err(|e| format!("writing /proc/{pid}/{name}: {e}"))
+    };
+    write("uid_map", lines(&plan.uid_map))?;
+    write("setgroups", "deny".into())?;
+    write("gid_map", lines(&plan.gid_map))
 }
 
 /// The sandbox's first process (forked by the build's process): sets the sandbox up and

@@ -23,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::none::{line_reader, supervise_with, NoSandbox, Supervised};
-use crate::plan::{plan, SandboxConfig, SandboxPlan};
+use crate::plan::{plan, SandboxConfig};
 use crate::prepare::{prepare, PreparedSandbox};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
 use crate::userpool::UserPool;
 use client::Zygote;
-use protocol::{HelperRequest, GO, NO_NAMESPACES, SETUP_ERROR, STATUS, UNSHARED};
+use protocol::{HelperRequest, NO_NAMESPACES, SETUP_ERROR, STATUS, UNSHARED};
 
 /// The helper's file name.
 pub const HELPER_NAME: &str = "casnix-build-sandbox";
@@ -89,20 +89,6 @@ impl NativeSandbox {
         SandboxError::Setup(message.into())
     }
 
-    /// Writes the id maps of the helper's user namespace (the helper has created it).
-    fn write_id_maps(pid: u32, plan: &SandboxPlan) -> Result<(), SandboxError> {
-        let lines = |maps: &[crate::plan::IdMap]| {
-            maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect::<String>()
-        };
-        let proc = PathBuf::from(format!("/proc/{pid}"));
-        let write = |name: &str, contents: String| {
-            std::fs::write(proc.join(name), contents).map_err(SandboxError::io(format!("writing /proc/{pid}/{name}")))
-        };
-        write("uid_map", lines(&plan.uid_map))?;
-        write("setgroups", "deny".into())?;
-        write("gid_map", lines(&plan.gid_map))
-    }
-
     fn run(&self, sandbox: &PreparedSandbox, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
         let helper_request = HelperRequest {
             plan: sandbox.plan.clone(),
@@ -115,7 +101,7 @@ impl NativeSandbox {
         let started = self.zygote.start_build()?;
         let lines = line_reader(started.log);
         let mut build = ZygoteBuild { pid: 0, from_helper: BufReader::new(started.control), setup_error: None };
-        let handshake = (|| -> Result<(), SandboxError> {
+        let handshake = (|| -> Result<u32, SandboxError> {
             build.from_helper.get_ref().write_all(&encoded).map_err(SandboxError::io("sending the sandbox plan"))?;
             let mut line = String::new();
             build.from_helper.read_line(&mut line).map_err(SandboxError::io("reading from the sandbox helper"))?;
@@ -125,24 +111,27 @@ impl NativeSandbox {
             if line.is_empty() {
                 return Err(Self::setup_error(ZygoteBuild::GONE));
             }
-            build.pid = line
+            let pids: Option<(u32, u32)> = line
                 .strip_prefix(UNSHARED)
-                .and_then(|pid| pid.trim_end().parse().ok())
-                .ok_or_else(|| Self::setup_error(format!("unexpected answer from the sandbox helper: {line:?}")))?;
-            Self::write_id_maps(build.pid, &sandbox.plan)?;
-            writeln!(build.from_helper.get_ref(), "{GO}").map_err(SandboxError::io("starting the sandbox"))?;
-            Ok(())
+                .and_then(|pids| pids.trim_end().split_once(' '))
+                .and_then(|(own, first)| Some((own.parse().ok()?, first.parse().ok()?)));
+            let (own, first) = pids.ok_or_else(|| Self::setup_error(format!("unexpected answer from the sandbox helper: {line:?}")))?;
+            build.pid = own;
+            Ok(first)
         })();
-        if let Err(e) = handshake {
-            // Closing the control channel ends the build's process (it is waiting for the
-            // backend); a known one is killed too.
-            build.kill();
-            return Err(e);
-        }
+        let first = match handshake {
+            Ok(first) => first,
+            Err(e) => {
+                // Closing the control channel ends a build's process still waiting for the
+                // request; a known one is killed too.
+                build.kill();
+                return Err(e);
+            }
+        };
         request.live.set(Some(Arc::new(expose::NativeExposer {
             helper: self.helper.clone(),
             helper_args: self.helper_args.clone(),
-            pid: build.pid,
+            pid: first,
             root: sandbox.plan.root.clone(),
             store_dir: sandbox.plan.store_dir.clone(),
         })));

@@ -7,21 +7,21 @@
 //! forgets both.
 //!
 //! On the control channel, the backend writes a [`HelperRequest`] as one JSON line. The build's
-//! process creates its namespaces and writes [`UNSHARED`] followed by its process id; the
-//! backend then writes the user namespace's id maps (from outside, as Nix's parent does) and
-//! writes [`GO`]. The build's process reports a failure to set the sandbox up as one line
-//! starting with [`SETUP_ERROR`]; otherwise, once the sandbox's first process is gone, it
-//! writes [`STATUS`] followed by that process's raw wait status. The builder's output goes to
-//! the log pipe, which closes when the last process of the sandbox ends.
+//! process forks the sandbox's first process into new namespaces, writes their id maps (from
+//! outside, as Nix's parent does), and writes [`UNSHARED`] followed by its own process id (its
+//! process group is the build's) and the first process's (whose namespaces are the sandbox's).
+//! It reports a failure to set the sandbox up as one line starting with [`SETUP_ERROR`];
+//! otherwise, once the sandbox's first process is gone, it writes [`STATUS`] followed by that
+//! process's raw wait status. The builder's output goes to the log pipe, which closes when the
+//! last process of the sandbox ends.
 
 use serde::{Deserialize, Serialize};
 
 use crate::plan::SandboxPlan;
 
-/// The start of the build process's line once its namespaces exist (then its process id).
+/// The start of the build process's line once the sandbox's namespaces exist (then its own
+/// process id and the sandbox's first process's, separated by a space).
 pub const UNSHARED: &str = "unshared ";
-/// The backend's line once the id maps are written.
-pub const GO: &str = "go";
 /// The start of the build process's last line: the builder's raw wait status follows.
 pub const STATUS: &str = "status ";
 /// The start of the helper's line when the sandbox could not be set up.
