@@ -3,11 +3,10 @@
 //! ([`super::zygote`]), which forks one process per build running [`build`] here, or in its
 //! expose mode ([`super::expose`]).
 //!
-//! A build's process (outside) reads the [`HelperRequest`], creates the namespaces, waits for
-//! the backend to write the id maps, then forks: the child is PID 1 of the new PID namespace
-//! (with the namespaces' capabilities); it sets the root up, drops every capability, installs
-//! the seccomp filter and becomes the builder. The build's process waits for it and reports
-//! how it ended.
+//! A build's process (outside) reads the [`HelperRequest`] and forks into new namespaces: the
+//! child is PID 1 of the new PID namespace (with the namespaces' capabilities); once the
+//! parent wrote the id maps, it sets the root up, drops every capability, installs the seccomp
+//! filter and becomes the builder. The build's process waits for it and reports how it ended.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
