@@ -18,6 +18,12 @@
 # Sandbox set-up time per build: (casnix's best time with the sandbox - its best time without) /
 # the number of derivations built. The builders do almost nothing, so the difference is what the
 # sandbox adds to each build (namespaces, mounts, chroot, tear-down), whatever casnix-daemon logs.
+# Per build, the native backend forks a process from its zygote (no exec), which creates the
+# namespaces (a network namespace is most of that), makes the root's skeleton in a tmpfs, mounts
+# the inputs, loads the precompiled seccomp filter and execs the builder; with RUST_LOG=sandbox=debug
+# casnix-daemon logs each build's prepare/run/teardown milliseconds. On an ext4 without a journal
+# (this machine's), creating inodes soon after many were deleted is slow (the allocator skips
+# recently deleted ones): each round deletes the previous round's store, so expect noise.
 #
 # Usage: bench/builds.sh [WORK_DIR] [ROUNDS]   (default /tmp/casnix-bench-builds, 3 rounds)
 # Environment: MAX_JOBS (default 1), CASNIX_SANDBOX (default true), CASNIX_TRIXIE_ROOT (default

@@ -103,26 +103,45 @@ pub fn write_builder_env(
 /// How often a running build looks at its [`crate::Cancellation`].
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// A running builder as [`supervise_with`] sees it: a process group to kill and an end to
+/// wait for.
+pub trait Supervised {
+    /// The process id of the group's leader.
+    fn id(&self) -> u32;
+    /// Waits until it ends.
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus>;
+}
+
+impl Supervised for Child {
+    fn id(&self) -> u32 {
+        Child::id(self)
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        Child::wait(self)
+    }
+}
+
 /// Waits for `child`, passing its output lines from `lines` to `log`, and enforcing the
 /// request's timeouts and cancellation by killing its process group.
 pub fn supervise(
-    child: Child,
-    lines: mpsc::Receiver<Vec<u8>>,
-    log: &mut dyn LogSink,
-    request: &BuildRequest,
-) -> Result<BuildOutcome, SandboxError> {
-    supervise_with(child, lines, log, request, &|_| {})
-}
-
-/// [`supervise`], calling `kill` first when a timeout or the cancellation strikes (to kill
-/// what the process group does not hold, such as a container), before the process group gets
-/// SIGKILL.
-pub fn supervise_with(
     mut child: Child,
     lines: mpsc::Receiver<Vec<u8>>,
     log: &mut dyn LogSink,
     request: &BuildRequest,
-    kill: &dyn Fn(&Child),
+) -> Result<BuildOutcome, SandboxError> {
+    supervise_with(&mut child, lines, log, request, &|_| {})
+}
+
+/// [`supervise`], calling `kill` first when a timeout or the cancellation strikes (to kill
+/// what the process group does not hold, such as a container), before the process group gets
+/// SIGKILL. Once it was killed, how it ends (even with an error) does not matter.
+pub fn supervise_with<C: Supervised>(
+    child: &mut C,
+    lines: mpsc::Receiver<Vec<u8>>,
+    log: &mut dyn LogSink,
+    request: &BuildRequest,
+    kill: &dyn Fn(&C),
 ) -> Result<BuildOutcome, SandboxError> {
     let (timeout, max_silent_time) = (request.timeout, request.max_silent_time);
     let started = Instant::now();
@@ -160,15 +179,16 @@ pub fn supervise_with(
         }
     }
     if killed_for.is_some() {
-        kill(&child);
+        kill(child);
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
-    let status = child.wait().map_err(SandboxError::io("waiting for the builder"))?;
+    let status = child.wait();
     if let Some(outcome) = killed_for {
         return Ok(outcome);
     }
+    let status = status.map_err(SandboxError::io("waiting for the builder"))?;
     Ok(match (status.code(), status.signal()) {
         (Some(0), _) => BuildOutcome::Success,
         (Some(code), _) => BuildOutcome::Failed(code),

@@ -277,9 +277,38 @@ pub struct SandboxPlan {
     pub outputs: Vec<OutputPlan>,
     /// The builder's working directory (the build directory inside).
     pub cwd: String,
+    /// Whether the root's skeleton (everything but [`Self::host_directories`] and what is
+    /// mounted in them) is made by the sandbox's first process in a tmpfs of its own, instead
+    /// of on the host by [`crate::prepare`] (the `native` backend: far fewer inodes created
+    /// and deleted on the host's file system per build).
+    #[serde(default)]
+    pub skeleton_in_tmpfs: bool,
+}
+
+/// Where a bind mount's target is, for [`SandboxPlan::skeleton_in_tmpfs`].
+fn is_under(path: &str, dir: &str) -> bool {
+    path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl SandboxPlan {
+    /// The directories inside that stay on the host when the skeleton is in a tmpfs: the
+    /// store directory (the outputs must land on the store's file system) and `/tmp`
+    /// (writable, as on disk in Nix's sandbox).
+    /// One inside another (a store directory under `/tmp`) counts once, as the outer one.
+    pub fn host_directories(&self) -> Vec<&str> {
+        let candidates: Vec<&str> = [self.store_dir.as_str(), "/tmp"]
+            .into_iter()
+            .filter(|d| self.directories.iter().any(|dir| dir.target == *d))
+            .collect();
+        candidates.iter().copied().filter(|d| !candidates.iter().any(|outer| outer != d && is_under(d, outer))).collect()
+    }
+
+    /// Whether `inside` is on the host (in a host directory) even with the skeleton in a
+    /// tmpfs.
+    pub fn is_on_host(&self, inside: &str) -> bool {
+        !self.skeleton_in_tmpfs || self.host_directories().iter().any(|dir| is_under(inside, dir))
+    }
+
     /// Records the host build directory (where `/build` comes from).
     pub fn set_build_dir_host(&mut self, dir: PathBuf) {
         for mount in &mut self.mounts {
@@ -512,6 +541,7 @@ pub fn plan(request: &BuildRequest, config: &SandboxConfig) -> Result<Option<San
         seccomp: seccomp_plan(),
         outputs,
         cwd: config.build_dir.clone(),
+        skeleton_in_tmpfs: false,
     }))
 }
 

@@ -83,7 +83,7 @@ fn create_chroot_dir(dir: &Path) -> Result<File, SandboxError> {
 
 /// Creates what a bind mount is mounted on; `Ok(false)` when the mount is dropped (an optional
 /// source that is missing, or a symlink, which is copied as a symlink instead).
-fn mount_point(source: &Path, target: &Path, optional: bool) -> Result<bool, SandboxError> {
+pub(crate) fn mount_point(source: &Path, target: &Path, optional: bool) -> Result<bool, SandboxError> {
     let meta = match std::fs::symlink_metadata(source) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => return Ok(false),
@@ -115,7 +115,8 @@ pub fn prepare(request: &BuildRequest, mut plan: SandboxPlan) -> Result<Prepared
     if other_user.is_some() {
         chown(&root, Some(0), Some(ids.gid))?;
     }
-    for dir in &plan.directories {
+    // With the skeleton in a tmpfs, only what is in the host directories is made here.
+    for dir in plan.directories.iter().filter(|d| plan.is_on_host(&d.target)) {
         let path = under(&root, &dir.target);
         std::fs::create_dir_all(&path).map_err(io(format!("creating '{}'", path.display())))?;
     }
@@ -146,24 +147,24 @@ pub fn prepare(request: &BuildRequest, mut plan: SandboxPlan) -> Result<Prepared
     };
     request.run_build_dir_hook(&info, &mut env.vars)?;
 
-    for file in &plan.files {
+    for file in plan.files.iter().filter(|f| plan.is_on_host(&f.target)) {
         let path = under(&root, &file.target);
         std::fs::write(&path, &file.contents).map_err(io(format!("writing '{}'", path.display())))?;
         set_mode(&path, file.mode)?;
     }
-    for link in &plan.symlinks {
+    for link in plan.symlinks.iter().filter(|l| plan.is_on_host(&l.target)) {
         let path = under(&root, &link.target);
         std::os::unix::fs::symlink(&link.points_to, &path).map_err(io(format!("creating '{}'", path.display())))?;
     }
     let mut mounts = Vec::with_capacity(plan.mounts.len());
     for mount in std::mem::take(&mut plan.mounts) {
-        if mount_point(&mount.source, &under(&root, &mount.target), mount.optional)? {
+        if !plan.is_on_host(&mount.target) || mount_point(&mount.source, &under(&root, &mount.target), mount.optional)? {
             mounts.push(mount);
         }
     }
     plan.mounts = mounts;
     // Modes last: `/etc` becomes read-only once what is in it exists.
-    for dir in &plan.directories {
+    for dir in plan.directories.iter().filter(|d| plan.is_on_host(&d.target)) {
         set_mode(&under(&root, &dir.target), dir.mode)?;
     }
     set_mode(&root, plan.root_mode)?;

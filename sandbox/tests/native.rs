@@ -78,7 +78,7 @@ fn helper_without_namespaces(dir: &std::path::Path) -> PathBuf {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\"' {}\n",
+            "#!/bin/sh\nexec unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" \"$@\"' {} \"$@\"\n",
             env!("CARGO_BIN_EXE_casnix-build-sandbox")
         ),
     )
@@ -109,4 +109,106 @@ fn without_namespaces_a_clear_error_or_nix_s_fallback() {
     assert_eq!(outcome, sandbox::BuildOutcome::Success, "{log}");
     let top = std::fs::read_to_string(&request.outputs["out"]).unwrap();
     assert!(top.starts_with(&fx.builds.display().to_string()), "{top}");
+}
+
+/// A backend with a zygote of its own (the helper under another name: zygotes are per helper),
+/// so that killing it disturbs no other test.
+fn backend_with_own_zygote(dir: &std::path::Path) -> NativeSandbox {
+    let helper = dir.join("own-zygote-helper");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_casnix-build-sandbox"), &helper).unwrap();
+    NativeSandbox::new(SandboxConfig::default(), helper)
+}
+
+fn kill_zygote(backend: &NativeSandbox) {
+    let pid = backend.zygote_pid().expect("the zygote runs after a build");
+    std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    // Gone once `zygote_pid` (which reaps it) no longer sees it.
+    while backend.zygote_pid() == Some(pid) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_killed_zygote_is_replaced_by_the_next_build() {
+    let fx = common::Fixture::new();
+    let backend = backend_with_own_zygote(fx.tmp.path());
+    assert_eq!(common::build_text(&backend, &fx, "before", "echo one > $out", false), "one\n");
+    let first = backend.zygote_pid().unwrap();
+    kill_zygote(&backend);
+    assert_eq!(common::build_text(&backend, &fx, "after", "echo two > $out", false), "two\n");
+    assert_ne!(backend.zygote_pid(), Some(first));
+}
+
+#[test]
+fn builds_in_flight_fail_clearly_when_the_zygote_dies() {
+    let fx = common::Fixture::new();
+    let backend = backend_with_own_zygote(fx.tmp.path());
+    common::build_text(&backend, &fx, "start", "echo > $out", false);
+    let request = fx.request("long", "echo started; sleep 60; echo > $out", false);
+    let started = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let build = scope.spawn(|| {
+            let mut sink = |line: &[u8]| {
+                if line == b"started" {
+                    started.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            };
+            sandbox::Backend::build(&backend, &request, &mut sink)
+        });
+        // Once the builder runs, the zygote goes.
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(!build.is_finished(), "the build ended before its builder started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        kill_zygote(&backend);
+        let err = build.join().unwrap().unwrap_err().to_string();
+        assert!(err.contains("zygote"), "{err}");
+    });
+    assert!(!request.outputs["out"].exists());
+    assert_eq!(common::build_text(&backend, &fx, "later", "echo three > $out", false), "three\n");
+}
+
+#[test]
+fn concurrent_builds_run_side_by_side() {
+    // Each builder says it started, then waits for a flag the test sets once both said so:
+    // they finish only if both run at once.
+    let fx = common::Fixture::new();
+    let meeting = fx.tmp.path().join("meeting");
+    std::fs::create_dir(&meeting).unwrap();
+    let backend = backend_with(&[format!("/meeting={}", meeting.display())]);
+    let script = "echo started; i=0; while [ ! -e /meeting/go ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.05; done; echo $name > $out";
+    let (a, b) = (fx.request("a", script, false), fx.request("b", script, false));
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let run = |request: &sandbox::BuildRequest| {
+        let mut log = String::new();
+        let mut sink = |line: &[u8]| {
+            if line == b"started" {
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            log.push_str(&String::from_utf8_lossy(line));
+        };
+        (sandbox::Backend::build(&backend, request, &mut sink).unwrap(), log)
+    };
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| run(&a));
+        let second = scope.spawn(|| run(&b));
+        while started.load(std::sync::atomic::Ordering::SeqCst) < 2 && !(first.is_finished() || second.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::write(meeting.join("go"), "").unwrap();
+        for (build, name) in [(first, "a"), (second, "b")] {
+            let (outcome, log) = build.join().unwrap();
+            assert_eq!(outcome, sandbox::BuildOutcome::Success, "{name}: {log}");
+        }
+    });
+    assert_eq!(std::fs::read_to_string(&a.outputs["out"]).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(&b.outputs["out"]).unwrap(), "b\n");
+}
+
+#[test]
+fn the_root_is_read_only_but_tmp_build_and_the_store_are_writable() {
+    let fx = common::Fixture::new();
+    let script = "if touch /x 2>/dev/null || touch /etc/x 2>/dev/null || chmod 666 /etc/passwd 2>/dev/null; then exit 1; fi; \
+                  touch /tmp/x /build/x && grep -q nixbld /etc/passwd && ls /dev/null /dev/shm /dev/pts >/dev/null && echo ok > $out";
+    assert_eq!(common::build_text(&backend(), &fx, "ro-root", script, false), "ok\n");
 }

@@ -66,15 +66,41 @@ fn unsandboxed(settings: &Settings, st: &Store) -> Result<NoSandbox, String> {
     })
 }
 
+/// What a [`UserPool`] was made from: the group, the lock and store directories, and when
+/// the group and user databases last changed.
+type PoolKey = (String, std::path::PathBuf, std::path::PathBuf, Option<std::time::SystemTime>, Option<std::time::SystemTime>);
+
 /// Nix's build users: only when running as root with `build-users-group` set. As Nix's local
 /// store does then, the store directory becomes root's and the build group's with mode 1775,
 /// so that builders running unsandboxed (`sandbox = false`, or a sandbox's fallback) can
-/// create their outputs in it.
+/// create their outputs in it. Made once for the same settings (and again when `/etc/group`
+/// or `/etc/passwd` changed), not for every build.
 fn build_users(settings: &Settings, st: &Store) -> Result<Option<Arc<UserPool>>, String> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    static POOLS: std::sync::Mutex<Vec<(PoolKey, Arc<UserPool>)>> = std::sync::Mutex::new(Vec::new());
     if settings.build_users_group.is_empty() || !rustix::process::geteuid().is_root() {
         return Ok(None);
     }
+    let changed = |path: &str| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let key: PoolKey = (
+        settings.build_users_group.clone(),
+        st.state_dir().join("userpool"),
+        st.real_store_dir().to_owned(),
+        changed("/etc/group"),
+        changed("/etc/passwd"),
+    );
+    let mut pools = POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, pool)) = pools.iter().find(|(k, _)| *k == key) {
+        return Ok(Some(pool.clone()));
+    }
+    let pool = new_build_users(settings, st)?;
+    pools.retain(|(k, _)| (&k.0, &k.1, &k.2) != (&key.0, &key.1, &key.2));
+    pools.push((key, pool.clone()));
+    Ok(Some(pool))
+}
+
+/// [`build_users`] made afresh.
+fn new_build_users(settings: &Settings, st: &Store) -> Result<Arc<UserPool>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let pool = UserPool::new(&settings.build_users_group, st.state_dir().join("userpool")).map_err(|e| e.to_string())?;
     let store_dir = st.real_store_dir();
     let meta = std::fs::metadata(store_dir).map_err(|e| format!("reading '{}': {e}", store_dir.display()))?;
@@ -86,7 +112,7 @@ fn build_users(settings: &Settings, st: &Store) -> Result<Option<Arc<UserPool>>,
         std::fs::set_permissions(store_dir, std::fs::Permissions::from_mode(0o1775))
             .map_err(|e| format!("changing the mode of '{}': {e}", store_dir.display()))?;
     }
-    Ok(Some(Arc::new(pool)))
+    Ok(Arc::new(pool))
 }
 
 /// Where the `oci` backend keeps runc's state (`runc --root`): casnix's, in the state

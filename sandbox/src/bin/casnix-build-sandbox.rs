@@ -1,4 +1,4 @@
-//! `casnix-build-sandbox`: the helper the `native` backend runs for each build (see
+//! `casnix-build-sandbox`: the helper of the `native` backend, run once as its zygote (see
 //! `sandbox::native::helper`).
 
 fn main() {

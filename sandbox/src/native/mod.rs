@@ -1,29 +1,34 @@
 //! The `native` backend (design decision 5): each build runs in new user, mount, PID, IPC, UTS
 //! and (unless fixed-output) network namespaces, in a root made of exactly its input closure
 //! (read-only) and Nix's few extras, entered with `pivot_root`, without capabilities, under
-//! Nix's seccomp filter. The daemon is multi-threaded, so the namespaces are made by a
-//! single-threaded helper, `casnix-build-sandbox` ([`helper`]), which the backend runs with the
-//! [`crate::plan::SandboxPlan`] and supervises like the `none` backend supervises its builder.
+//! Nix's seccomp filter. The daemon is multi-threaded, so the namespaces are made by
+//! single-threaded processes: a zygote ([`zygote`], the helper `casnix-build-sandbox`
+//! ([`helper`]) started once) forks one for each build, which the backend sends the
+//! [`crate::plan::SandboxPlan`] ([`protocol`]) and supervises like the `none` backend
+//! supervises its builder.
 
+pub mod client;
 pub mod confine;
 pub mod expose;
 pub mod helper;
 pub mod protocol;
 pub mod setup;
 mod sys;
+pub mod zygote;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::none::{line_reader, supervise, NoSandbox};
-use crate::plan::{plan, SandboxConfig, SandboxPlan};
+use crate::none::{line_reader, supervise_with, NoSandbox, Supervised};
+use crate::plan::{plan, SandboxConfig};
 use crate::prepare::{prepare, PreparedSandbox};
 use crate::request::{Backend, BuildOutcome, BuildRequest, LogSink, SandboxError};
 use crate::userpool::UserPool;
-use protocol::{HelperRequest, GO, NO_NAMESPACES, SETUP_ERROR, UNSHARED};
+use client::Zygote;
+use protocol::{HelperRequest, NO_NAMESPACES, SETUP_ERROR, STATUS, UNSHARED};
 
 /// The helper's file name.
 pub const HELPER_NAME: &str = "casnix-build-sandbox";
@@ -35,19 +40,30 @@ pub struct NativeSandbox {
     helper: PathBuf,
     helper_args: Vec<String>,
     users: Option<Arc<UserPool>>,
+    zygote: Arc<Zygote>,
 }
 
 impl NativeSandbox {
     /// A backend with these settings, running the helper at `helper`.
     pub fn new(config: SandboxConfig, helper: PathBuf) -> Self {
-        Self { config, helper, helper_args: Vec::new(), users: None }
+        Self::with_helper(config, helper, Vec::new())
+    }
+
+    fn with_helper(config: SandboxConfig, helper: PathBuf, helper_args: Vec<String>) -> Self {
+        let zygote = Zygote::shared(&helper, &helper_args);
+        Self { config, helper, helper_args, users: None, zygote }
     }
 
     /// A backend whose helper is the running executable itself, which must call
-    /// [`helper::dispatch`] first thing (as `casnix-daemon` does).
+    /// [`helper::dispatch`] first thing (as `casnix-daemon` does). It is run as
+    /// `/proc/self/exe`: the very binary running, even once a newer one replaced it on disk.
     pub fn embedded(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let exe = std::env::current_exe().map_err(SandboxError::io("finding the current executable"))?;
-        Ok(Self { config, helper: exe, helper_args: vec![protocol::HELPER_ARG.to_owned()], users: None })
+        Ok(Self::with_helper(config, PathBuf::from("/proc/self/exe"), vec![protocol::HELPER_ARG.to_owned()]))
+    }
+
+    /// The process id of the zygote this backend's builds are forked from, while it runs.
+    pub fn zygote_pid(&self) -> Option<u32> {
+        self.zygote.pid()
     }
 
     /// A backend whose helper is [`HELPER_NAME`] next to the running executable.
@@ -73,20 +89,6 @@ impl NativeSandbox {
         SandboxError::Setup(message.into())
     }
 
-    /// Writes the id maps of the helper's user namespace (the helper has created it).
-    fn write_id_maps(pid: u32, plan: &SandboxPlan) -> Result<(), SandboxError> {
-        let lines = |maps: &[crate::plan::IdMap]| {
-            maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect::<String>()
-        };
-        let proc = PathBuf::from(format!("/proc/{pid}"));
-        let write = |name: &str, contents: String| {
-            std::fs::write(proc.join(name), contents).map_err(SandboxError::io(format!("writing /proc/{pid}/{name}")))
-        };
-        write("uid_map", lines(&plan.uid_map))?;
-        write("setgroups", "deny".into())?;
-        write("gid_map", lines(&plan.gid_map))
-    }
-
     fn run(&self, sandbox: &PreparedSandbox, request: &BuildRequest, log: &mut dyn LogSink) -> Result<BuildOutcome, SandboxError> {
         let helper_request = HelperRequest {
             plan: sandbox.plan.clone(),
@@ -96,62 +98,92 @@ impl NativeSandbox {
         };
         let mut encoded = serde_json::to_vec(&helper_request).map_err(|e| Self::setup_error(e.to_string()))?;
         encoded.push(b'\n');
-        let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
-        let mut command = Command::new(&self.helper);
-        command
-            .args(&self.helper_args)
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(writer)
-            .process_group(0);
-        let mut child = command
-            .spawn()
-            .map_err(SandboxError::io(format!("running the sandbox helper '{}'", self.helper.display())))?;
-        drop(command);
-        let lines = line_reader(reader);
-        let (Some(mut to_helper), Some(from_helper)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Self::setup_error("the sandbox helper has no pipes"));
-        };
-        let mut from_helper = BufReader::new(from_helper);
-        let handshake = (|| -> Result<(), SandboxError> {
-            to_helper.write_all(&encoded).map_err(SandboxError::io("sending the sandbox plan"))?;
+        let started = self.zygote.start_build()?;
+        let lines = line_reader(started.log);
+        let mut build = ZygoteBuild { pid: 0, from_helper: BufReader::new(started.control), setup_error: None };
+        let handshake = (|| -> Result<u32, SandboxError> {
+            build.from_helper.get_ref().write_all(&encoded).map_err(SandboxError::io("sending the sandbox plan"))?;
             let mut line = String::new();
-            from_helper.read_line(&mut line).map_err(SandboxError::io("reading from the sandbox helper"))?;
+            build.from_helper.read_line(&mut line).map_err(SandboxError::io("reading from the sandbox helper"))?;
             if let Some(message) = line.strip_prefix(SETUP_ERROR) {
                 return Err(Self::setup_error(message.trim_end()));
             }
-            if line.trim_end() != UNSHARED {
-                return Err(Self::setup_error(format!("unexpected answer from the sandbox helper: {line:?}")));
+            if line.is_empty() {
+                return Err(Self::setup_error(ZygoteBuild::GONE));
             }
-            Self::write_id_maps(child.id(), &sandbox.plan)?;
-            writeln!(to_helper, "{GO}").map_err(SandboxError::io("starting the sandbox"))?;
-            Ok(())
+            let pids: Option<(u32, u32)> = line
+                .strip_prefix(UNSHARED)
+                .and_then(|pids| pids.trim_end().split_once(' '))
+                .and_then(|(own, first)| Some((own.parse().ok()?, first.parse().ok()?)));
+            let (own, first) = pids.ok_or_else(|| Self::setup_error(format!("unexpected answer from the sandbox helper: {line:?}")))?;
+            build.pid = own;
+            Ok(first)
         })();
-        drop(to_helper);
-        if let Err(e) = handshake {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        let first = match handshake {
+            Ok(first) => first,
+            Err(e) => {
+                // Closing the control channel ends a build's process still waiting for the
+                // request; a known one is killed too.
+                build.kill();
+                return Err(e);
+            }
+        };
         request.live.set(Some(Arc::new(expose::NativeExposer {
             helper: self.helper.clone(),
             helper_args: self.helper_args.clone(),
-            pid: child.id(),
+            pid: first,
             root: sandbox.plan.root.clone(),
             store_dir: sandbox.plan.store_dir.clone(),
         })));
-        let outcome = supervise(child, lines, log, request);
+        let outcome = supervise_with(&mut build, lines, log, request, &|_| {});
         request.live.set(None);
-        let outcome = outcome?;
-        let mut rest = String::new();
-        let _ = from_helper.read_to_string(&mut rest);
-        if let Some(message) = rest.lines().find_map(|l| l.strip_prefix(SETUP_ERROR)) {
+        if let Some(message) = build.setup_error.take() {
             return Err(Self::setup_error(message));
         }
-        Ok(outcome)
+        outcome
+    }
+}
+
+/// A build's process (forked by the zygote) as [`supervise_with`] sees it.
+struct ZygoteBuild {
+    /// Its process id (on the host), once it said it.
+    pid: u32,
+    from_helper: BufReader<UnixStream>,
+    /// What it said when the sandbox could not be set up.
+    setup_error: Option<String>,
+}
+
+impl ZygoteBuild {
+    const GONE: &'static str = "the build's sandbox process ended without a word (was the sandbox zygote killed?)";
+
+    fn kill(&self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Supervised for ZygoteBuild {
+    fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Reads the control channel until the status line.
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        loop {
+            let mut line = String::new();
+            if self.from_helper.read_line(&mut line)? == 0 {
+                if self.setup_error.is_some() {
+                    return Ok(std::process::ExitStatus::from_raw(125 << 8));
+                }
+                return Err(std::io::Error::other(Self::GONE));
+            }
+            if let Some(message) = line.strip_prefix(SETUP_ERROR) {
+                self.setup_error = Some(message.trim_end().to_owned());
+            } else if let Some(status) = line.strip_prefix(STATUS).and_then(|s| s.trim_end().parse().ok()) {
+                return Ok(std::process::ExitStatus::from_raw(status));
+            }
+        }
     }
 }
 
@@ -167,10 +199,11 @@ impl Backend for NativeSandbox {
         if let Some(user) = &build_user {
             config.host_ids = user.ids;
         }
-        let Some(plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
+        let Some(mut plan) = plan(request, &config).map_err(|e| SandboxError::Unsupported(e.to_string()))? else {
             // `sandbox = relaxed` lets this one run on the host.
             return NoSandbox::fallback(self.users.as_ref()).build(request, log);
         };
+        plan.skeleton_in_tmpfs = true;
         let started = std::time::Instant::now();
         let mut sandbox = prepare(request, plan)?;
         sandbox.remove_in_background();

@@ -1,10 +1,8 @@
-//! The two system calls the helper makes that have no safe wrapper: `unshare` (unsafe in
-//! rustix only because of `CLONE_FILES`, which is never passed here) and bringing the loopback
-//! interface up (an `ioctl` on a socket).
+//! The system calls the helper makes that have no safe wrapper: `fork`, `clone` into new
+//! namespaces, `waitpid`, `setfsuid`, and bringing the loopback interface up (an `ioctl` on a
+//! socket).
 
 #![allow(unsafe_code)]
-
-use rustix::thread::UnshareFlags;
 
 /// Which namespaces the helper creates.
 #[derive(Debug, Clone, Copy)]
@@ -13,20 +11,20 @@ pub struct Namespaces {
     pub network: bool,
 }
 
-/// Moves the calling (single-threaded) process into new user, mount, PID (for its children),
-/// IPC and UTS namespaces, and a new network namespace if asked.
-pub fn unshare(namespaces: Namespaces) -> std::io::Result<()> {
-    let mut flags = UnshareFlags::NEWUSER
-        | UnshareFlags::NEWNS
-        | UnshareFlags::NEWPID
-        | UnshareFlags::NEWIPC
-        | UnshareFlags::NEWUTS;
+/// Forks the calling (single-threaded) process into new user, mount, PID (the child is its
+/// PID 1), IPC and UTS namespaces, and a new network namespace if asked.
+pub fn fork_into(namespaces: Namespaces) -> std::io::Result<Forked> {
+    let mut flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     if namespaces.network {
-        flags |= UnshareFlags::NEWNET;
+        flags |= libc::CLONE_NEWNET;
     }
-    // SAFETY: `CLONE_FILES` is not among the flags, so no file descriptor table is unshared,
-    // which is the only thing that makes `unshare` unsafe.
-    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(std::io::Error::from)
+    // SAFETY: without `CLONE_VM` and with no new stack, `clone` duplicates the process as
+    // `fork` does; the caller is single-threaded, so the child's state is consistent.
+    match unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
 }
 
 /// Brings the interface `lo` up (a new network namespace has it down).
@@ -79,4 +77,15 @@ pub fn wait(pid: libc::pid_t) -> std::io::Result<libc::c_int> {
 pub fn exit_now(code: libc::c_int) -> ! {
     // SAFETY: `_exit` has no preconditions.
     unsafe { libc::_exit(code) }
+}
+
+/// Sets the file-system uid and gid the calling thread creates files as (ids of its user
+/// namespace).
+pub fn set_fs_ids(uid: u32, gid: u32) {
+    // SAFETY: `setfsuid`/`setfsgid` only change the thread's credentials; an id that cannot
+    // be set leaves them as they were (checked by the caller's next file operations).
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+    }
 }

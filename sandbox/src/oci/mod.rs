@@ -127,10 +127,10 @@ impl OciBackend {
         let id = Runc::fresh_id();
         let runc_log = plan.chroot_dir.join("runc.log");
         let (reader, writer) = std::io::pipe().map_err(SandboxError::io("creating the log pipe"))?;
-        let child = self.runc.spawn_run(&id, &plan.chroot_dir, &runc_log, writer)?;
+        let mut child = self.runc.spawn_run(&id, &plan.chroot_dir, &runc_log, writer)?;
         let lines = line_reader(reader);
         let runc = &self.runc;
-        let outcome = supervise_with(child, lines, log, request, &|_| runc.kill(&id));
+        let outcome = supervise_with(&mut child, lines, log, request, &|_| runc.kill(&id));
         self.runc.delete(&id);
         let outcome = outcome?;
         // runc exits with 1 after failing to start the container, and with the builder's
