@@ -9,11 +9,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::casnix_daemon::{self, CasnixDaemon};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 /// The `nix.conf` of every root.
 const CONF: &str = "substituters =\nsandbox = false\nbuild-users-group =\n";
@@ -172,50 +175,10 @@ impl Root {
     }
 }
 
-/// `casnix-daemon` beside the test binary (target/release/deps/.. /casnix-daemon).
-fn daemon_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let daemon = dir.join("casnix-daemon");
-    assert!(
-        daemon.is_file(),
-        "{} is missing: build it first (cargo build --release -p daemon --bin casnix-daemon)",
-        daemon.display()
-    );
-    daemon
-}
-
-/// A running `casnix-daemon`, killed on drop.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(root: &Root) -> Daemon {
-        let log = fs::File::create(root.path("daemon.log")).unwrap();
-        let child = root
-            .command(daemon_binary().to_str().unwrap(), "local")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon(child);
-        for _ in 0..400 {
-            if root.path("socket").exists() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.0.try_wait() {
-                panic!("casnix-daemon exited early: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("casnix-daemon does not listen");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts `casnix-daemon` on the root.
+fn start_daemon(root: &Root) -> CasnixDaemon {
+    let command = root.command(casnix_daemon::binary().to_str().unwrap(), "local");
+    CasnixDaemon::start(command, &root.path("socket"), &root.path("daemon.log"))
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -256,7 +219,7 @@ fn same_derivations_as_nix() {
     }
     let their_store = root.store_contents();
     root.reset();
-    let daemon = Daemon::start(&root);
+    let daemon = start_daemon(&root);
     let mut ours = Vec::new();
     for (file, attr) in CASES {
         ours.push(ok(root.casnix().arg("instantiate").args(args_of(file, *attr))));
@@ -292,7 +255,7 @@ fn errors_as_nix() {
         ("derivation { name = \"x\"; builder = \"x\"; system = \"x\"; outputs = [ \"drvPath\" ]; }", "invalid derivation output name 'drvPath'", false),
         ("derivation { name = \"x\"; builder = \"x\"; system = \"x\"; outputs = [ \"a/b\" ]; }", "name 'x-a/b' contains illegal character '/'", false),
     ];
-    let daemon = Daemon::start(&root);
+    let daemon = start_daemon(&root);
     for (expr, message, nix28_same) in cases {
         let out = run(root.casnix().args(["instantiate", "--expr", expr]));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -329,7 +292,7 @@ in lib.mk {
 "#,
     )
     .unwrap();
-    let _daemon = Daemon::start(&root);
+    let _daemon = start_daemon(&root);
     let out = ok(root.casnix().args(["build", "ifd.nix", "-o", "res"]));
     let out_path = out.trim();
     assert!(out_path.ends_with("-final-from-ifd"), "{out}");
@@ -411,7 +374,7 @@ fn fetchers_as_nix() {
 "#
     );
     fs::write(root.path("exprs/fetch.nix"), expr).unwrap();
-    let _daemon = Daemon::start(&root);
+    let _daemon = start_daemon(&root);
     for dirty in [false, true] {
         if dirty {
             fs::write(repo.join("f"), "changed\n").unwrap();
@@ -448,7 +411,7 @@ fn content_addressed_as_nix() {
 "#,
     )
     .unwrap();
-    let _daemon = Daemon::start(&root);
+    let _daemon = start_daemon(&root);
     let args = ["ca.nix", "-A", "ca", "-A", "dep", "-A", "imp", "--extra-experimental-features", "ca-derivations impure-derivations"];
     let ours = ok(root.casnix().arg("instantiate").args(args));
     let theirs = ok(root.command("nix-instantiate", "daemon").args(args));

@@ -9,11 +9,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::casnix_daemon::{self, CasnixDaemon};
+
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 /// An isolated root: store, state, conf, home and the expressions under a temporary directory.
 struct Root {
@@ -171,47 +174,10 @@ fn end_of_input_inside_an_expression_ends_quietly() {
     assert_eq!(text(&out.stderr), "");
 }
 
-/// `casnix-daemon` beside the test binary (target/release/deps/../casnix-daemon).
-fn daemon_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let daemon = dir.join("casnix-daemon");
-    assert!(daemon.is_file(), "{} is missing: build it first (cargo build --release -p daemon)", daemon.display());
-    daemon
-}
-
-/// A running `casnix-daemon`, killed on drop.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(root: &Root) -> Daemon {
-        let log = fs::File::create(root.path("daemon.log")).unwrap();
-        let child = root
-            .command(daemon_binary().to_str().unwrap(), "local")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon(child);
-        for _ in 0..400 {
-            if root.path("socket").exists() {
-                return d;
-            }
-            if let Ok(Some(status)) = d.0.try_wait() {
-                panic!("casnix-daemon exited early: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("casnix-daemon does not listen");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts `casnix-daemon` on the root.
+fn start_daemon(root: &Root) -> CasnixDaemon {
+    let command = root.command(casnix_daemon::binary().to_str().unwrap(), "local");
+    CasnixDaemon::start(command, &root.path("socket"), &root.path("daemon.log"))
 }
 
 #[test]
@@ -220,7 +186,7 @@ fn build_through_the_daemon() {
     let bin = root.path("exprs/busybox-dir/bin");
     fs::create_dir_all(&bin).unwrap();
     fs::copy("/bin/busybox", bin.join("busybox")).expect("/bin/busybox (apt-get install busybox-static)");
-    let _daemon = Daemon::start(&root);
+    let _daemon = start_daemon(&root);
     let script = r#"mk = name: script: derivation { inherit name; system = builtins.currentSystem; builder = "${./busybox-dir}/bin/busybox"; args = [ "sh" "-c" script ]; outputs = [ "out" "doc" ]; }
 d = mk "repl-built" "echo built by the repl > $out; echo docs > $doc"
 d

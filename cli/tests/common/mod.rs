@@ -245,4 +245,5 @@ pub fn assert_bytes_eq(ours: &[u8], theirs: &[u8], what: &str) {
     }
 }
 
+pub mod casnix_daemon;
 pub mod daemon;
