@@ -97,11 +97,7 @@ fn translate(re: &str) -> Option<String> {
                             out.push_str(&re[i..close + 2]);
                             i = close + 2;
                         }
-                        b'-' => {
-                            out.push('-');
-                            i += 1;
-                        }
-                        c if c.is_ascii_alphanumeric() => {
+                        c if c == b'-' || c.is_ascii_alphanumeric() => {
                             out.push(c as char);
                             i += 1;
                         }
