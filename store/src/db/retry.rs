@@ -66,7 +66,6 @@ fn attempt_once<T>(
     let open = OpenTransaction(conn);
     let value = body(open.0)?;
     execute_cached(open.0, "COMMIT").map_err(DbError::sqlite("committing a transaction"))?;
-    std::mem::forget(open);
     Ok(value)
 }
 
@@ -74,13 +73,13 @@ fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// A transaction begun on the connection and not committed: rolled back when dropped (the body
-/// failed or panicked), so that the connection is usable again.
+/// A transaction begun on the connection: rolled back when dropped still open (the body or the
+/// `COMMIT` failed, or the body panicked), so that the connection is usable again.
 struct OpenTransaction<'c>(&'c Connection);
 
 impl Drop for OpenTransaction<'_> {
     fn drop(&mut self) {
-        // A failed `COMMIT` may have ended the transaction already; then there is nothing to roll back.
+        // After a `COMMIT` (or a failure that ended the transaction) there is nothing to roll back.
         if !self.0.is_autocommit() {
             if let Err(e) = execute_cached(self.0, "ROLLBACK") {
                 tracing::warn!("rolling back a transaction: {e}");
