@@ -55,7 +55,7 @@ fn setuid_files_and_no_chroot_are_refused() {
 
 #[test]
 fn root_builds_as_a_free_build_user() {
-    let uids = common::ensure_build_users();
+    let (uids, _build_users) = common::ensure_build_users();
     let daemon = Daemon::start(&format!("{CONF}build-users-group = {}\n", common::BUILD_GROUP));
     let file = daemon.file(
         "users.nix",
@@ -77,7 +77,7 @@ fn root_builds_as_a_free_build_user() {
 #[test]
 fn root_builds_unsandboxed_as_a_free_build_user() {
     use std::os::unix::fs::MetadataExt;
-    let uids = common::ensure_build_users();
+    let (uids, _build_users) = common::ensure_build_users();
     let daemon = Daemon::start(&format!("sandbox = false\nbuild-users-group = {}\n", common::BUILD_GROUP));
     let file = daemon.file(
         "users.nix",

@@ -70,7 +70,7 @@ fn setuid_files_are_refused_and_timeouts_kill_the_container() {
 
 #[test]
 fn root_builds_as_a_free_build_user() {
-    let uids = common::ensure_build_users();
+    let (uids, _build_users) = common::ensure_build_users();
     let daemon = Daemon::start(&format!("{CONF}build-users-group = {}\n", common::BUILD_GROUP));
     let file = daemon.file(
         "users.nix",

@@ -414,9 +414,14 @@ pub async fn log_shows_times(root: &TestRoot, needle: &str, times: usize, limit:
 pub const BUILD_GROUP: &str = "casnix-nixbld";
 
 /// Creates [`BUILD_GROUP`] and its members when missing (the tests run as root); returns
-/// the members' uids.
-pub fn ensure_build_users() -> Vec<u32> {
+/// the members' uids, and a guard that keeps other tests of this process from using them
+/// meanwhile: each test's daemon has its own state directory, so their user pools do not
+/// see each other, and a build kills whatever still runs as its build user before starting
+/// (as Nix's does) — another test's build, if two daemons picked the same user.
+pub fn ensure_build_users() -> (Vec<u32>, std::sync::MutexGuard<'static, ()>) {
     use std::process::Command;
+    static BUILD_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let exclusive = BUILD_USERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(rustix::process::getuid().is_root(), "the build-users tests run as root (as CI does)");
     require("useradd");
     let _ = Command::new("groupadd").args(["--system", BUILD_GROUP]).output();
@@ -430,5 +435,5 @@ pub fn ensure_build_users() -> Vec<u32> {
         let out = Command::new("id").args(["-u", &name]).output().unwrap();
         uids.push(String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().unwrap());
     }
-    uids
+    (uids, exclusive)
 }
