@@ -22,6 +22,7 @@ pub mod build;
 pub mod listen;
 pub mod locations;
 pub mod ops;
+pub mod path_info_cache;
 pub mod peer;
 pub mod session;
 pub mod settings;

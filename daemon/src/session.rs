@@ -107,6 +107,7 @@ where
         // Until the client's `SetOptions`, the daemon's own `max-jobs`.
         options: worker_protocol::ops::ClientOptions { max_build_jobs: max_jobs, ..Default::default() },
         restricted: None,
+        path_infos: Default::default(),
     };
     serve_requests(conn, session, &timer, shared.stopping.subscribe()).await
 }
@@ -141,6 +142,7 @@ where
         locations: Arc::clone(&context.locations),
         options: worker_protocol::ops::ClientOptions { max_build_jobs: context.settings.max_jobs, ..Default::default() },
         restricted: Some(restriction),
+        path_infos: Default::default(),
     };
     // Ends with the build (its daemon shuts the connection down), not with the daemon.
     let (_never, stopping) = tokio::sync::watch::channel(false);

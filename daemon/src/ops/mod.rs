@@ -14,7 +14,7 @@ pub mod roots;
 pub mod sandboxing;
 pub mod substitutes;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use worker_protocol::connection::ServerConnection;
@@ -23,8 +23,11 @@ use worker_protocol::ops::{ClientOptions, Request, Response};
 
 use crate::bridge::BridgeError;
 use crate::locations::Locations;
+use crate::path_info_cache::{PathInfoCache, STORE_CHANGES};
 use crate::peer::Trust;
 use crate::settings::Settings;
+use nix_formats::path_info::ValidPathInfo;
+use nix_formats::store_path::StorePath;
 use store::{Store, StoreError};
 
 /// How an operation failed.
@@ -77,6 +80,8 @@ pub struct Session {
     pub options: ClientOptions,
     /// For a recursive Nix connection: what it may see ([`restricted`] serves it).
     pub restricted: Option<Arc<crate::build::recursive::Restriction>>,
+    /// The path infos this connection answered, for answering them again.
+    pub path_infos: Mutex<PathInfoCache>,
 }
 
 impl Session {
@@ -97,6 +102,58 @@ impl Session {
     pub fn print(&self, path: &nix_formats::store_path::StorePath) -> String {
         self.store.print(path)
     }
+
+    /// The info of `path` if it is valid: remembered from an earlier answer of this connection
+    /// when the store has not changed since, else read from the database (and remembered).
+    pub fn path_info(&self, path: &StorePath) -> Result<Option<Arc<ValidPathInfo>>, StoreError> {
+        let mut cache = self.path_infos.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(info) = cache.get(path) {
+            return Ok(Some(info));
+        }
+        let mark = cache.mark();
+        let Some(info) = self.store.query_path_info(path)? else { return Ok(None) };
+        let info = Arc::new(info);
+        cache.remember(mark, Arc::clone(&info));
+        Ok(Some(info))
+    }
+}
+
+/// Whether `request` may change the store's paths or their infos (then every connection's
+/// remembered path infos are forgotten when it starts and when it ends).
+fn changes_store(request: &Request) -> bool {
+    use Request as Q;
+    !matches!(
+        request,
+        Q::IsValidPath(_)
+            | Q::HasSubstitutes(_)
+            | Q::QueryPathHash(_)
+            | Q::QueryReferences(_)
+            | Q::QueryReferrers(_)
+            | Q::QueryDeriver(_)
+            | Q::QueryValidDerivers(_)
+            | Q::QueryDerivationOutputs(_)
+            | Q::QueryDerivationOutputNames(_)
+            | Q::QueryDerivationOutputMap(_)
+            | Q::QueryPathInfo(_)
+            | Q::QueryPathFromHashPart(_)
+            | Q::QueryAllValidPaths(_)
+            | Q::QueryValidPaths(_)
+            | Q::QuerySubstitutablePaths(_)
+            | Q::QuerySubstitutablePathInfo(_)
+            | Q::QuerySubstitutablePathInfos(_)
+            | Q::QueryMissing(_)
+            | Q::QueryRealisation(_)
+            | Q::ExportPath(_)
+            | Q::NarFromPath(_)
+            | Q::AddTempRoot(_)
+            | Q::AddIndirectRoot(_)
+            | Q::AddPermRoot(_)
+            | Q::SyncWithGC(_)
+            | Q::FindRoots(_)
+            | Q::SetOptions(_)
+            | Q::RegisterDrvOutput(_)
+            | Q::AddBuildLog(_)
+    )
 }
 
 /// Serves `request`, answering it on `conn` (or returning the error to report).
@@ -105,6 +162,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let _change = changes_store(&request).then(|| STORE_CHANGES.begin());
     if let Some(restriction) = s.restricted.clone() {
         return restricted::perform(s, conn, request, &restriction).await;
     }

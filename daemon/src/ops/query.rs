@@ -2,11 +2,13 @@
 //! derivation outputs, `QueryMissing`, realisations.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use nix_formats::derivation::Derivation;
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 use nix_formats::store_path::StorePath;
 use nix_formats::content_address::ContentAddress;
+use nix_formats::path_info::ValidPathInfo;
 use store::substitute::{Substitutable, Substituters};
 use store::{Store, StoreError};
 use worker_protocol::ops::request::query::*;
@@ -23,9 +25,9 @@ const MAX_MISSING_WALK: usize = 1 << 20;
 /// The largest `.drv` file read.
 const MAX_DRV_SIZE: u64 = 64 << 20;
 
-/// The info of a valid path, or Nix's "is not valid" error.
-fn info_of(store: &Store, path: &StorePath) -> Result<nix_formats::path_info::ValidPathInfo, StoreError> {
-    store.query_path_info(path)?.ok_or_else(|| StoreError::InvalidPath(store.print(path)))
+/// The info of a valid path (see [`Session::path_info`]), or Nix's "is not valid" error.
+fn valid_info(s: &Session, path: &StorePath) -> Result<Arc<ValidPathInfo>, StoreError> {
+    s.path_info(path)?.ok_or_else(|| StoreError::InvalidPath(s.print(path)))
 }
 
 /// Reads and parses the derivation at `drv_path` from the store directory.
@@ -44,19 +46,17 @@ pub fn read_derivation(store: &Store, drv_path: &StorePath) -> Result<Derivation
 
 /// `IsValidPath`.
 pub async fn is_valid_path(s: &Session, r: IsValidPath) -> Result<Response, OpError> {
-    Ok(Response::IsValidPath(bridge::run(&s.store, move |st| st.is_valid(&r.path)).await?))
+    Ok(Response::IsValidPath(s.path_info(&r.path)?.is_some()))
 }
 
 /// `QueryPathHash`: the NAR hash of a valid path.
 pub async fn path_hash(s: &Session, r: QueryPathHash) -> Result<Response, OpError> {
-    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
-    Ok(Response::QueryPathHash(info.nar_hash))
+    Ok(Response::QueryPathHash(valid_info(s, &r.path)?.nar_hash.clone()))
 }
 
 /// `QueryReferences`: the references of a valid path.
 pub async fn references(s: &Session, r: QueryReferences) -> Result<Response, OpError> {
-    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
-    Ok(Response::QueryReferences(info.references))
+    Ok(Response::QueryReferences(valid_info(s, &r.path)?.references.clone()))
 }
 
 /// `QueryReferrers`: the valid paths that refer to a path (none for an invalid one).
@@ -66,8 +66,7 @@ pub async fn referrers(s: &Session, r: QueryReferrers) -> Result<Response, OpErr
 
 /// `QueryDeriver`: the recorded deriver of a valid path.
 pub async fn deriver(s: &Session, r: QueryDeriver) -> Result<Response, OpError> {
-    let info = bridge::run(&s.store, move |st| info_of(st, &r.path)).await?;
-    Ok(Response::QueryDeriver(info.deriver))
+    Ok(Response::QueryDeriver(valid_info(s, &r.path)?.deriver.clone()))
 }
 
 /// `QueryValidDerivers`.
@@ -100,12 +99,10 @@ pub async fn derivation_output_map(s: &Session, r: QueryDerivationOutputMap) -> 
 
 /// `QueryPathInfo`: before 1.17 an invalid path is an error, after it an empty answer.
 pub async fn path_info(s: &Session, version: ProtocolVersion, r: QueryPathInfo) -> Result<Response, OpError> {
-    let path = r.path;
-    let info = bridge::run(&s.store, move |st| st.query_path_info(&path).map(|i| (i, path))).await?;
-    match info {
-        (Some(info), _) => Ok(Response::QueryPathInfo(Some(UnkeyedValidPathInfo::split(info).1))),
-        (None, path) if !version.at_least(1, 17) => Err(StoreError::InvalidPath(s.print(&path)).into()),
-        (None, _) => Ok(Response::QueryPathInfo(None)),
+    match s.path_info(&r.path)? {
+        Some(info) => Ok(Response::QueryPathInfo(Some(UnkeyedValidPathInfo::split(ValidPathInfo::clone(&info)).1))),
+        None if !version.at_least(1, 17) => Err(StoreError::InvalidPath(s.print(&r.path)).into()),
+        None => Ok(Response::QueryPathInfo(None)),
     }
 }
 
