@@ -3,8 +3,8 @@
 //! One `fsync` per file is slow when done one after another (a journal commit each), so a batch
 //! of files is synced by many threads at once, which the file system groups into few commits.
 //! Past [`SYNCFS_THRESHOLD`] paths a single `syncfs` of the file system is cheaper; it also
-//! writes out other processes' dirty data on that file system, which is why small batches avoid
-//! it.
+//! writes out other processes' dirty data on that file system, which is why smaller batches use
+//! it only when the system has little unwritten data ([`prefer_syncfs`]).
 
 use std::fs::File;
 use std::io;
@@ -29,6 +29,33 @@ pub enum Durability {
 /// Batches of more paths than this are synced with one `syncfs`.
 pub const SYNCFS_THRESHOLD: usize = 256;
 
+/// Batches of more paths than this are synced with one `syncfs` when little else is waiting to
+/// be written (a few hundred directory `fsync`s cost far more than one `syncfs` then).
+const SYNCFS_SMALL_THRESHOLD: usize = 8;
+
+/// "Little else waiting": the system's dirty and under-writeback pages together at most this.
+const LITTLE_PENDING_BYTES: u64 = 32 << 20;
+
+/// Whether a batch of `count` paths is better made durable by one `syncfs` than by an `fsync`
+/// each: always past [`SYNCFS_THRESHOLD`], and past a handful when the system has little
+/// unwritten data (`Dirty` and `Writeback` of `/proc/meminfo`), so that the `syncfs` costs
+/// about what the batch's own writes cost.
+pub fn prefer_syncfs(count: usize) -> bool {
+    count > SYNCFS_THRESHOLD
+        || (count > SYNCFS_SMALL_THRESHOLD && pending_writeback_bytes().is_some_and(|b| b <= LITTLE_PENDING_BYTES))
+}
+
+/// The system's dirty and under-writeback bytes, from `/proc/meminfo` (`None` if unreadable).
+fn pending_writeback_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(field("Dirty:")? + field("Writeback:")?)
+}
+
 /// Most threads that sync one batch.
 const SYNC_THREADS: usize = 32;
 
@@ -38,7 +65,7 @@ pub fn sync_all(paths: &[PathBuf], anchor: &Path) -> Result<(), (PathBuf, io::Er
     if paths.is_empty() {
         return Ok(());
     }
-    if paths.len() > SYNCFS_THRESHOLD {
+    if prefer_syncfs(paths.len()) {
         let handle = File::open(anchor).map_err(|e| (anchor.to_path_buf(), e))?;
         return rustix::fs::syncfs(&handle).map_err(|e| (anchor.to_path_buf(), e.into()));
     }
@@ -86,5 +113,13 @@ mod tests {
         let missing = dir.path().join("missing");
         let (path, _) = sync_all(&[paths[0].clone(), missing.clone()], dir.path()).unwrap_err();
         assert_eq!(path, missing);
+    }
+
+    #[test]
+    fn reads_the_pending_writeback() {
+        // Every Linux kernel casnix supports has both fields.
+        assert!(pending_writeback_bytes().is_some());
+        assert!(prefer_syncfs(SYNCFS_THRESHOLD + 1));
+        assert!(!prefer_syncfs(SYNCFS_SMALL_THRESHOLD));
     }
 }

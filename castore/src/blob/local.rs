@@ -418,7 +418,7 @@ impl Inner {
                 Waiting::Unnamed { file, dir, .. } => unnamed.push((file, dir)),
             }
         }
-        if staged.len() > durability::SYNCFS_THRESHOLD {
+        if durability::prefer_syncfs(staged.len()) {
             let handle = File::open(&self.temp_dir).map_err(|e| (self.temp_dir.clone(), e))?;
             return rustix::fs::syncfs(&handle).map_err(|e| (self.temp_dir.clone(), e.into()));
         }
