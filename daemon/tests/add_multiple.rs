@@ -113,3 +113,71 @@ async fn a_nar_longer_than_its_info_says_is_refused() {
     // The path before it was complete and is added, as Nix adds it.
     assert!(conn.query_path_info(&first.0.path).await.unwrap().is_some());
 }
+
+/// A path whose one file names `previous`, which it refers to (a `fixed:r:sha256` path with
+/// references, as `builtins.path` makes).
+fn chain_link(
+    store_dir: &nix_formats::store_path::StoreDir,
+    n: usize,
+    previous: Option<&nix_formats::store_path::StorePath>,
+) -> (nix_formats::path_info::ValidPathInfo, Vec<u8>) {
+    use nix_formats::content_address::ContentAddress;
+    use nix_formats::hash::{Algorithm, Hash};
+    let contents = match previous {
+        Some(p) => format!("link {n} after {}\n", store_dir.print(p)),
+        None => "the first link\n".to_owned(),
+    };
+    let mut writer = nix_formats::nar::Writer::new(Vec::new());
+    writer.regular(false, contents.len() as u64, &mut contents.as_bytes()).unwrap();
+    let nar = writer.finish().unwrap();
+    let hash = Hash::of(Algorithm::Sha256, &nar);
+    let references: Vec<_> = previous.into_iter().cloned().collect();
+    let path = store_dir.make_fixed_output_path(&format!("link-{n}"), true, &hash, &references, false).unwrap();
+    let mut info = nix_formats::path_info::ValidPathInfo::new(path, hash.clone());
+    info.nar_size = nar.len() as u64;
+    info.references = references.into_iter().collect();
+    info.ca = Some(ContentAddress::parse(&format!("fixed:r:sha256:{}", hash.to_nix32())).unwrap());
+    (info, nar)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_long_chain_is_added_batch_after_batch_with_its_references() {
+    // Several batches (each started while the next is read): every path refers to the one
+    // before it, so a batch registered before the one it refers to would show.
+    let daemon = Daemon::start("");
+    let store_dir = daemon.store_dir();
+    let mut conn = daemon.connect().await;
+    let mut items: Vec<(nix_formats::path_info::ValidPathInfo, Vec<u8>)> = Vec::new();
+    for n in 0..400 {
+        let previous = items.last().map(|(info, _)| info.path.clone());
+        items.push(chain_link(&store_dir, n, previous.as_ref()));
+    }
+    let last = items.last().unwrap().0.path.clone();
+    let sources: Vec<_> = items.iter().map(|(info, nar)| (info.clone(), std::io::Cursor::new(nar.clone()))).collect();
+    conn.add_multiple_to_store(sources, false, false).await.unwrap();
+    for (info, _) in &items {
+        let stored = conn.query_path_info(&info.path).await.unwrap().unwrap();
+        assert_eq!(stored.references, info.references, "{}", info.path);
+    }
+    let closure = common::ok(daemon.nix("nix-store").args(["-qR", &store_dir.print(&last)]));
+    assert_eq!(closure.lines().count(), 400);
+    assert_eq!(common::ok(daemon.nix("nix-store").args(["--verify", "--check-contents"])), "");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_bad_path_in_a_later_batch_fails_the_request_after_the_earlier_batches() {
+    let daemon = Daemon::start("");
+    let store_dir = daemon.store_dir();
+    let mut conn = daemon.connect().await;
+    let mut items: Vec<_> = (0..300).map(|n| nar_path(&store_dir, &format!("p-{n}"), format!("{n}\n").as_bytes())).collect();
+    let good_hash = items[0].0.nar_hash.clone();
+    items[200].0.nar_hash = good_hash;
+    let sources: Vec<_> = items.iter().map(|(info, nar)| (info.clone(), std::io::Cursor::new(nar.clone()))).collect();
+    let err = conn.add_multiple_to_store(sources, false, false).await.unwrap_err();
+    assert!(err.to_string().contains("hash mismatch"), "{err}");
+    assert!(conn.query_path_info(&items[200].0.path).await.unwrap().is_none());
+    // The first batch (started before the bad path was even read) was added, as Nix adds the
+    // paths before a bad one; the connection goes on.
+    assert!(conn.query_path_info(&items[0].0.path).await.unwrap().is_some());
+    assert!(conn.is_valid_path(&items[299].0.path).await.is_ok());
+}

@@ -158,6 +158,8 @@ where
         return refuse(format!("too many paths in one AddMultipleToStore ({count})"));
     }
     let mut batch = Batch::default();
+    // While one batch is added on a blocking thread, the next is read (see `Batch::start`).
+    let mut in_flight: Option<InFlight> = None;
     for _ in 0..count {
         let mut info = items.read_with(&ctx, decode_multiple_item_info).await?;
         if !trusted {
@@ -171,12 +173,14 @@ where
         }
         let size = usize::try_from(info.nar_size).unwrap_or(usize::MAX);
         if size == 0 || size > BATCH_BYTES {
+            finish(s, &mut in_flight).await?;
             batch.flush(s, repair, &keys).await?;
             add_streamed(s, info, &mut nar, Vec::new(), repair, &keys).await?;
             continue;
         }
         if batch.bytes + size > BATCH_BYTES || batch.items.len() >= BATCH_ITEMS {
-            batch.flush(s, repair, &keys).await?;
+            finish(s, &mut in_flight).await?;
+            in_flight = batch.start(s, repair, &keys);
         }
         // One byte more than announced tells a longer NAR from an exact one.
         let mut bytes = Vec::with_capacity(size);
@@ -187,6 +191,7 @@ where
             .map_err(|e| OpError::Connection(worker_protocol::error::ProtocolError::from_io(e)))?;
         if bytes.len() > size {
             // Longer than its info says: the store reports the mismatch, reading it all.
+            finish(s, &mut in_flight).await?;
             batch.flush(s, repair, &keys).await?;
             add_streamed(s, info, &mut nar, bytes, repair, &keys).await?;
             continue;
@@ -194,7 +199,14 @@ where
         batch.bytes += bytes.len();
         batch.paths.insert(info.path.clone());
         batch.items.push(NarToAdd { info, nar: std::io::Cursor::new(bytes) });
+        if in_flight.as_ref().is_some_and(|task| task.is_finished()) {
+            finish(s, &mut in_flight).await?;
+        }
+        if in_flight.is_none() && batch.is_worth_starting() {
+            in_flight = batch.start(s, repair, &keys);
+        }
     }
+    finish(s, &mut in_flight).await?;
     batch.flush(s, repair, &keys).await?;
     Ok(Response::AddMultipleToStore)
 }
@@ -203,6 +215,16 @@ where
 const BATCH_BYTES: usize = 32 << 20;
 /// The most paths in one `AddMultipleToStore` batch.
 const BATCH_ITEMS: usize = 4096;
+
+/// A batch being added on a blocking thread; it returns the batch's paths.
+type InFlight = tokio::task::JoinHandle<Result<Vec<nix_formats::store_path::StorePath>, StoreError>>;
+
+/// A batch is started in the background, while the next is read, once it holds this many
+/// paths or bytes: each batch costs a durability barrier, so not every path gets its own,
+/// and the client's sending overlaps the store's work.
+const PIPELINE_ITEMS: usize = 64;
+/// See [`PIPELINE_ITEMS`].
+const PIPELINE_BYTES: usize = 4 << 20;
 
 /// Paths of an `AddMultipleToStore` read but not yet added.
 #[derive(Default)]
@@ -213,21 +235,44 @@ struct Batch {
 }
 
 impl Batch {
-    /// Adds the gathered paths in one go and empties the batch.
-    async fn flush(&mut self, s: &Session, repair: bool, keys: &Option<TrustedKeys>) -> Result<(), OpError> {
+    /// Whether enough was gathered to start adding it in the background.
+    fn is_worth_starting(&self) -> bool {
+        self.items.len() >= PIPELINE_ITEMS || self.bytes >= PIPELINE_BYTES
+    }
+
+    /// Starts adding the gathered paths (in one go, one durability barrier) on a blocking
+    /// thread, and empties the batch; `None` if it was empty. Batches are added in order:
+    /// the caller [`finish`]es the previous one first, as later paths may refer to earlier ones.
+    fn start(&mut self, s: &Session, repair: bool, keys: &Option<TrustedKeys>) -> Option<InFlight> {
         if self.items.is_empty() {
-            return Ok(());
+            return None;
         }
         let items = std::mem::take(&mut self.items);
         tracing::debug!(paths = items.len(), bytes = self.bytes, "adding a batch");
         self.paths.clear();
         self.bytes = 0;
         let keys = keys.clone();
-        let paths: Vec<_> = items.iter().map(|item| item.info.path.clone()).collect();
-        bridge::run(&s.store, move |st| st.add_nars_checked(items, repair, keys.as_ref())).await?;
-        s.note_added(&paths)?;
-        Ok(())
+        let store = std::sync::Arc::clone(&s.store);
+        Some(tokio::task::spawn_blocking(move || {
+            let paths: Vec<_> = items.iter().map(|item| item.info.path.clone()).collect();
+            store.add_nars_checked(items, repair, keys.as_ref()).map(|_| paths)
+        }))
     }
+
+    /// Adds the gathered paths and empties the batch.
+    async fn flush(&mut self, s: &Session, repair: bool, keys: &Option<TrustedKeys>) -> Result<(), OpError> {
+        let mut task = self.start(s, repair, keys);
+        finish(s, &mut task).await
+    }
+}
+
+/// Waits for the batch in flight, if any.
+async fn finish(s: &Session, in_flight: &mut Option<InFlight>) -> Result<(), OpError> {
+    if let Some(task) = in_flight.take() {
+        let paths = task.await.map_err(|e| OpError::Client(format!("internal error: {e}")))??;
+        s.note_added(&paths)?;
+    }
+    Ok(())
 }
 
 /// Adds one path whose NAR is `head` followed by the rest of `nar`, streamed into the store.
