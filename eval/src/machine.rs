@@ -237,6 +237,7 @@ impl Evaluator {
             }
             ThunkState::Suspended(e, env) => self.eval(e, env),
             ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
+            ThunkState::ApplyInt(f, i) => self.apply(Value::Lambda(f.clone()), Value::Int(*i), None),
             ThunkState::Apply2(call) => {
                 let (f, a, b) = &**call;
                 self.apply_many(f.clone(), &[a.clone(), b.clone()], None)

@@ -169,6 +169,9 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// A function applied to two arguments (`mapAttrs`' `f name value`): one thunk, not two.
     Apply2(Box<(Value, Value, Value)>),
+    /// A function applied to an integer (`genList`'s elements): the closure and the integer fit
+    /// in the thunk, so no box is allocated (a million-element `genList` allocated a million).
+    ApplyInt(Rc<Closure>, i64),
     /// Selection of an attribute from a value (used by builtins building lazy results).
     Select(Box<(Value, Symbol)>),
     /// Being evaluated right now: needing it again is infinite recursion.
@@ -301,6 +304,14 @@ impl Value {
     /// A thunk applying `f` to `a` and then `b`.
     pub fn lazy_apply2(f: Value, a: Value, b: Value) -> Value {
         Thunk::value_of(ThunkState::Apply2(Box::new((f, a, b))))
+    }
+
+    /// A thunk applying `f` to the integer `i`.
+    pub fn lazy_apply_int(f: &Value, i: i64) -> Value {
+        match f {
+            Value::Lambda(closure) => Thunk::value_of(ThunkState::ApplyInt(closure.clone(), i)),
+            other => Value::lazy_apply(other.clone(), Value::Int(i)),
+        }
     }
 
     /// A thunk selecting `name` from `v`.
