@@ -132,22 +132,28 @@ impl EnvRegistry {
 
     /// Allocates and registers an environment of one slot holding `value` (a call of `x: ...`,
     /// a `with`).
+    #[inline]
     pub fn alloc_one(&mut self, value: Value, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
         self.register(Env { first: Cell::new(value), rest: Box::default(), parent, is_with, filled: Cell::new(1) })
     }
 
-    #[inline]
+    #[inline(always)]
     fn register(&mut self, env: Env) -> Rc<Env> {
         let env = Rc::new(env);
-        if self.untracked {
-            return env;
+        if !self.untracked {
+            self.track(&env);
         }
+        env
+    }
+
+    /// Keeps a weak reference to `env` (compacting the list now and then).
+    #[inline(never)]
+    fn track(&mut self, env: &Rc<Env>) {
         if self.envs.len() >= self.compact_at.max(4096) {
             self.envs.retain(|w| w.strong_count() > 0);
             self.compact_at = self.envs.len() * 2;
         }
-        self.envs.push(Rc::downgrade(&env));
-        env
+        self.envs.push(Rc::downgrade(env));
     }
 
     /// Empties every environment still alive, breaking reference cycles.
