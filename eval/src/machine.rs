@@ -269,31 +269,21 @@ impl Evaluator {
     /// Evaluates `e` in `env` to weak head normal form.
     #[inline(always)]
     pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        // A constant is taken where the caller is, without a call.
+        // A constant, and a variable holding a value or an evaluated thunk (the most frequent
+        // expressions), are taken where the caller is, without a call.
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(Var::Static { depth, slot }, _, _) => match env.up(*depth).and_then(|e| e.get_evaluated(*slot)) {
+                Some(v) => Ok(v),
+                None => self.eval_node(e, env),
+            },
             _ => self.eval_node(e, env),
         }
     }
 
-    /// [`Evaluator::eval`] of anything but a constant.
+    /// [`Evaluator::eval`] of anything else: checks the stack, then evaluates.
     fn eval_node(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        // Variables are the most frequent expressions and need no stack check: forcing a
-        // variable's thunk goes through `eval` again, which checks.
-        match &**e {
-            Expr::Const(v) => Ok(v.clone()),
-            Expr::Var(var, name, pos) => {
-                // Most variables hold a value or an evaluated thunk: read it in place.
-                if let Var::Static { depth, slot } = var {
-                    if let Some(v) = env.up(*depth).and_then(|e| e.get_evaluated(*slot)) {
-                        return Ok(v);
-                    }
-                }
-                let v = self.lookup(var, *name, env, pos)?;
-                self.force_value(v).map_err(|e| e.at(pos))
-            }
-            _ => with_stack(|| self.eval_inner(e, env)),
-        }
+        with_stack(|| self.eval_inner(e, env))
     }
 
     fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
