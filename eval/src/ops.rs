@@ -490,7 +490,7 @@ impl Evaluator {
 
 /// Comparisons and subtraction or multiplication of two integers that cannot fail (`None`:
 /// take the general path, which reports overflow).
-#[inline]
+#[inline(always)]
 fn int_binop(op: BinOp, a: i64, b: i64) -> Option<Value> {
     Some(match op {
         BinOp::Eq => Value::Bool(a == b),
