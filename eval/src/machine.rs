@@ -378,7 +378,7 @@ impl Evaluator {
     /// `{ file, line, column }` for a position (as `__curPos` and `unsafeGetAttrPos` give).
     pub fn pos_to_attrs(&mut self, pos: &Pos) -> Value {
         let (line, column) = pos.line_col();
-        let file = Value::string(pos.source.name());
+        let file = Value::string(pos.source().name());
         Value::attrs(Attrs::from_unsorted(vec![
             Attr { name: Symbol::new("file"), value: file, pos: None },
             Attr { name: Symbol::new("line"), value: Value::Int(line.into()), pos: None },
@@ -452,7 +452,7 @@ impl Evaluator {
         let mut names: smallvec::SmallVec<[Option<Symbol>; 4]> = smallvec::SmallVec::new();
         let result = self.select_steps(v, path, default, pos, env, &mut defined_at, &mut names);
         result.map_err(|e| match &defined_at {
-            Some(p) if !crate::builtins::derivation::is_internal(&p.source) => {
+            Some(p) if !crate::builtins::derivation::is_internal(&p.source()) => {
                 let mut shown: Vec<String> =
                     names.iter().map(|n| n.map(|n| n.as_str().to_string()).unwrap_or_default()).collect();
                 for name in &path[names.len()..] {
@@ -610,7 +610,8 @@ impl Evaluator {
 
 /// The text of an assertion's condition for the error message.
 fn assert_text(pos: &Pos) -> String {
-    let text = &pos.source.text;
+    let source = pos.source();
+    let text = &source.text;
     let start = pos.offset as usize;
     let rest = text.get(start..).unwrap_or("");
     let rest = rest.strip_prefix("assert").unwrap_or(rest);
