@@ -51,27 +51,26 @@ impl Env {
 
     /// The value in `slot`, if it exists.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn get(&self, slot: u32) -> Option<Value> {
         let cell = self.cell(slot)?;
-        let v = cell.replace(Value::Null);
-        let copy = v.clone();
-        // What comes back out is the `Null` put in: nothing to drop.
-        std::mem::forget(cell.replace(v));
-        Some(copy)
+        // SAFETY: the shared reference lives only while the value is cloned, and nothing writes
+        // to the slot meanwhile: an environment stays on its thread (`Cell` is not `Sync`), and
+        // cloning a `Value` (derived `Clone` over `Rc`s) only increments a reference count.
+        Some(unsafe { &*cell.as_ptr() }.clone())
     }
 
     /// The value in `slot` when it is not a thunk or a thunk already evaluated (its value),
     /// without touching reference counts but the result's.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn get_evaluated(&self, slot: u32) -> Option<Value> {
         let cell = self.cell(slot)?;
-        let v = cell.replace(Value::Null);
-        let result = match &v {
+        // SAFETY: as in `get`; `Thunk::evaluated` only reads the thunk and clones its value.
+        match unsafe { &*cell.as_ptr() } {
             Value::Thunk(t) => t.evaluated(),
             other => Some(other.clone()),
-        };
-        std::mem::forget(cell.replace(v));
-        result
+        }
     }
 
     /// Sets `slot`.

@@ -224,6 +224,10 @@ impl Evaluator {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+        // Evaluated already (the most frequent case): read in place.
+        if let Some(v) = t.evaluated() {
+            return Ok(v);
+        }
         let state = t.take();
         let result = match &state {
             ThunkState::Done(v) => {

@@ -225,14 +225,18 @@ impl Thunk {
 
     /// Its value if it has been evaluated.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn evaluated(&self) -> Option<Value> {
-        let state = self.take();
-        let value = match &state {
+        // Read in place, not taken out and put back (reading variables is the evaluator's most
+        // frequent operation).
+        // SAFETY: the shared reference lives only while the state is matched and its value
+        // cloned, and nothing writes to the thunk meanwhile: a thunk stays on its thread (`Cell`
+        // is not `Sync`), and cloning a `Value` (derived `Clone` over `Rc`s) only increments a
+        // reference count, running no code that could reach this thunk.
+        match unsafe { &*self.0.as_ptr() } {
             ThunkState::Done(v) => Some(v.clone()),
             _ => None,
-        };
-        self.put(state);
-        value
+        }
     }
 
     /// Whether it has been evaluated, and to what.
