@@ -295,7 +295,7 @@ impl Evaluator {
         let mut e = e;
         while let Expr::If(c, t, f, pos) = &**e {
             let cv = self.eval(c, env)?;
-            let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+            let b = self.take_bool(cv, pos)?;
             e = if b { t } else { f };
         }
         match &**e {
@@ -337,12 +337,12 @@ impl Evaluator {
             }
             Expr::If(c, t, f, pos) => {
                 let cv = self.eval(c, env)?;
-                let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+                let b = self.take_bool(cv, pos)?;
                 self.eval(if b { t } else { f }, env)
             }
             Expr::Assert(c, body, pos) => {
                 let cv = self.eval(c, env)?;
-                if self.expect_bool(&cv).map_err(|e| e.at(pos))? {
+                if self.take_bool(cv, pos)? {
                     self.eval(body, env)
                 } else {
                     let text = assert_text(pos);
@@ -358,7 +358,7 @@ impl Evaluator {
             }
             Expr::Not(operand, pos) => {
                 let v = self.eval(operand, env)?;
-                Ok(Value::Bool(!self.expect_bool(&v).map_err(|e| e.at(pos))?))
+                Ok(Value::Bool(!self.take_bool(v, pos)?))
             }
             Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
             Expr::Add(l, r, lpos, rpos) => {
