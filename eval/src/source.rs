@@ -46,15 +46,15 @@ impl Source {
                 line_starts.push(i as u32 + 1);
             }
         }
-        SOURCES.with(|table| {
-            let mut table = table.borrow_mut();
-            // More than 4 billion sources on one thread: the last number is reused (positions
-            // in the newest sources would name the wrong one; nothing evaluates that much).
-            let id = u32::try_from(table.len() + 1).ok().and_then(NonZeroU32::new).unwrap_or(NonZeroU32::MAX);
-            let source = Rc::new(Source { origin, text, line_starts, id });
-            table.push(source.clone());
-            source
-        })
+        // More than 4 billion sources on one thread: the last number is reused (positions in
+        // the newest sources would name the wrong one; nothing evaluates that much). While the
+        // thread ends (its table is gone), a source gets that number too.
+        let next = SOURCES.try_with(|table| table.borrow().len() + 1).unwrap_or(usize::MAX);
+        let id = u32::try_from(next).ok().and_then(NonZeroU32::new).unwrap_or(NonZeroU32::MAX);
+        let source = Rc::new(Source { origin, text, line_starts, id });
+        // Fails only while the thread ends (the number is then already the last one).
+        let _ = SOURCES.try_with(|table| table.borrow_mut().push(source.clone()));
+        source
     }
 
     /// The position at byte `offset` of this source.
@@ -108,8 +108,8 @@ impl Pos {
     /// The source (an empty one if the number is unknown on this thread, which cannot happen
     /// for positions made by this thread's sources).
     pub fn source(&self) -> Rc<Source> {
-        let found = SOURCES.with(|table| table.borrow().get(self.source_id.get() as usize - 1).cloned());
-        found.unwrap_or_else(|| Source::new(Origin::String, String::new()))
+        let found = SOURCES.try_with(|table| table.borrow().get(self.source_id.get() as usize - 1).cloned());
+        found.ok().flatten().unwrap_or_else(|| Source::new(Origin::String, String::new()))
     }
 
     /// Line and column, 1-based.
