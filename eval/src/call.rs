@@ -182,7 +182,7 @@ impl Evaluator {
         arg: Value,
         call_pos: Option<&Pos>,
     ) -> EvalResult<Rc<Env>> {
-        let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
+        let forced = self.force_value(arg).map_err(|e| e.at(&lambda.pos))?;
         let attrs = match &forced {
             Value::Attrs(a) => a.clone(),
             other => {

@@ -193,6 +193,7 @@ impl Evaluator {
     }
 
     /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
+    #[inline]
     pub fn thunk(&mut self, e: &ExprRef, env: &Rc<Env>) -> Value {
         match &**e {
             Expr::Const(v) => v.clone(),
@@ -402,7 +403,7 @@ impl Evaluator {
                 while let Some(e) = cur {
                     if e.is_with {
                         if let Some(ns) = e.get(0) {
-                            let attrs = self.force(&ns).map_err(|err| err.at(pos))?;
+                            let attrs = self.force_value(ns).map_err(|err| err.at(pos))?;
                             let attrs = match attrs {
                                 Value::Attrs(a) => a,
                                 other => {
@@ -485,7 +486,7 @@ impl Evaluator {
         for name in path {
             let name = self.attr_name(name, env)?;
             names.push(name);
-            let forced = self.force(&v)?;
+            let forced = self.force_value(v)?;
             let attr = match &forced {
                 Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos.clone())),
                 other if default.is_none() => {
@@ -520,7 +521,7 @@ impl Evaluator {
                 }
             }
         }
-        self.force(&v)
+        self.force_value(v)
     }
 
     fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
@@ -533,7 +534,7 @@ impl Evaluator {
             };
             match next {
                 // Only the sets along the path are forced, not the attribute itself.
-                Some(next) if i + 1 < path.len() => v = self.force(&next)?,
+                Some(next) if i + 1 < path.len() => v = self.force_value(next)?,
                 Some(_) => return Ok(Value::Bool(true)),
                 None => return Ok(Value::Bool(false)),
             }
