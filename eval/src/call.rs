@@ -182,7 +182,7 @@ impl Evaluator {
         arg: Value,
         call_pos: Option<&Pos>,
     ) -> EvalResult<Rc<Env>> {
-        let forced = self.force(&arg).map_err(|e| e.at(&lambda.pos))?;
+        let forced = self.force_value(arg).map_err(|e| e.at(&lambda.pos))?;
         let attrs = match &forced {
             Value::Attrs(a) => a.clone(),
             other => {
@@ -239,22 +239,30 @@ impl Evaluator {
 
     /// Evaluates a function's body in the environment of its call (with `--show-trace`, an
     /// error gets the frames of the call).
+    #[inline(always)]
     fn run_body(&mut self, lambda: &LambdaExpr, env: &Rc<Env>, call_pos: Option<&Pos>) -> EvalResult<Value> {
-        let show_trace = self.options.show_trace;
-        self.eval(&lambda.body, env).map_err(|e| {
-            if !show_trace {
-                return e;
-            }
-            let what = match lambda.name {
-                Some(n) => format!("while calling '{n}'"),
-                None => "while calling anonymous lambda".to_string(),
-            };
-            let e = e.with_frame(Some(&lambda.pos), what);
-            match call_pos {
-                Some(p) => e.with_frame(Some(p), "from call site"),
-                None => e,
-            }
-        })
+        match self.eval(&lambda.body, env) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.call_frames(e, lambda, call_pos)),
+        }
+    }
+
+    /// An error from a function's body, with the frames of the call when `--show-trace` is on.
+    #[cold]
+    #[inline(never)]
+    fn call_frames(&self, e: EvalError, lambda: &LambdaExpr, call_pos: Option<&Pos>) -> EvalError {
+        if !self.options.show_trace {
+            return e;
+        }
+        let what = match lambda.name {
+            Some(n) => format!("while calling '{n}'"),
+            None => "while calling anonymous lambda".to_string(),
+        };
+        let e = e.with_frame(Some(&lambda.pos), what);
+        match call_pos {
+            Some(p) => e.with_frame(Some(p), "from call site"),
+            None => e,
+        }
     }
 
     /// Calls `f` with the arguments given, one after another, and forces the result.

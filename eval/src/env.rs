@@ -16,8 +16,13 @@ pub type EnvSlots = smallvec::SmallVec<[Value; 1]>;
 
 /// An environment.
 pub struct Env {
-    /// The slots, each a `Cell` (a value is taken out, cloned and put back): no borrow flag.
-    slots: smallvec::SmallVec<[Cell<Value>; 1]>,
+    /// Slot 0, inside the environment: most environments have one slot (a call of `x: ...`, a
+    /// `with`), and reading it needs no indirection. Each slot is a `Cell` (a value is taken
+    /// out, cloned and put back): no borrow flag. An environment of no slots has this one,
+    /// holding `null`, which nothing reads.
+    first: Cell<Value>,
+    /// Slots 1 and on (an empty box allocates nothing, and dropping it frees nothing).
+    rest: Box<[Cell<Value>]>,
     /// The enclosing environment.
     pub parent: Option<Rc<Env>>,
     /// Whether this is a `with` environment (slot 0 holds the attribute set).
@@ -27,34 +32,50 @@ pub struct Env {
 }
 
 impl Env {
+    /// An environment holding `slots`; `filled` of them (from 0) are set.
+    fn new(slots: impl IntoIterator<Item = Value>, parent: Option<Rc<Env>>, is_with: bool, filled: u32) -> Env {
+        let mut slots = slots.into_iter();
+        let first = Cell::new(slots.next().unwrap_or(Value::Null));
+        let rest = slots.map(Cell::new).collect();
+        Env { first, rest, parent, is_with, filled: Cell::new(filled) }
+    }
+
+    /// The cell of `slot`, if it exists.
+    #[inline(always)]
+    fn cell(&self, slot: u32) -> Option<&Cell<Value>> {
+        match slot.checked_sub(1) {
+            None => Some(&self.first),
+            Some(i) => self.rest.get(i as usize),
+        }
+    }
+
     /// The value in `slot`, if it exists.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn get(&self, slot: u32) -> Option<Value> {
-        let cell = self.slots.get(slot as usize)?;
-        let v = cell.replace(Value::Null);
-        let copy = v.clone();
-        // What comes back out is the `Null` put in: nothing to drop.
-        std::mem::forget(cell.replace(v));
-        Some(copy)
+        let cell = self.cell(slot)?;
+        // SAFETY: the shared reference lives only while the value is cloned, and nothing writes
+        // to the slot meanwhile: an environment stays on its thread (`Cell` is not `Sync`), and
+        // cloning a `Value` (derived `Clone` over `Rc`s) only increments a reference count.
+        Some(unsafe { &*cell.as_ptr() }.clone())
     }
 
     /// The value in `slot` when it is not a thunk or a thunk already evaluated (its value),
     /// without touching reference counts but the result's.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn get_evaluated(&self, slot: u32) -> Option<Value> {
-        let cell = self.slots.get(slot as usize)?;
-        let v = cell.replace(Value::Null);
-        let result = match &v {
+        let cell = self.cell(slot)?;
+        // SAFETY: as in `get`; `Thunk::evaluated` only reads the thunk and clones its value.
+        match unsafe { &*cell.as_ptr() } {
             Value::Thunk(t) => t.evaluated(),
             other => Some(other.clone()),
-        };
-        std::mem::forget(cell.replace(v));
-        result
+        }
     }
 
     /// Sets `slot`.
     pub fn set(&self, slot: u32, value: Value) {
-        if let Some(s) = self.slots.get(slot as usize) {
+        if let Some(s) = self.cell(slot) {
             // The old value is dropped after the slot holds the new one.
             drop(s.replace(value));
         }
@@ -99,43 +120,47 @@ impl EnvRegistry {
 
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
     pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
-        let slots = (0..count).map(|_| Cell::new(Value::Null)).collect();
-        self.register(Env { slots, parent, is_with: false, filled: Cell::new(0) })
+        self.register(Env::new((0..count).map(|_| Value::Null), parent, false, 0))
     }
 
     /// Allocates and registers an environment whose slots are all set.
     pub fn alloc(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        let filled = Cell::new(slots.len() as u32);
-        let slots = slots.into_iter().map(Cell::new).collect();
-        self.register(Env { slots, parent, is_with, filled })
+        let filled = slots.len() as u32;
+        self.register(Env::new(slots, parent, is_with, filled))
     }
 
     /// Allocates and registers an environment of one slot holding `value` (a call of `x: ...`,
     /// a `with`).
+    #[inline]
     pub fn alloc_one(&mut self, value: Value, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        let slots = smallvec::smallvec![Cell::new(value)];
-        self.register(Env { slots, parent, is_with, filled: Cell::new(1) })
+        self.register(Env { first: Cell::new(value), rest: Box::default(), parent, is_with, filled: Cell::new(1) })
     }
 
-    #[inline]
+    #[inline(always)]
     fn register(&mut self, env: Env) -> Rc<Env> {
         let env = Rc::new(env);
-        if self.untracked {
-            return env;
+        if !self.untracked {
+            self.track(&env);
         }
+        env
+    }
+
+    /// Keeps a weak reference to `env` (compacting the list now and then).
+    #[inline(never)]
+    fn track(&mut self, env: &Rc<Env>) {
         if self.envs.len() >= self.compact_at.max(4096) {
             self.envs.retain(|w| w.strong_count() > 0);
             self.compact_at = self.envs.len() * 2;
         }
-        self.envs.push(Rc::downgrade(&env));
-        env
+        self.envs.push(Rc::downgrade(env));
     }
 
     /// Empties every environment still alive, breaking reference cycles.
     pub fn clear(&mut self) {
         for weak in std::mem::take(&mut self.envs) {
             if let Some(env) = weak.upgrade() {
-                let slots: Vec<Value> = env.slots.iter().map(|s| s.replace(Value::Null)).collect();
+                let slots: Vec<Value> =
+                    std::iter::once(&env.first).chain(env.rest.iter()).map(|s| s.replace(Value::Null)).collect();
                 drop(env);
                 drop(slots);
             }

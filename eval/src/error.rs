@@ -160,7 +160,7 @@ impl EvalError {
                 if truncate && !frame.always {
                     continue;
                 }
-                let key = (frame.pos.as_ref().map(|p| (p.source.name(), p.offset)), frame.message.as_str());
+                let key = (frame.pos.as_ref().map(|p| (p.source().name(), p.offset)), frame.message.as_str());
                 if seen.contains(&key) {
                     skipped.push(frame);
                     continue;
@@ -251,7 +251,7 @@ fn show_suggestions(suggestions: &[String]) -> String {
 fn push_position(out: &mut String, indent: &str, pos: &Pos) {
     let (line, col) = pos.line_col();
     let _ = fmt::Write::write_fmt(out, format_args!("{indent}at {pos}:"));
-    let source = &pos.source;
+    let source = &*pos.source();
     let Some(text) = code_line(source, line) else { return };
     if let Some(prev) = line.checked_sub(1).filter(|l| *l > 0).and_then(|l| code_line(source, l)) {
         let _ = fmt::Write::write_fmt(out, format_args!("\n {:>5}| {prev}", line - 1));

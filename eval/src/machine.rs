@@ -193,6 +193,7 @@ impl Evaluator {
     }
 
     /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
+    #[inline]
     pub fn thunk(&mut self, e: &ExprRef, env: &Rc<Env>) -> Value {
         match &**e {
             Expr::Const(v) => v.clone(),
@@ -224,6 +225,10 @@ impl Evaluator {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+        // Evaluated already (the most frequent case): read in place.
+        if let Some(v) = t.evaluated() {
+            return Ok(v);
+        }
         let state = t.take();
         let result = match &state {
             ThunkState::Done(v) => {
@@ -237,6 +242,7 @@ impl Evaluator {
             }
             ThunkState::Suspended(e, env) => self.eval(e, env),
             ThunkState::Apply(call) => self.apply(call.0.clone(), call.1.clone(), None),
+            ThunkState::ApplyInt(f, i) => self.apply(Value::Lambda(f.clone()), Value::Int(*i), None),
             ThunkState::Apply2(call) => {
                 let (f, a, b) = &**call;
                 self.apply_many(f.clone(), &[a.clone(), b.clone()], None)
@@ -268,31 +274,21 @@ impl Evaluator {
     /// Evaluates `e` in `env` to weak head normal form.
     #[inline(always)]
     pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        // A constant is taken where the caller is, without a call.
+        // A constant, and a variable holding a value or an evaluated thunk (the most frequent
+        // expressions), are taken where the caller is, without a call.
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(Var::Static { depth, slot }, _, _) => match env.up(*depth).and_then(|e| e.get_evaluated(*slot)) {
+                Some(v) => Ok(v),
+                None => self.eval_node(e, env),
+            },
             _ => self.eval_node(e, env),
         }
     }
 
-    /// [`Evaluator::eval`] of anything but a constant.
+    /// [`Evaluator::eval`] of anything else: checks the stack, then evaluates.
     fn eval_node(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
-        // Variables are the most frequent expressions and need no stack check: forcing a
-        // variable's thunk goes through `eval` again, which checks.
-        match &**e {
-            Expr::Const(v) => Ok(v.clone()),
-            Expr::Var(var, name, pos) => {
-                // Most variables hold a value or an evaluated thunk: read it in place.
-                if let Var::Static { depth, slot } = var {
-                    if let Some(v) = env.up(*depth).and_then(|e| e.get_evaluated(*slot)) {
-                        return Ok(v);
-                    }
-                }
-                let v = self.lookup(var, *name, env, pos)?;
-                self.force_value(v).map_err(|e| e.at(pos))
-            }
-            _ => with_stack(|| self.eval_inner(e, env)),
-        }
+        with_stack(|| self.eval_inner(e, env))
     }
 
     fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
@@ -300,7 +296,7 @@ impl Evaluator {
         let mut e = e;
         while let Expr::If(c, t, f, pos) = &**e {
             let cv = self.eval(c, env)?;
-            let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+            let b = self.take_bool(cv, pos)?;
             e = if b { t } else { f };
         }
         match &**e {
@@ -342,12 +338,12 @@ impl Evaluator {
             }
             Expr::If(c, t, f, pos) => {
                 let cv = self.eval(c, env)?;
-                let b = self.expect_bool(&cv).map_err(|e| e.at(pos))?;
+                let b = self.take_bool(cv, pos)?;
                 self.eval(if b { t } else { f }, env)
             }
             Expr::Assert(c, body, pos) => {
                 let cv = self.eval(c, env)?;
-                if self.expect_bool(&cv).map_err(|e| e.at(pos))? {
+                if self.take_bool(cv, pos)? {
                     self.eval(body, env)
                 } else {
                     let text = assert_text(pos);
@@ -363,7 +359,7 @@ impl Evaluator {
             }
             Expr::Not(operand, pos) => {
                 let v = self.eval(operand, env)?;
-                Ok(Value::Bool(!self.expect_bool(&v).map_err(|e| e.at(pos))?))
+                Ok(Value::Bool(!self.take_bool(v, pos)?))
             }
             Expr::BinOp(op, l, r, pos) => self.eval_binop(*op, l, r, pos, env),
             Expr::Add(l, r, lpos, rpos) => {
@@ -387,7 +383,7 @@ impl Evaluator {
     /// `{ file, line, column }` for a position (as `__curPos` and `unsafeGetAttrPos` give).
     pub fn pos_to_attrs(&mut self, pos: &Pos) -> Value {
         let (line, column) = pos.line_col();
-        let file = Value::string(pos.source.name());
+        let file = Value::string(pos.source().name());
         Value::attrs(Attrs::from_unsorted(vec![
             Attr { name: Symbol::new("file"), value: file, pos: None },
             Attr { name: Symbol::new("line"), value: Value::Int(line.into()), pos: None },
@@ -407,7 +403,7 @@ impl Evaluator {
                 while let Some(e) = cur {
                     if e.is_with {
                         if let Some(ns) = e.get(0) {
-                            let attrs = self.force(&ns).map_err(|err| err.at(pos))?;
+                            let attrs = self.force_value(ns).map_err(|err| err.at(pos))?;
                             let attrs = match attrs {
                                 Value::Attrs(a) => a,
                                 other => {
@@ -461,7 +457,7 @@ impl Evaluator {
         let mut names: smallvec::SmallVec<[Option<Symbol>; 4]> = smallvec::SmallVec::new();
         let result = self.select_steps(v, path, default, pos, env, &mut defined_at, &mut names);
         result.map_err(|e| match &defined_at {
-            Some(p) if !crate::builtins::derivation::is_internal(&p.source) => {
+            Some(p) if !crate::builtins::derivation::is_internal(&p.source()) => {
                 let mut shown: Vec<String> =
                     names.iter().map(|n| n.map(|n| n.as_str().to_string()).unwrap_or_default()).collect();
                 for name in &path[names.len()..] {
@@ -490,7 +486,7 @@ impl Evaluator {
         for name in path {
             let name = self.attr_name(name, env)?;
             names.push(name);
-            let forced = self.force(&v)?;
+            let forced = self.force_value(v)?;
             let attr = match &forced {
                 Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos.clone())),
                 other if default.is_none() => {
@@ -525,7 +521,7 @@ impl Evaluator {
                 }
             }
         }
-        self.force(&v)
+        self.force_value(v)
     }
 
     fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
@@ -538,7 +534,7 @@ impl Evaluator {
             };
             match next {
                 // Only the sets along the path are forced, not the attribute itself.
-                Some(next) if i + 1 < path.len() => v = self.force(&next)?,
+                Some(next) if i + 1 < path.len() => v = self.force_value(next)?,
                 Some(_) => return Ok(Value::Bool(true)),
                 None => return Ok(Value::Bool(false)),
             }
@@ -619,7 +615,8 @@ impl Evaluator {
 
 /// The text of an assertion's condition for the error message.
 fn assert_text(pos: &Pos) -> String {
-    let text = &pos.source.text;
+    let source = pos.source();
+    let text = &source.text;
     let start = pos.offset as usize;
     let rest = text.get(start..).unwrap_or("");
     let rest = rest.strip_prefix("assert").unwrap_or(rest);

@@ -28,6 +28,16 @@ impl Evaluator {
         }
     }
 
+    /// A Boolean from a value already forced that the caller gives up (no drop call for a
+    /// Boolean), else the error of [`Evaluator::expect_bool`] at `pos`.
+    #[inline(always)]
+    pub(crate) fn take_bool(&mut self, v: Value, pos: &Pos) -> EvalResult<bool> {
+        match v {
+            Value::Bool(b) => Ok(b),
+            other => self.expect_bool(&other).map_err(|e| e.at(pos)),
+        }
+    }
+
     /// Forces a value that must be an integer.
     pub fn force_int(&mut self, v: &Value) -> EvalResult<i64> {
         match self.force(v)? {
@@ -88,27 +98,27 @@ impl Evaluator {
         match op {
             BinOp::And => {
                 let lv = self.eval(l, env)?;
-                if !self.expect_bool(&lv).map_err(|e| e.at(pos))? {
+                if !self.take_bool(lv, pos)? {
                     return Ok(Value::Bool(false));
                 }
                 let rv = self.eval(r, env)?;
-                Ok(Value::Bool(self.expect_bool(&rv).map_err(|e| e.at(pos))?))
+                Ok(Value::Bool(self.take_bool(rv, pos)?))
             }
             BinOp::Or => {
                 let lv = self.eval(l, env)?;
-                if self.expect_bool(&lv).map_err(|e| e.at(pos))? {
+                if self.take_bool(lv, pos)? {
                     return Ok(Value::Bool(true));
                 }
                 let rv = self.eval(r, env)?;
-                Ok(Value::Bool(self.expect_bool(&rv).map_err(|e| e.at(pos))?))
+                Ok(Value::Bool(self.take_bool(rv, pos)?))
             }
             BinOp::Implies => {
                 let lv = self.eval(l, env)?;
-                if !self.expect_bool(&lv).map_err(|e| e.at(pos))? {
+                if !self.take_bool(lv, pos)? {
                     return Ok(Value::Bool(true));
                 }
                 let rv = self.eval(r, env)?;
-                Ok(Value::Bool(self.expect_bool(&rv).map_err(|e| e.at(pos))?))
+                Ok(Value::Bool(self.take_bool(rv, pos)?))
             }
             BinOp::PipeLeft | BinOp::PipeRight => Err(EvalError::other("pipe operators are not supported").at(pos)),
             _ => {
@@ -129,8 +139,15 @@ impl Evaluator {
     /// the frame "while evaluating a path segment" at its position.
     pub(crate) fn add_values(&mut self, lv: Value, rv: Value, lpos: &Pos, rpos: &Pos) -> EvalResult<Value> {
         let segment = "while evaluating a path segment";
+        let (lv, rv) = match (lv, rv) {
+            // Matched by value: two integers are not dropped (no call).
+            (Value::Int(a), Value::Int(b)) => match a.checked_add(b) {
+                Some(sum) => return Ok(Value::Int(sum)),
+                None => (Value::Int(a), Value::Int(b)),
+            },
+            other => other,
+        };
         match (&lv, &rv) {
-            (Value::Int(a), Value::Int(b)) if a.checked_add(*b).is_some() => Ok(Value::Int(a + b)),
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => arith(BinOp::Add, &lv, &rv).map_err(|e| e.at(rpos)),
             (Value::Int(_), other) => Err(EvalError::other(format!("cannot add {} to an integer", other.describe())).at(rpos)),
             (Value::Float(_), other) => Err(EvalError::other(format!("cannot add {} to a float", other.describe())).at(rpos)),
@@ -490,7 +507,7 @@ impl Evaluator {
 
 /// Comparisons and subtraction or multiplication of two integers that cannot fail (`None`:
 /// take the general path, which reports overflow).
-#[inline]
+#[inline(always)]
 fn int_binop(op: BinOp, a: i64, b: i64) -> Option<Value> {
     Some(match op {
         BinOp::Eq => Value::Bool(a == b),

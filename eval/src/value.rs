@@ -169,6 +169,9 @@ pub enum ThunkState {
     Apply(Box<(Value, Value)>),
     /// A function applied to two arguments (`mapAttrs`' `f name value`): one thunk, not two.
     Apply2(Box<(Value, Value, Value)>),
+    /// A function applied to an integer (`genList`'s elements): the closure and the integer fit
+    /// in the thunk, so no box is allocated (a million-element `genList` allocated a million).
+    ApplyInt(Rc<Closure>, i64),
     /// Selection of an attribute from a value (used by builtins building lazy results).
     Select(Box<(Value, Symbol)>),
     /// Being evaluated right now: needing it again is infinite recursion.
@@ -222,14 +225,18 @@ impl Thunk {
 
     /// Its value if it has been evaluated.
     #[inline]
+    #[allow(unsafe_code)] // One read in place, justified below.
     pub fn evaluated(&self) -> Option<Value> {
-        let state = self.take();
-        let value = match &state {
+        // Read in place, not taken out and put back (reading variables is the evaluator's most
+        // frequent operation).
+        // SAFETY: the shared reference lives only while the state is matched and its value
+        // cloned, and nothing writes to the thunk meanwhile: a thunk stays on its thread (`Cell`
+        // is not `Sync`), and cloning a `Value` (derived `Clone` over `Rc`s) only increments a
+        // reference count, running no code that could reach this thunk.
+        match unsafe { &*self.0.as_ptr() } {
             ThunkState::Done(v) => Some(v.clone()),
             _ => None,
-        };
-        self.put(state);
-        value
+        }
     }
 
     /// Whether it has been evaluated, and to what.
@@ -301,6 +308,14 @@ impl Value {
     /// A thunk applying `f` to `a` and then `b`.
     pub fn lazy_apply2(f: Value, a: Value, b: Value) -> Value {
         Thunk::value_of(ThunkState::Apply2(Box::new((f, a, b))))
+    }
+
+    /// A thunk applying `f` to the integer `i`.
+    pub fn lazy_apply_int(f: &Value, i: i64) -> Value {
+        match f {
+            Value::Lambda(closure) => Thunk::value_of(ThunkState::ApplyInt(closure.clone(), i)),
+            other => Value::lazy_apply(other.clone(), Value::Int(i)),
+        }
     }
 
     /// A thunk selecting `name` from `v`.

@@ -131,7 +131,7 @@ fn gen_list(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
         return Err(EvalError::other(format!("cannot create list of size {n}: too large")));
     }
     let f = ev.force(&args[0])?;
-    Ok(Value::list((0..n).map(|i| Value::lazy_apply(f.clone(), Value::Int(i))).collect()))
+    Ok(Value::list((0..n).map(|i| Value::lazy_apply_int(&f, i)).collect()))
 }
 
 fn all(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {

@@ -122,7 +122,7 @@ pub fn install(ev: &mut Evaluator) {
         Rc::new(crate::expr::Expr::Var(
             crate::expr::Var::Static { depth: 0, slot: 0 },
             builtins_self,
-            crate::source::Pos { source: crate::source::Source::new(crate::source::Origin::String, String::new()), offset: 0 },
+            crate::source::Source::new(crate::source::Origin::String, String::new()).pos(0),
         )),
         holder.clone(),
     ));

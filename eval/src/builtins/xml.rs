@@ -84,7 +84,7 @@ fn one(key: &'static str, value: impl Into<String>) -> XmlAttrs {
 }
 
 fn pos_attrs(attrs: &mut XmlAttrs, pos: &Pos) {
-    if let crate::source::Origin::File(p) = &pos.source.origin {
+    if let crate::source::Origin::File(p) = &pos.source().origin {
         attrs.insert("path", p.clone());
     }
     let (line, col) = pos.line_col();

@@ -59,7 +59,7 @@ pub fn parse(
     }
     match root.expr() {
         Some(e) => lowerer.lower(&e),
-        None => Err(EvalError::new(ErrorKind::Parse, "syntax error, unexpected end of file").at(&Pos { source, offset: 0 })),
+        None => Err(EvalError::new(ErrorKind::Parse, "syntax error, unexpected end of file").at(&source.pos(0))),
     }
 }
 
@@ -81,7 +81,7 @@ fn parse_error(source: &Rc<Source>, err: &rnix::parser::ParseError) -> EvalError
         P::RecursionLimitExceeded => ("syntax error, expression nested too deeply".to_string(), 0),
         other => (format!("syntax error, {other}"), 0),
     };
-    EvalError::new(ErrorKind::Parse, message).at(&Pos { source: source.clone(), offset })
+    EvalError::new(ErrorKind::Parse, message).at(&source.pos(offset))
 }
 
 fn node_offset(node: &impl AstNode) -> u32 {
@@ -98,7 +98,7 @@ fn ident_name(ident: &ast::Ident) -> Symbol {
 
 impl Lowerer<'_> {
     fn pos(&self, node: &impl AstNode) -> Pos {
-        Pos { source: self.source.clone(), offset: node_offset(node) }
+        self.source.pos(node_offset(node))
     }
 
     fn error(&self, node: &impl AstNode, message: impl Into<String>) -> EvalError {

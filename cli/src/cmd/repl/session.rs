@@ -26,7 +26,7 @@ pub enum Failure {
 impl From<EvalError> for Failure {
     fn from(e: EvalError) -> Failure {
         // Only the input's own end: a file loaded with a truncated end is an error.
-        let in_input = e.pos.as_ref().is_some_and(|p| p.source.origin == Origin::String);
+        let in_input = e.pos.as_ref().is_some_and(|p| p.source().origin == Origin::String);
         if e.kind == ErrorKind::Parse && in_input && e.message.contains("unexpected end of file") {
             Failure::Incomplete
         } else {
