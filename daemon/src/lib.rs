@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bridge;
+pub mod busy_poll;
 pub mod build;
 pub mod listen;
 pub mod locations;

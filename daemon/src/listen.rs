@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::busy_poll::BusyPoll;
 use crate::locations::Backend;
 use crate::peer::Peer;
 use crate::session::{self, Shared};
@@ -76,7 +77,7 @@ async fn handle(stream: UnixStream, backend: Backend, shared: Arc<Shared>) {
     async move {
         tracing::debug!("accepted");
         let result = match backend {
-            Backend::Local => session::serve(stream, Some(peer), &shared).await,
+            Backend::Local => session::serve(BusyPoll::new(stream), Some(peer), &shared).await,
             Backend::Proxy(target) => proxy(stream, &target).await,
         };
         if let Err(e) = result {
