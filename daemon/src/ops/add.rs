@@ -24,7 +24,7 @@ use worker_protocol::ops::Response;
 use worker_protocol::wire::WireReader;
 
 use super::{refuse, OpError, Session};
-use crate::bridge;
+use crate::bridge::{self, BridgeError};
 
 /// How much a NAR or dump is read ahead of its parser (see
 /// [`bridge::with_input_reading_ahead`]).
@@ -269,7 +269,7 @@ impl Batch {
 /// Waits for the batch in flight, if any.
 async fn finish(s: &Session, in_flight: &mut Option<InFlight>) -> Result<(), OpError> {
     if let Some(task) = in_flight.take() {
-        let paths = task.await.map_err(|e| OpError::Client(format!("internal error: {e}")))??;
+        let paths = task.await.map_err(|e| BridgeError::Join(e.to_string())).and_then(|done| done.map_err(BridgeError::Work))?;
         s.note_added(&paths)?;
     }
     Ok(())

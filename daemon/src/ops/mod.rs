@@ -116,6 +116,14 @@ impl Session {
         cache.remember(mark, Arc::clone(&info));
         Ok(Some(info))
     }
+
+    /// Whether `path` is valid: remembered (see [`Self::path_info`]), else asked of the
+    /// database with its cheaper validity query (as Nix's `isValidPath`, which does not fill
+    /// its memory either).
+    pub fn is_valid(&self, path: &StorePath) -> Result<bool, StoreError> {
+        let remembered = self.path_infos.lock().unwrap_or_else(PoisonError::into_inner).get(path).is_some();
+        Ok(remembered || self.store.is_valid(path)?)
+    }
 }
 
 /// Whether `request` may change the store's paths or their infos (then every connection's

@@ -46,7 +46,7 @@ pub fn read_derivation(store: &Store, drv_path: &StorePath) -> Result<Derivation
 
 /// `IsValidPath`.
 pub async fn is_valid_path(s: &Session, r: IsValidPath) -> Result<Response, OpError> {
-    Ok(Response::IsValidPath(s.path_info(&r.path)?.is_some()))
+    Ok(Response::IsValidPath(s.is_valid(&r.path)?))
 }
 
 /// `QueryPathHash`: the NAR hash of a valid path.
