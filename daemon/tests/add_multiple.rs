@@ -114,30 +114,18 @@ async fn a_nar_longer_than_its_info_says_is_refused() {
     assert!(conn.query_path_info(&first.0.path).await.unwrap().is_some());
 }
 
-/// A path whose one file names `previous`, which it refers to (a `fixed:r:sha256` path with
-/// references, as `builtins.path` makes).
+/// A path whose one file names `previous`, which it refers to.
 fn chain_link(
     store_dir: &nix_formats::store_path::StoreDir,
     n: usize,
     previous: Option<&nix_formats::store_path::StorePath>,
 ) -> (nix_formats::path_info::ValidPathInfo, Vec<u8>) {
-    use nix_formats::content_address::ContentAddress;
-    use nix_formats::hash::{Algorithm, Hash};
     let contents = match previous {
         Some(p) => format!("link {n} after {}\n", store_dir.print(p)),
         None => "the first link\n".to_owned(),
     };
-    let mut writer = nix_formats::nar::Writer::new(Vec::new());
-    writer.regular(false, contents.len() as u64, &mut contents.as_bytes()).unwrap();
-    let nar = writer.finish().unwrap();
-    let hash = Hash::of(Algorithm::Sha256, &nar);
     let references: Vec<_> = previous.into_iter().cloned().collect();
-    let path = store_dir.make_fixed_output_path(&format!("link-{n}"), true, &hash, &references, false).unwrap();
-    let mut info = nix_formats::path_info::ValidPathInfo::new(path, hash.clone());
-    info.nar_size = nar.len() as u64;
-    info.references = references.into_iter().collect();
-    info.ca = Some(ContentAddress::parse(&format!("fixed:r:sha256:{}", hash.to_nix32())).unwrap());
-    (info, nar)
+    common::nar_path_referring(store_dir, &format!("link-{n}"), contents.as_bytes(), &references)
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -15,7 +15,7 @@ use nix_formats::content_address::ContentAddress;
 use nix_formats::hash::{Algorithm, Hash};
 use nix_formats::nar::Writer;
 use nix_formats::path_info::ValidPathInfo;
-use nix_formats::store_path::StoreDir;
+use nix_formats::store_path::{StoreDir, StorePath};
 use worker_protocol::connection::{ClientConfig, ClientConnection, UnixClientConnection};
 
 /// The daemon binary under test.
@@ -320,13 +320,24 @@ pub fn fails(cmd: &mut Command) -> String {
 /// A NAR holding one regular file with `contents`, and the info of the content-addressed
 /// (`fixed:r:sha256`) path named `name` it makes in `store_dir`.
 pub fn nar_path(store_dir: &StoreDir, name: &str, contents: &[u8]) -> (ValidPathInfo, Vec<u8>) {
+    nar_path_referring(store_dir, name, contents, &[])
+}
+
+/// [`nar_path`] for a path that refers to `references` (as `builtins.path` makes them).
+pub fn nar_path_referring(
+    store_dir: &StoreDir,
+    name: &str,
+    contents: &[u8],
+    references: &[StorePath],
+) -> (ValidPathInfo, Vec<u8>) {
     let mut writer = Writer::new(Vec::new());
     writer.regular(false, contents.len() as u64, &mut &contents[..]).unwrap();
     let nar = writer.finish().unwrap();
     let hash = Hash::of(Algorithm::Sha256, &nar);
-    let path = store_dir.make_fixed_output_path(name, true, &hash, [], false).unwrap();
+    let path = store_dir.make_fixed_output_path(name, true, &hash, references, false).unwrap();
     let mut info = ValidPathInfo::new(path, hash.clone());
     info.nar_size = nar.len() as u64;
+    info.references = references.iter().cloned().collect();
     info.ca = Some(ContentAddress::parse(&format!("fixed:r:sha256:{}", hash.to_nix32())).unwrap());
     (info, nar)
 }
