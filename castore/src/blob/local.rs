@@ -24,7 +24,9 @@
 //! directory, which spreads file creation over 256 directories. Temporary files are unnamed
 //! (`O_TMPFILE`, see `blob/anonymous.rs`) where the file system allows and the descriptor budget
 //! lasts: the flush then gives each its final name with one `linkat`, instead of a rename that
-//! adds a name and removes the temporary one. With [`Durability::Synced`],
+//! adds a name and removes the temporary one. When waiting blobs hold the whole budget, the
+//! writer that finds it spent flushes them (a 20,000-file add used to name and rename half its
+//! blobs). With [`Durability::Synced`],
 //! temporary files of 64 KiB and more are written with direct I/O (`O_DIRECT`, see
 //! `blob/direct.rs`); smaller ones through the page cache, written out by the flush.
 //! On [`finish`](BlobWriter::finish), if the blob is already stored (or already waiting), nothing is written; otherwise the temporary file gets its
@@ -238,8 +240,23 @@ impl Inner {
     fn create_temp_in(&self, dir: &Path, whole_blocks: bool) -> Result<TempFile, BlobError> {
         let pid = self.pid;
         let direct = self.durability == Durability::Synced && whole_blocks;
+        let mut flushed = false;
         loop {
             match anonymous::create(dir, direct) {
+                None if !flushed && anonymous::budget_spent() => {
+                    // Every descriptor of the budget is held by a waiting blob: flushing them now
+                    // (unless another thread is flushing already) gives the descriptors back, so
+                    // this blob and the next ones stay unnamed instead of costing a creation and
+                    // a rename each. Blobs are flushed in the middle of a batch that way, which
+                    // is safe: a flushed blob is a pool file that no tree uses yet, as after any
+                    // flush before materialising (sweeps, which would delete it, are kept apart
+                    // from adds by the store's pool lock).
+                    flushed = true;
+                    if let Ok(flushing) = self.flush_lock.try_lock() {
+                        self.flush_locked(flushing)?;
+                        continue;
+                    }
+                }
                 None => {}
                 Some(Ok((file, direct, slot))) => {
                     return Ok(TempFile { path: dir.to_path_buf(), file, direct, named: None, slot: Some(slot) });
@@ -336,7 +353,11 @@ impl Inner {
     }
 
     fn flush(&self) -> Result<(), BlobError> {
-        let _flushing = lock(&self.flush_lock);
+        self.flush_locked(lock(&self.flush_lock))
+    }
+
+    /// [`flush`](Self::flush) with the flush lock held (`_flushing`).
+    fn flush_locked(&self, _flushing: MutexGuard<'_, ()>) -> Result<(), BlobError> {
         let staged: Vec<(B3Digest, (Waiting, bool))> = lock(&self.staged).drain().collect();
         if staged.is_empty() {
             return Ok(());
