@@ -22,6 +22,8 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
+    // Local-store adds keep a descriptor per blob until the flush.
+    store::descriptors::raise_descriptor_limit();
     if let Err(e) = cmd::run(cli.command) {
         if is_broken_pipe(&e) {
             std::process::exit(141);

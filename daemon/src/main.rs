@@ -159,6 +159,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: {e:#}");
         return std::process::ExitCode::FAILURE;
     }
+    store::descriptors::raise_descriptor_limit();
     // Each connection holds a blocking-pool thread for its life (its own runtime runs there).
     let runtime = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(4096).enable_all().build() {
         Ok(rt) => rt,

@@ -30,6 +30,30 @@ fn version_has_nix_form() {
     assert!(!version.is_empty() && !version.contains(' '), "{line}");
 }
 
+/// The "Max open files" soft and hard limits of process `pid`, from `/proc` (`None` for
+/// "unlimited").
+fn open_files_limits(pid: u32) -> (Option<u64>, Option<u64>) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let fields: Vec<&str> = line["Max open files".len()..].split_whitespace().collect();
+    (fields[0].parse().ok(), fields[1].parse().ok())
+}
+
+#[test]
+fn a_low_soft_descriptor_limit_is_raised_to_the_hard_one() {
+    require("prlimit");
+    let (_, hard) = open_files_limits(std::process::id());
+    if hard.is_some_and(|h| h <= 1024) {
+        eprintln!("hard descriptor limit {hard:?}: nothing to raise; skipped");
+        return;
+    }
+    let root = TestRoot::new("");
+    let child = root.daemon_command_under(&["prlimit", "--nofile=1024:"]).spawn().unwrap();
+    let daemon = Daemon::adopt(root, child);
+    let expected = hard.map_or(1 << 20, |h| h.min(1 << 20));
+    assert_eq!(open_files_limits(daemon.pid()), (Some(expected), hard), "{}", daemon.root.daemon_log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_reports_the_version_and_root_is_trusted() {
     let daemon = Daemon::start("");

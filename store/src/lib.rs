@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod db;
+pub mod descriptors;
 mod flock;
 mod unix_socket;
 pub mod gc;

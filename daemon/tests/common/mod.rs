@@ -97,7 +97,20 @@ impl TestRoot {
     /// `casnix-daemon` for this root (serving the local store), its standard error appended
     /// to `daemon.log` in the root.
     pub fn daemon_command(&self) -> Command {
-        let mut cmd = Command::new(DAEMON);
+        self.daemon_command_under(&[])
+    }
+
+    /// [`daemon_command`](Self::daemon_command) run by `wrapper` (a program and its first
+    /// arguments, such as `prlimit --nofile=1024:`), which then runs the daemon.
+    pub fn daemon_command_under(&self, wrapper: &[&str]) -> Command {
+        let mut cmd = match wrapper {
+            [] => Command::new(DAEMON),
+            [program, args @ ..] => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(DAEMON);
+                cmd
+            }
+        };
         self.env(&mut cmd);
         let log = fs::OpenOptions::new().create(true).append(true).open(self.path("daemon.log")).unwrap();
         cmd.env("NIX_REMOTE", "local")
@@ -221,6 +234,12 @@ impl Daemon {
     /// connections.
     pub fn start_in(root: TestRoot, args: &[&str]) -> Self {
         let child = root.daemon_command().args(args).spawn().unwrap();
+        Self::adopt(root, child)
+    }
+
+    /// A daemon on `root` started as `child` (for example by
+    /// [`TestRoot::daemon_command_under`]); returns once it accepts connections.
+    pub fn adopt(root: TestRoot, child: Child) -> Self {
         let mut daemon = Self { root, child };
         daemon.wait_for_socket();
         daemon
