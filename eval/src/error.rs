@@ -106,7 +106,7 @@ impl EvalError {
     /// Sets the position if none is set yet.
     pub fn at(mut self, pos: &Pos) -> EvalError {
         if self.pos.is_none() {
-            self.pos = Some(pos.clone());
+            self.pos = Some(*pos);
         }
         self
     }

@@ -488,7 +488,7 @@ impl Evaluator {
             names.push(name);
             let forced = self.force_value(v)?;
             let attr = match &forced {
-                Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos.clone())),
+                Value::Attrs(a) => name.and_then(|n| a.get_attr(n)).map(|at| (at.value.clone(), at.pos)),
                 other if default.is_none() => {
                     return Err(EvalError::type_error(format!(
                         "expected a set but found {}: {}",
@@ -564,7 +564,7 @@ impl Evaluator {
             if rec {
                 inner.set(i as u32, v.clone());
             }
-            entries.push(Attr { name: b.name, value: v, pos: Some(b.pos.clone()) });
+            entries.push(Attr { name: b.name, value: v, pos: Some(b.pos) });
         }
         // The lowering sorted the static bindings by name.
         let mut attrs = Attrs::from_sorted(entries);
@@ -596,13 +596,13 @@ impl Evaluator {
                         .at(&d.pos))
                     }
                 };
-                if let Some(first) = attrs.get_attr(name).and_then(|a| a.pos.clone()).or_else(|| {
-                    extra.iter().find(|a| a.name == name).and_then(|a| a.pos.clone())
+                if let Some(first) = attrs.get_attr(name).and_then(|a| a.pos).or_else(|| {
+                    extra.iter().find(|a| a.name == name).and_then(|a| a.pos)
                 }) {
                     return Err(EvalError::other(format!("dynamic attribute '{name}' already defined at {first}")).at(&d.pos));
                 }
                 let v = self.thunk(&d.value, &inner);
-                extra.push(Attr { name, value: v, pos: Some(d.pos.clone()) });
+                extra.push(Attr { name, value: v, pos: Some(d.pos) });
             }
             if !extra.is_empty() {
                 attrs = attrs.update(&Attrs::from_unsorted(extra));

@@ -484,7 +484,7 @@ impl Evaluator {
                     }
                     for attr in a.iter() {
                         self.deep_force_inner(&attr.value, seen).map_err(|e| {
-                            let pos = attr.pos.clone();
+                            let pos = attr.pos;
                             e.with_frame(pos.as_ref(), format!("while evaluating the attribute '{}'", attr.name))
                         })?;
                     }

@@ -131,7 +131,7 @@ fn function_args(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
             Some(f) => Ok(Value::attrs(Attrs::from_sorted(
                 f.entries
                     .iter()
-                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: Some(e.pos.clone()) })
+                    .map(|e| Attr { name: e.name, value: Value::Bool(e.default.is_some()), pos: Some(e.pos) })
                     .collect(),
             ))),
             None => Ok(Value::attrs(Attrs::new())),
@@ -168,7 +168,7 @@ fn zip_attrs_with(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 fn unsafe_get_attr_pos(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let name = Symbol::new(&ev.force_str(&args[0])?);
     let a = ev.force_attrs(&args[1])?;
-    match a.get_attr(name).and_then(|x| x.pos.clone()) {
+    match a.get_attr(name).and_then(|x| x.pos) {
         Some(pos) => Ok(ev.pos_to_attrs(&pos)),
         None => Ok(Value::Null),
     }

@@ -124,7 +124,7 @@ impl Lowerer<'_> {
 
     fn add_static(&mut self, set: &mut PendingSet, name: Symbol, value: Pending, pos: Pos) -> EvalResult<()> {
         if let Some(&i) = set.index.get(&name) {
-            let first = set.statics[i].pos.clone();
+            let first = set.statics[i].pos;
             return Err(self.duplicate(&format!("{}{name}", set.prefix), &pos, &first));
         }
         set.index.insert(name, set.statics.len());
@@ -138,11 +138,11 @@ impl Lowerer<'_> {
             Some(x) => x,
             None => return Err(self.missing(&value)),
         };
-        let pos = path_pos.clone();
+        let pos = *path_pos;
         match self.static_name(first)? {
             Some(name) => {
                 if let Some(&i) = set.index.get(&name) {
-                    let first_pos = set.statics[i].pos.clone();
+                    let first_pos = set.statics[i].pos;
                     // Merge into an existing nested set (or a plain `{ ... }` literal).
                     let existing = std::mem::replace(&mut set.statics[i].value, Pending::InheritVar);
                     let mut nested = match existing {
@@ -174,7 +174,7 @@ impl Lowerer<'_> {
                 } else if rest.is_empty() {
                     self.add_static(set, name, Pending::Expr(value), pos)
                 } else {
-                    let mut nested = PendingSet { pos: Some(pos.clone()), prefix: format!("{}{name}.", set.prefix), ..PendingSet::default() };
+                    let mut nested = PendingSet { pos: Some(pos), prefix: format!("{}{name}.", set.prefix), ..PendingSet::default() };
                     self.add_path(&mut nested, rest, value, true, path_pos)?;
                     self.add_static(set, name, Pending::Nested(nested), pos)
                 }
@@ -186,7 +186,7 @@ impl Lowerer<'_> {
                 let pending = if rest.is_empty() {
                     Pending::Expr(value)
                 } else {
-                    let mut nested = PendingSet { pos: Some(pos.clone()), ..PendingSet::default() };
+                    let mut nested = PendingSet { pos: Some(pos), ..PendingSet::default() };
                     self.add_path(&mut nested, rest, value, true, path_pos)?;
                     Pending::Nested(nested)
                 };
@@ -217,14 +217,14 @@ impl Lowerer<'_> {
             Pending::Expr(ast::Expr::Lambda(l)) => (Rc::new(Expr::Lambda(self.lower_lambda(&l, Some(name))?)), false),
             Pending::Expr(e) => (self.lower(&e)?, false),
             Pending::Nested(set) => {
-                let set_pos = set.pos.clone().unwrap_or_else(|| pos.clone());
+                let set_pos = set.pos.unwrap_or(*pos);
                 let rec = set.rec;
                 let (bindings, dynamic) = self.lower_set_bindings(set, rec)?;
                 (Rc::new(Expr::Attrs { rec, bindings, dynamic, pos: set_pos }), false)
             }
-            Pending::InheritVar => (self.resolve_skipping(name, pos.clone(), outer_skip)?, outer_skip > 0),
+            Pending::InheritVar => (self.resolve_skipping(name, *pos, outer_skip)?, outer_skip > 0),
             Pending::InheritFrom(i) => match from.get(i) {
-                Some(e) => (Rc::new(Expr::Select(e.clone(), vec![AttrName::Static(name)], None, pos.clone())), false),
+                Some(e) => (Rc::new(Expr::Select(e.clone(), vec![AttrName::Static(name)], None, *pos)), false),
                 None => return Err(EvalError::other("internal error: inherit source missing").at(pos)),
             },
         })

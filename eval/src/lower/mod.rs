@@ -295,7 +295,7 @@ impl Lowerer<'_> {
             }
         };
         if op == BinOp::Add {
-            let rhs_pos = b.rhs().map(|r| self.pos(&r)).unwrap_or_else(|| pos.clone());
+            let rhs_pos = b.rhs().map(|r| self.pos(&r)).unwrap_or_else(|| pos);
             return Ok(Rc::new(Expr::Add(lhs, rhs, pos, rhs_pos)));
         }
         Ok(Rc::new(Expr::BinOp(op, lhs, rhs, pos)))
@@ -383,7 +383,7 @@ impl Lowerer<'_> {
         let exprs = pieces
             .into_iter()
             .map(|p| match p {
-                Ok(text) => (Rc::new(Expr::Const(Value::string(text))), pos.clone()),
+                Ok(text) => (Rc::new(Expr::Const(Value::string(text))), pos),
                 Err(part) => part,
             })
             .collect();
@@ -403,8 +403,8 @@ impl Lowerer<'_> {
                             if let Some(name) = text.strip_prefix('<').and_then(|t| t.strip_suffix('>')) {
                                 // As Nix: `__findFile __nixPath "name"`, both looked up in scope,
                                 // so a `let __nixPath = ...` around it changes the search.
-                                let find = self.resolve(Symbol::new("__findFile"), pos.clone())?;
-                                let path = self.resolve(Symbol::new("__nixPath"), pos.clone())?;
+                                let find = self.resolve(Symbol::new("__findFile"), pos)?;
+                                let path = self.resolve(Symbol::new("__nixPath"), pos)?;
                                 let name = Rc::new(Expr::Const(Value::string(name)));
                                 return Ok(Rc::new(Expr::Apply(find, vec![path, name], pos)));
                             }
@@ -413,7 +413,7 @@ impl Lowerer<'_> {
                             if parts.len() == 1 {
                                 return Ok(Rc::new(Expr::HomePath(rest.to_owned(), pos)));
                             }
-                            exprs.push((Rc::new(Expr::HomePath(rest.to_owned(), pos.clone())), pos.clone()));
+                            exprs.push((Rc::new(Expr::HomePath(rest.to_owned(), pos)), pos));
                             continue;
                         }
                         let mut abs = self.absolute(text);
@@ -423,9 +423,9 @@ impl Lowerer<'_> {
                         if text.ends_with('/') && text.len() > 1 && !abs.ends_with('/') {
                             abs.push('/');
                         }
-                        exprs.push((Rc::new(Expr::Const(Value::Path(abs.into()))), pos.clone()));
+                        exprs.push((Rc::new(Expr::Const(Value::Path(abs.into()))), pos));
                     } else {
-                        exprs.push((Rc::new(Expr::Const(Value::string(text))), pos.clone()));
+                        exprs.push((Rc::new(Expr::Const(Value::string(text))), pos));
                     }
                 }
                 ast::InterpolPart::Interpolation(i) => exprs.push((self.child(i, i.expr())?, self.pos(i))),
@@ -503,7 +503,7 @@ impl Lowerer<'_> {
                     Some(d) => Some(self.lower(d)?),
                     None => None,
                 };
-                formals.push(Formal { name: *fname, default, pos: fpos.clone() });
+                formals.push(Formal { name: *fname, default, pos: *fpos });
             }
             let body = self.child(l, body_ast)?;
             Ok((formals, body))
@@ -531,7 +531,7 @@ impl Lowerer<'_> {
         let pos = self.pos(l);
         let set = self.collect_entries(l.entries(), true)?;
         let (bindings, dynamic) = self.lower_set_bindings(set, true)?;
-        let attrs = Rc::new(Expr::Attrs { rec: true, bindings, dynamic, pos: pos.clone() });
+        let attrs = Rc::new(Expr::Attrs { rec: true, bindings, dynamic, pos });
         Ok(Rc::new(Expr::Select(attrs, vec![AttrName::Static(Symbol::new("body"))], None, pos)))
     }
 
