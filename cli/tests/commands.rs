@@ -1,6 +1,7 @@
 //! The other `casnix` commands against the real Nix: `derivation show` against output recorded
 //! from Nix 2.26.3, `nar ls`, `hash convert`, keys and narinfo signing against Nix 2.8, and clean
 //! failures (one line on stderr, non-zero exit, no panic) on bad input.
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod common;
 
@@ -178,7 +179,9 @@ fn bad_input_gives_one_clear_error_line() {
     fs::write(&bad_drv, b"Derive([(\"out\",").expect("write");
     fs::create_dir(t.join("exists")).expect("mkdir");
 
-    let cases: Vec<(&str, Vec<std::ffi::OsString>, Option<&[u8]>)> = vec![
+    // (name, arguments, standard input)
+    type Case<'a> = (&'a str, Vec<std::ffi::OsString>, Option<&'a [u8]>);
+    let cases: Vec<Case> = vec![
         ("hash path missing", vec!["hash".into(), "path".into(), missing.clone().into()], None),
         ("hash file on dir", vec!["hash".into(), "file".into(), t.into()], None),
         ("hash convert bad", vec!["hash".into(), "convert".into(), "--hash-algo".into(), "sha256".into(), "xyz".into()], None),

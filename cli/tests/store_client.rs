@@ -3,6 +3,7 @@
 //! prints Nix 2.26's shape (an object keyed by path, every field present); Nix 2.8's output is
 //! converted to it for the comparison, and its keys are checked against Nix 2.26's recorded
 //! JSON. These tests need Nix installed (`scripts/test-all.sh` installs it) and fail without it.
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 mod common;
 

@@ -180,6 +180,8 @@ impl Read for ChunkSource {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

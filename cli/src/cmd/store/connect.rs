@@ -162,6 +162,8 @@ impl LogSink for StderrLogs {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     #[test]

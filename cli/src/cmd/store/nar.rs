@@ -94,6 +94,8 @@ pub async fn cat(location: &StoreLocation, args: CatArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     #[test]

@@ -217,6 +217,8 @@ pub(super) fn print(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
     use nix_formats::hash::{Algorithm, Hash};
 

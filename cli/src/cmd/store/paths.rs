@@ -56,6 +56,8 @@ pub fn absolute(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
     use super::*;
 
     #[test]
