@@ -48,10 +48,13 @@ impl<S> BusyPoll<S> {
         Self { inner, replied_at: None, polled: false, misses: 0 }
     }
 
-    /// Notes that something was just written to the client.
-    fn replied(&mut self) {
-        self.replied_at = Some(Instant::now());
-        self.polled = false;
+    /// Passes on a write's outcome, noting a reply if something was written to the client.
+    fn note_written(&mut self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.replied_at = Some(Instant::now());
+            self.polled = false;
+        }
+        written
     }
 
     /// Whether polling is on (not paused after misses).
@@ -113,10 +116,7 @@ impl<S: AsyncRead + AsFd + Unpin> AsyncRead for BusyPoll<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for BusyPoll<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.replied();
-        }
-        written
+        self.note_written(written)
     }
 
     fn poll_write_vectored(
@@ -125,10 +125,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BusyPoll<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            self.replied();
-        }
-        written
+        self.note_written(written)
     }
 
     fn is_write_vectored(&self) -> bool {

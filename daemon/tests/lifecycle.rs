@@ -50,7 +50,8 @@ fn a_low_soft_descriptor_limit_is_raised_to_the_hard_one() {
     let root = TestRoot::new("");
     let child = root.daemon_command_under(&["prlimit", "--nofile=1024:"]).spawn().unwrap();
     let daemon = Daemon::adopt(root, child);
-    let expected = hard.map_or(1 << 20, |h| h.min(1 << 20));
+    let most = store::descriptors::DESCRIPTOR_LIMIT;
+    let expected = hard.map_or(most, |h| h.min(most));
     assert_eq!(open_files_limits(daemon.pid()), (Some(expected), hard), "{}", daemon.root.daemon_log());
 }
 

@@ -11,22 +11,14 @@ pub const DESCRIPTOR_LIMIT: u64 = 1 << 20;
 /// connections hold a few descriptors each. A shell's soft limit is often 1,024 under a far
 /// higher hard limit; systemd units (the NixOS module's included) set both, and then this
 /// changes nothing. Child processes (builders) inherit the raised limit, as they inherit a
-/// unit's. Returns the soft limit in force afterwards (`None`: unlimited).
-pub fn raise_descriptor_limit() -> Option<u64> {
+/// unit's.
+pub fn raise_descriptor_limit() {
     let limit = getrlimit(Resource::Nofile);
     let wanted = limit.maximum.map_or(DESCRIPTOR_LIMIT, |hard| hard.min(DESCRIPTOR_LIMIT));
-    let soft = limit.current?;
-    if soft >= wanted {
-        return Some(soft);
-    }
+    // `None` is no limit at all.
+    let Some(soft) = limit.current.filter(|&soft| soft < wanted) else { return };
     match setrlimit(Resource::Nofile, Rlimit { current: Some(wanted), maximum: limit.maximum }) {
-        Ok(()) => {
-            tracing::debug!(from = soft, to = wanted, "raised the open-descriptor limit");
-            Some(wanted)
-        }
-        Err(e) => {
-            tracing::debug!("keeping the open-descriptor limit {soft}: {e}");
-            Some(soft)
-        }
+        Ok(()) => tracing::debug!(from = soft, to = wanted, "raised the open-descriptor limit"),
+        Err(e) => tracing::debug!("keeping the open-descriptor limit {soft}: {e}"),
     }
 }
