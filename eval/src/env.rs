@@ -73,6 +73,21 @@ impl Env {
         }
     }
 
+    /// Puts `value`, what the thunk in `slot` evaluated to, in place of that thunk (if the slot
+    /// still holds it): later reads need not go through the thunk, and the thunk is freed when
+    /// nothing else holds it.
+    #[inline]
+    pub fn replace_evaluated(&self, slot: u32, thunk: &Rc<crate::value::Thunk>, value: Value) {
+        if let Some(cell) = self.cell(slot) {
+            let old = cell.replace(value);
+            match &old {
+                Value::Thunk(t) if Rc::ptr_eq(t, thunk) => drop(old),
+                // Not the thunk (a slot set meanwhile): put back what was there.
+                _ => drop(cell.replace(old)),
+            }
+        }
+    }
+
     /// Sets `slot`.
     pub fn set(&self, slot: u32, value: Value) {
         if let Some(s) = self.cell(slot) {
@@ -171,5 +186,41 @@ impl EnvRegistry {
 impl Drop for EnvRegistry {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{Thunk, ThunkState};
+
+    fn thunk_of(v: Value) -> Rc<Thunk> {
+        Rc::new(Thunk::new(ThunkState::Done(v)))
+    }
+
+    #[test]
+    fn an_evaluated_thunk_gives_way_to_its_value_and_is_freed() {
+        let mut envs = EnvRegistry::new(false);
+        let t = thunk_of(Value::Int(7));
+        let env = envs.alloc_one(Value::Thunk(t.clone()), None, false);
+        env.replace_evaluated(0, &t, Value::Int(7));
+        assert!(matches!(env.get(0), Some(Value::Int(7))));
+        // The slot let go of the thunk: only this test holds it.
+        assert_eq!(Rc::strong_count(&t), 1);
+    }
+
+    #[test]
+    fn a_slot_holding_something_else_is_left_alone() {
+        let mut envs = EnvRegistry::new(false);
+        let in_slot = thunk_of(Value::Int(1));
+        let other = thunk_of(Value::Int(2));
+        let env = envs.alloc_one(Value::Thunk(in_slot.clone()), None, false);
+        env.replace_evaluated(0, &other, Value::Int(2));
+        match env.get(0) {
+            Some(Value::Thunk(t)) => assert!(Rc::ptr_eq(&t, &in_slot)),
+            other => panic!("slot changed to {other:?}"),
+        }
+        // A slot that does not exist is no error either.
+        env.replace_evaluated(5, &in_slot, Value::Null);
     }
 }

@@ -200,10 +200,14 @@ impl Evaluator {
             Expr::Path(p) => Value::Path(p.clone()),
             Expr::Var(Var::Static { depth, slot }, _, _) => {
                 match env.up(*depth).and_then(|e| e.get_filled(*slot)) {
+                    // Not the thunk but its value, once evaluated: the thunk may be freed sooner.
+                    Some(Value::Thunk(t)) => t.evaluated().unwrap_or(Value::Thunk(t)),
                     Some(v) => v,
                     None => Thunk::value_of(ThunkState::Suspended(e.clone(), env.clone())),
                 }
             }
+            // Making a closure cannot fail and costs less than a thunk that would make it.
+            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l.clone(), env: env.clone() })),
             _ => Thunk::value_of(ThunkState::Suspended(e.clone(), env.clone())),
         }
     }
@@ -304,7 +308,16 @@ impl Evaluator {
             Expr::Path(p) => Ok(Value::Path(p.clone())),
             Expr::Var(var, name, pos) => {
                 let v = self.lookup(var, *name, env, pos)?;
-                self.force_value(v).map_err(|e| e.at(pos))
+                match (v, var) {
+                    (Value::Thunk(t), Var::Static { depth, slot }) => {
+                        let forced = self.force_thunk(&t).map_err(|e| e.at(pos))?;
+                        if let Some(e) = env.up(*depth) {
+                            e.replace_evaluated(*slot, &t, forced.clone());
+                        }
+                        Ok(forced)
+                    }
+                    (v, _) => self.force_value(v).map_err(|e| e.at(pos)),
+                }
             }
             Expr::Select(target, path, default, pos) => self.eval_select(target, path, default.as_ref(), pos, env),
             Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),

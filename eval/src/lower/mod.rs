@@ -17,7 +17,7 @@ use crate::expr::{AttrName, BinOp, Expr, ExprRef, Formal, Formals, LambdaExpr, V
 use crate::path::canonicalize;
 use crate::source::{Pos, Source};
 use crate::symbol::{Symbol, SymbolMap};
-use crate::value::Value;
+use crate::value::{Attrs, Value};
 
 use strings::IndPart;
 
@@ -161,7 +161,12 @@ impl Lowerer<'_> {
                 for item in l.items() {
                     items.push(self.lower(&item)?);
                 }
-                Expr::List(items)
+                if items.is_empty() {
+                    // `[ ]` is a constant: one shared value, not a thunk per use.
+                    Expr::Const(Value::list(Vec::new()))
+                } else {
+                    Expr::List(items)
+                }
             }
             ast::Expr::Apply(a) => {
                 let f = self.child(a, a.lambda())?;
@@ -540,6 +545,10 @@ impl Lowerer<'_> {
         let rec = set.rec_token().is_some();
         let pending = self.collect_entries(set.entries(), true)?;
         let (bindings, dynamic) = self.lower_set_bindings(pending, rec)?;
+        if bindings.is_empty() && dynamic.is_empty() {
+            // `{ }` is a constant: one shared value, not a thunk per use.
+            return Ok(Rc::new(Expr::Const(Value::attrs(Attrs::new()))));
+        }
         Ok(Rc::new(Expr::Attrs { rec, bindings, dynamic, pos }))
     }
 }
