@@ -148,23 +148,32 @@ fn set_symlink_mtime(path: &Path) -> Result<(), MaterialiseError> {
 /// Hardlinks the blob's pool file to `path`, or copies it when linking is impossible; returns
 /// whether it copied.
 fn place_file(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
+    if link_blob(path, digest, executable, blobs)? {
+        return Ok(false);
+    }
+    copy_blob(path, digest, size, executable, blobs)?;
+    Ok(true)
+}
+
+/// Hardlinks the blob's pool file to `path`; `false` when the blob has no pool file or linking
+/// is impossible (the caller copies it then).
+fn link_blob(path: &Path, digest: &B3Digest, executable: bool, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
     // The usual place first, without looking it up: one system call for most files.
     if let Some(source) = blobs.link_path_hint(digest, executable) {
         match fs::hard_link(&source, path) {
-            Ok(()) => return Ok(false),
+            Ok(()) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound || is_link_impossible(&e) => {}
             Err(e) => return Err(io_error(path, e)),
         }
     }
     if let Some(source) = blobs.path_for_link(digest, executable)? {
         match fs::hard_link(&source, path) {
-            Ok(()) => return Ok(false),
+            Ok(()) => return Ok(true),
             Err(e) if is_link_impossible(&e) => {}
             Err(e) => return Err(io_error(path, e)),
         }
     }
-    copy_blob(path, digest, size, executable, blobs)?;
-    Ok(true)
+    Ok(false)
 }
 
 /// Errors after which a copy can stand in for a hardlink: other file system, link limit
@@ -191,7 +200,8 @@ fn copy_blob(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs:
         .map_err(|e| io_error(path, e))
 }
 
-/// Materialises `root` at `dest` atomically: the tree is built at `dest.tmp-…` beside it, made
+/// Materialises `root` at `dest` atomically: a file is hardlinked from its pool file, and a
+/// symlink made, right at `dest` (either appears whole); a tree is built at `dest.tmp-…` beside it, made
 /// durable with [`Durability::Synced`] (copied files and every new directory; linked files are
 /// durable in the pool already), then renamed to `dest` without replacing anything, and the parent directory is synced.
 /// After a crash, `dest` is either absent or complete. On error the temporary tree is removed;
@@ -227,6 +237,14 @@ pub fn materialise_many_atomically(
                 return Err(MaterialiseError::InvalidDestination(dest.to_path_buf()));
             };
             let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            if !parents.contains(&parent) {
+                parents.push(parent);
+            }
+            // A file or symlink needs no temporary: a hardlink to a complete pool file, or a
+            // symlink, appears whole under its name at once (and refuses to replace anything).
+            if place_directly(root, dest, blobs)? {
+                continue;
+            }
             if fs::symlink_metadata(dest).is_ok() {
                 return Err(MaterialiseError::DestinationExists(dest.to_path_buf()));
             }
@@ -237,9 +255,6 @@ pub fn materialise_many_atomically(
             let created = materialise_returning_directories(root, &temp, blobs, directories)?;
             to_sync.extend(created.directories);
             to_sync.extend(created.copies);
-            if !parents.contains(&parent) {
-                parents.push(parent);
-            }
         }
         let Some(anchor) = parents.first().copied() else { return Ok(()) };
         if durability == Durability::Synced {
@@ -268,6 +283,36 @@ pub fn materialise_many_atomically(
         }
     }
     result
+}
+
+/// Creates a file root by hardlinking its pool file, or a symlink root, right at `dest`; returns
+/// `false` when the root needs the temporary tree (a directory, or a file that must be copied).
+/// Either appears complete under its name (a symlink gets its canonical mtime right after; it is
+/// removed again if that fails). [`MaterialiseError::DestinationExists`] if `dest` exists.
+fn place_directly(root: &Node, dest: &Path, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
+    let exists = |e: &io::Error| e.kind() == io::ErrorKind::AlreadyExists;
+    match root {
+        Node::File { digest, executable, .. } => match link_blob(dest, digest, *executable, blobs) {
+            Ok(linked) => Ok(linked),
+            Err(MaterialiseError::Io { source, .. }) if exists(&source) => {
+                Err(MaterialiseError::DestinationExists(dest.to_path_buf()))
+            }
+            Err(e) => Err(e),
+        },
+        Node::Symlink { target } => {
+            match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target.as_bytes()), dest) {
+                Ok(()) => {}
+                Err(e) if exists(&e) => return Err(MaterialiseError::DestinationExists(dest.to_path_buf())),
+                Err(e) => return Err(io_error(dest, e)),
+            }
+            if let Err(e) = set_symlink_mtime(dest) {
+                let _ = fs::remove_file(dest);
+                return Err(e);
+            }
+            Ok(true)
+        }
+        Node::Directory { .. } => Ok(false),
+    }
 }
 
 /// Renames `temp` to `dest`, refusing to replace anything.

@@ -136,6 +136,15 @@ fn other_file_systems_get_copies() {
     assert_eq!(common::dump(&dest), common::dump(&source));
     assert_eq!(fs::metadata(dest.join("share/a.txt")).unwrap().nlink(), 1);
     castore::remove_tree(&dest).unwrap();
+
+    // A root file that cannot be linked is copied beside its destination and renamed.
+    let file_root = store.ingest_path(&source.join("share/a.txt")).unwrap().root;
+    let dest = target_parent.path().join("file");
+    store.materialise_atomically(&file_root, &dest).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(source.join("share/a.txt")).unwrap());
+    assert_eq!(fs::metadata(&dest).unwrap().nlink(), 1);
+    assert_canonical(&dest);
+    assert_eq!(fs::read_dir(target_parent.path()).unwrap().count(), 1);
 }
 
 #[test]
@@ -156,6 +165,40 @@ fn root_files_and_symlinks_materialise() {
     store.materialise_atomically(&root, &dest).unwrap();
     assert_eq!(fs::read_link(&dest).unwrap(), Path::new("f"));
     assert_eq!(fs::symlink_metadata(&dest).unwrap().mtime(), 1);
+}
+
+#[test]
+fn root_files_and_symlinks_share_the_pool_inode_and_replace_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Castore::open(tmp.path().join("castore")).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let file = tmp.path().join("f");
+    fs::write(&file, b"contents").unwrap();
+    let file_root = store.ingest_path(&file).unwrap().root;
+    let link = tmp.path().join("l");
+    std::os::unix::fs::symlink("f", &link).unwrap();
+    let link_root = store.ingest_path(&link).unwrap().root;
+
+    // The file is the pool's inode, and nothing but the two names is left.
+    let (g, m) = (out.join("g"), out.join("m"));
+    store.materialise_many_atomically(&[(&file_root, &g), (&link_root, &m)]).unwrap();
+    assert!(fs::metadata(&g).unwrap().nlink() >= 2);
+    assert_canonical(&g);
+    assert_eq!(fs::read_link(&m).unwrap(), Path::new("f"));
+    let mut names: Vec<_> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["g", "m"]);
+
+    // Existing destinations, of either kind, are refused and left as they were.
+    fs::write(out.join("x"), b"mine").unwrap();
+    std::os::unix::fs::symlink("elsewhere", out.join("y")).unwrap();
+    for (root, dest) in [(&file_root, out.join("x")), (&link_root, out.join("x")), (&file_root, out.join("y")), (&link_root, out.join("y"))] {
+        assert!(matches!(store.materialise_atomically(root, &dest), Err(MaterialiseError::DestinationExists(_))));
+    }
+    assert_eq!(fs::read(out.join("x")).unwrap(), b"mine");
+    assert_eq!(fs::read_link(out.join("y")).unwrap(), Path::new("elsewhere"));
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 4);
 }
 
 #[test]
