@@ -118,6 +118,7 @@ impl Root {
             ("multi.nix", MULTI),
             ("graph.nix", GRAPH),
             ("special.nix", SPECIAL),
+            ("args.nix", ARGS),
         ] {
             fs::write(root.path("exprs").join(name), text).unwrap();
         }
@@ -191,22 +192,29 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The instantiations compared: file and attribute.
-const CASES: &[(&str, Option<&str>)] = &[
-    ("compat.nix", None),
-    ("multi.nix", None),
-    ("multi.nix", Some("multi")),
-    ("multi.nix", Some("user")),
-    ("multi.nix", Some("fixed")),
-    ("graph.nix", None),
-    ("special.nix", None),
+/// A function of automatic arguments (`--arg`, `--argstr`).
+const ARGS: &str = r#"{ name, n, lib ? import ./lib.nix }:
+lib.mk { inherit name; script = "echo ${toString (n * 2)} > $out"; }
+"#;
+
+/// The instantiations compared: file, attribute and further arguments.
+const CASES: &[(&str, Option<&str>, &[&str])] = &[
+    ("compat.nix", None, &[]),
+    ("multi.nix", None, &[]),
+    ("multi.nix", Some("multi"), &[]),
+    ("multi.nix", Some("user"), &[]),
+    ("multi.nix", Some("fixed"), &[]),
+    ("graph.nix", None, &[]),
+    ("special.nix", None, &[]),
+    ("args.nix", None, &["--argstr", "name", "with-args", "--arg", "n", "20 + 1"]),
 ];
 
-fn args_of(file: &str, attr: Option<&str>) -> Vec<String> {
+fn args_of(file: &str, attr: Option<&str>, extra: &[&str]) -> Vec<String> {
     let mut args = vec![file.to_string()];
     if let Some(a) = attr {
         args.extend(["-A".to_string(), a.to_string()]);
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
 
@@ -214,15 +222,15 @@ fn args_of(file: &str, attr: Option<&str>) -> Vec<String> {
 fn same_derivations_as_nix() {
     let root = Root::new();
     let mut theirs = Vec::new();
-    for (file, attr) in CASES {
-        theirs.push(ok(root.command("nix-instantiate", "local").args(args_of(file, *attr))));
+    for (file, attr, extra) in CASES {
+        theirs.push(ok(root.command("nix-instantiate", "local").args(args_of(file, *attr, extra))));
     }
     let their_store = root.store_contents();
     root.reset();
     let daemon = start_daemon(&root);
     let mut ours = Vec::new();
-    for (file, attr) in CASES {
-        ours.push(ok(root.casnix().arg("instantiate").args(args_of(file, *attr))));
+    for (file, attr, extra) in CASES {
+        ours.push(ok(root.casnix().arg("instantiate").args(args_of(file, *attr, extra))));
     }
     drop(daemon);
     assert_eq!(ours, theirs);

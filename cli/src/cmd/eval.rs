@@ -1,18 +1,15 @@
 //! `casnix eval`: `nix-instantiate --eval` with the casnix evaluator.
 
 use std::io::Read;
-use std::rc::Rc;
 
 use anyhow::Result;
 use clap::Args;
 use eval::io::{EvalIo, LocalIo};
 use eval::output::OutputFormat;
-use eval::symbol::Symbol;
-use eval::value::{Attr, Attrs};
-use eval::{EvalOptions, EvalResult, Evaluator, Value};
+use eval::{EvalOptions, EvalResult, Evaluator};
 
 use super::daemon_io::DaemonIo;
-use super::eval_env::{cwd, search_path};
+use super::eval_env::{auto_args, cwd, import_input, search_path};
 use super::store::connect::StoreLocation;
 
 /// Arguments of `casnix eval` (those of `nix-instantiate --eval`).
@@ -152,19 +149,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
 
 fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {
     let base = cwd();
-    let mut auto = Vec::new();
-    for pair in args.arg.chunks(2) {
-        if let [name, expr] = pair {
-            let v = ev.eval_string_lazy(expr, &base)?;
-            auto.push(Attr { name: Symbol::new(name), value: v, pos: None });
-        }
-    }
-    for pair in args.argstr.chunks(2) {
-        if let [name, s] = pair {
-            auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
-        }
-    }
-    let auto_args = Rc::new(Attrs::from_unsorted(auto));
+    let auto_args = auto_args(ev, &args.arg, &args.argstr, &base)?;
     let format = if args.json {
         OutputFormat::Json
     } else if args.xml {
@@ -190,17 +175,7 @@ fn evaluate(ev: &mut Evaluator, args: &EvalArgs) -> EvalResult<String> {
                 .map_err(|e| eval::EvalError::other(format!("reading standard input: {e}")))?;
             ev.eval_stdin(&text, &base)?
         } else {
-            let path = if input.starts_with('<') && input.ends_with('>') {
-                match ev.find_search_path(&input[1..input.len() - 1])? {
-                    Value::Path(p) => p.to_string(),
-                    _ => input.clone(),
-                }
-            } else if input.starts_with('/') {
-                eval::path::canonicalize(input)
-            } else {
-                eval::path::canonicalize(&format!("{base}/{input}"))
-            };
-            ev.import_file(&path)?
+            import_input(ev, input, &base)?
         };
         for attr_path in &attr_paths {
             let v = ev.find_along_attr_path(&root, attr_path, &auto_args)?;

@@ -55,3 +55,39 @@ pub fn search_path(include: &[String]) -> Vec<SearchPathEntry> {
 pub fn cwd() -> String {
     std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into())
 }
+
+/// Evaluates a file named on the command line as Nix's commands do: `<name>` through the search
+/// path, an absolute path as it is, anything else relative to `base`.
+pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> eval::EvalResult<eval::Value> {
+    let path = if input.starts_with('<') && input.ends_with('>') {
+        match ev.find_search_path(&input[1..input.len() - 1])? {
+            eval::Value::Path(p) => p.to_string(),
+            _ => input.to_string(),
+        }
+    } else if input.starts_with('/') {
+        eval::path::canonicalize(input)
+    } else {
+        eval::path::canonicalize(&format!("{base}/{input}"))
+    };
+    ev.import_file(&path)
+}
+
+/// The automatic arguments of `--arg NAME EXPR` (evaluated lazily, relative to `base`) and
+/// `--argstr NAME STRING`, given as name-value pairs.
+pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> eval::EvalResult<std::rc::Rc<eval::value::Attrs>> {
+    use eval::symbol::Symbol;
+    use eval::value::{Attr, Attrs, Value};
+    let mut auto = Vec::new();
+    for pair in arg.chunks(2) {
+        if let [name, expr] = pair {
+            let v = ev.eval_string_lazy(expr, base)?;
+            auto.push(Attr { name: Symbol::new(name), value: v, pos: None });
+        }
+    }
+    for pair in argstr.chunks(2) {
+        if let [name, s] = pair {
+            auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
+        }
+    }
+    Ok(std::rc::Rc::new(Attrs::from_unsorted(auto)))
+}

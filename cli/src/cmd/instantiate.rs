@@ -7,12 +7,12 @@ use std::rc::Rc;
 use anyhow::{bail, Result};
 use clap::Args;
 use eval::symbol::Symbol;
-use eval::value::{Attr, Attrs};
+use eval::value::Attrs;
 use eval::{EvalError, EvalResult, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
 use super::daemon_io::DaemonIo;
-use super::eval_env::{cwd, EvaluatorArgs};
+use super::eval_env::{auto_args, cwd, import_input, EvaluatorArgs};
 use super::store::connect::StoreLocation;
 
 /// Arguments shared by `casnix instantiate` and `casnix build`.
@@ -83,19 +83,7 @@ fn io_store_dir(io: &DaemonIo) -> String {
 
 fn find_derivations(ev: &mut Evaluator, args: &InstantiateArgs) -> EvalResult<Vec<FoundDrv>> {
     let base = cwd();
-    let mut auto = Vec::new();
-    for pair in args.arg.chunks(2) {
-        if let [name, expr] = pair {
-            let v = ev.eval_string_lazy(expr, &base)?;
-            auto.push(Attr { name: Symbol::new(name), value: v, pos: None });
-        }
-    }
-    for pair in args.argstr.chunks(2) {
-        if let [name, s] = pair {
-            auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
-        }
-    }
-    let auto_args = Rc::new(Attrs::from_unsorted(auto));
+    let auto_args = auto_args(ev, &args.arg, &args.argstr, &base)?;
     let mut inputs = args.inputs.clone();
     if inputs.is_empty() && !args.expr {
         inputs.push("./default.nix".into());
@@ -106,17 +94,7 @@ fn find_derivations(ev: &mut Evaluator, args: &InstantiateArgs) -> EvalResult<Ve
         let root = if args.expr {
             ev.eval_string(input, &base)?
         } else {
-            let path = if input.starts_with('<') && input.ends_with('>') {
-                match ev.find_search_path(&input[1..input.len() - 1])? {
-                    Value::Path(p) => p.to_string(),
-                    _ => input.clone(),
-                }
-            } else if input.starts_with('/') {
-                eval::path::canonicalize(input)
-            } else {
-                eval::path::canonicalize(&format!("{base}/{input}"))
-            };
-            ev.import_file(&path)?
+            import_input(ev, input, &base)?
         };
         for attr_path in &attr_paths {
             let v = ev.find_along_attr_path(&root, attr_path, &auto_args)?;
