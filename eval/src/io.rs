@@ -32,7 +32,8 @@ impl FileKind {
         }
     }
 
-    fn of(ft: std::fs::FileType) -> FileKind {
+    /// The kind of a file type as the file system reports it.
+    pub fn of(ft: std::fs::FileType) -> FileKind {
         if ft.is_symlink() {
             FileKind::Symlink
         } else if ft.is_dir() {

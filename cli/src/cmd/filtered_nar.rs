@@ -24,18 +24,6 @@ impl Selection {
     }
 }
 
-fn kind_of(ft: std::fs::FileType) -> FileKind {
-    if ft.is_symlink() {
-        FileKind::Symlink
-    } else if ft.is_dir() {
-        FileKind::Directory
-    } else if ft.is_file() {
-        FileKind::Regular
-    } else {
-        FileKind::Unknown
-    }
-}
-
 fn sorted_children(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
     let mut names: Vec<_> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
     names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -54,7 +42,7 @@ pub fn select(root: &Path, filter: &mut dyn FnMut(&str, FileKind) -> Result<bool
         }
         for name in sorted_children(&dir)? {
             let child = dir.join(&name);
-            let kind = kind_of(std::fs::symlink_metadata(&child)?.file_type());
+            let kind = FileKind::of(std::fs::symlink_metadata(&child)?.file_type());
             if filter(&child.to_string_lossy(), kind)? {
                 hasher.update(child.as_os_str().as_bytes());
                 hasher.update(b"\0");
