@@ -123,8 +123,7 @@ fn materialise_returning_directories(
     let copies =
         plan.files.iter().zip(copied).filter(|(_, copied)| *copied).map(|((path, ..), _)| path.clone()).collect();
     for (path, target) in &plan.symlinks {
-        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).map_err(|e| io_error(path, e))?;
-        set_symlink_mtime(path)?;
+        place_symlink(path, target)?;
     }
     // Last, when nothing will be added to them: read-only and mtime 1, innermost first.
     plan.directories.par_iter().rev().try_for_each(|dir| {
@@ -134,6 +133,24 @@ fn materialise_returning_directories(
             .map_err(|e| io_error(dir, e))
     })?;
     Ok(Created { directories: plan.directories, copies })
+}
+
+/// Makes the symlink `path` to `target` with the canonical mtime (removing it again if that
+/// cannot be set); [`MaterialiseError::DestinationExists`] if `path` exists.
+fn place_symlink(path: &Path, target: &[u8]) -> Result<(), MaterialiseError> {
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).map_err(|e| placing_error(path, e))?;
+    set_symlink_mtime(path).inspect_err(|_| {
+        let _ = fs::remove_file(path);
+    })
+}
+
+/// The error of creating `path`: [`MaterialiseError::DestinationExists`] when something is there.
+fn placing_error(path: &Path, e: io::Error) -> MaterialiseError {
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        MaterialiseError::DestinationExists(path.to_path_buf())
+    } else {
+        io_error(path, e)
+    }
 }
 
 fn set_symlink_mtime(path: &Path) -> Result<(), MaterialiseError> {
@@ -156,21 +173,22 @@ fn place_file(path: &Path, digest: &B3Digest, size: u64, executable: bool, blobs
 }
 
 /// Hardlinks the blob's pool file to `path`; `false` when the blob has no pool file or linking
-/// is impossible (the caller copies it then).
+/// is impossible (the caller copies it then); [`MaterialiseError::DestinationExists`] if `path`
+/// exists.
 fn link_blob(path: &Path, digest: &B3Digest, executable: bool, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
     // The usual place first, without looking it up: one system call for most files.
     if let Some(source) = blobs.link_path_hint(digest, executable) {
         match fs::hard_link(&source, path) {
             Ok(()) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound || is_link_impossible(&e) => {}
-            Err(e) => return Err(io_error(path, e)),
+            Err(e) => return Err(placing_error(path, e)),
         }
     }
     if let Some(source) = blobs.path_for_link(digest, executable)? {
         match fs::hard_link(&source, path) {
             Ok(()) => return Ok(true),
             Err(e) if is_link_impossible(&e) => {}
-            Err(e) => return Err(io_error(path, e)),
+            Err(e) => return Err(placing_error(path, e)),
         }
     }
     Ok(false)
@@ -290,27 +308,9 @@ pub fn materialise_many_atomically(
 /// Either appears complete under its name (a symlink gets its canonical mtime right after; it is
 /// removed again if that fails). [`MaterialiseError::DestinationExists`] if `dest` exists.
 fn place_directly(root: &Node, dest: &Path, blobs: &dyn BlobService) -> Result<bool, MaterialiseError> {
-    let exists = |e: &io::Error| e.kind() == io::ErrorKind::AlreadyExists;
     match root {
-        Node::File { digest, executable, .. } => match link_blob(dest, digest, *executable, blobs) {
-            Ok(linked) => Ok(linked),
-            Err(MaterialiseError::Io { source, .. }) if exists(&source) => {
-                Err(MaterialiseError::DestinationExists(dest.to_path_buf()))
-            }
-            Err(e) => Err(e),
-        },
-        Node::Symlink { target } => {
-            match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target.as_bytes()), dest) {
-                Ok(()) => {}
-                Err(e) if exists(&e) => return Err(MaterialiseError::DestinationExists(dest.to_path_buf())),
-                Err(e) => return Err(io_error(dest, e)),
-            }
-            if let Err(e) = set_symlink_mtime(dest) {
-                let _ = fs::remove_file(dest);
-                return Err(e);
-            }
-            Ok(true)
-        }
+        Node::File { digest, executable, .. } => link_blob(dest, digest, *executable, blobs),
+        Node::Symlink { target } => place_symlink(dest, target.as_bytes()).map(|()| true),
         Node::Directory { .. } => Ok(false),
     }
 }
