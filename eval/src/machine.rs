@@ -306,18 +306,23 @@ impl Evaluator {
         match &**e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Path(p) => Ok(Value::Path(p.clone())),
-            Expr::Var(var, name, pos) => {
-                let v = self.lookup(var, *name, env, pos)?;
-                match (v, var) {
-                    (Value::Thunk(t), Var::Static { depth, slot }) => {
+            Expr::Var(Var::Static { depth, slot }, name, pos) => {
+                let holder = env.up(*depth);
+                let v = holder.and_then(|e| e.get(*slot)).ok_or_else(|| {
+                    EvalError::other(format!("internal error: variable '{name}' has no slot")).at(pos)
+                })?;
+                match (v, holder) {
+                    (Value::Thunk(t), Some(holder)) => {
                         let forced = self.force_thunk(&t).map_err(|e| e.at(pos))?;
-                        if let Some(e) = env.up(*depth) {
-                            e.replace_evaluated(*slot, &t, forced.clone());
-                        }
+                        holder.replace_evaluated(*slot, &t, forced.clone());
                         Ok(forced)
                     }
-                    (v, _) => self.force_value(v).map_err(|e| e.at(pos)),
+                    (v, _) => Ok(v),
                 }
+            }
+            Expr::Var(Var::With { depth }, name, pos) => {
+                let v = self.lookup_with(*depth, *name, env, pos)?;
+                self.force_value(v).map_err(|e| e.at(pos))
             }
             Expr::Select(target, path, default, pos) => self.eval_select(target, path, default.as_ref(), pos, env),
             Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),
@@ -404,40 +409,33 @@ impl Evaluator {
         ]))
     }
 
-    /// Looks a variable up (without forcing it).
-    fn lookup(&mut self, var: &Var, name: Symbol, env: &Rc<Env>, pos: &Pos) -> EvalResult<Value> {
-        match var {
-            Var::Static { depth, slot } => env
-                .up(*depth)
-                .and_then(|e| e.get(*slot))
-                .ok_or_else(|| EvalError::other(format!("internal error: variable '{name}' has no slot")).at(pos)),
-            Var::With { depth } => {
-                let mut cur = env.up(*depth).cloned();
-                while let Some(e) = cur {
-                    if e.is_with {
-                        if let Some(ns) = e.get(0) {
-                            let attrs = self.force_value(ns).map_err(|err| err.at(pos))?;
-                            let attrs = match attrs {
-                                Value::Attrs(a) => a,
-                                other => {
-                                    return Err(EvalError::type_error(format!(
-                                        "expected a set but found {}: {}",
-                                        other.describe(),
-                                        crate::print::error_repr(&other)
-                                    ))
-                                    .at(pos))
-                                }
-                            };
-                            if let Some(v) = attrs.get(name) {
-                                return Ok(v.clone());
-                            }
+    /// Looks up a name only a `with` can bind, from the innermost `with` environment `depth`
+    /// levels up (without forcing the value).
+    fn lookup_with(&mut self, depth: u32, name: Symbol, env: &Rc<Env>, pos: &Pos) -> EvalResult<Value> {
+        let mut cur = env.up(depth).cloned();
+        while let Some(e) = cur {
+            if e.is_with {
+                if let Some(ns) = e.get(0) {
+                    let attrs = self.force_value(ns).map_err(|err| err.at(pos))?;
+                    let attrs = match attrs {
+                        Value::Attrs(a) => a,
+                        other => {
+                            return Err(EvalError::type_error(format!(
+                                "expected a set but found {}: {}",
+                                other.describe(),
+                                crate::print::error_repr(&other)
+                            ))
+                            .at(pos))
                         }
+                    };
+                    if let Some(v) = attrs.get(name) {
+                        return Ok(v.clone());
                     }
-                    cur = e.parent.clone();
                 }
-                Err(EvalError::new(ErrorKind::Missing, format!("undefined variable '{name}'")).at(pos))
             }
+            cur = e.parent.clone();
         }
+        Err(EvalError::new(ErrorKind::Missing, format!("undefined variable '{name}'")).at(pos))
     }
 
     /// Evaluates an attribute name of a path.
