@@ -1,8 +1,13 @@
 //! What the evaluator's commands (`casnix instantiate`, `build`, `repl`, and `eval` for the
-//! search path) share: the search path, the store to talk to, experimental features.
+//! search path) share: the search path, the store to talk to, experimental features, the
+//! automatic arguments and the file named on the command line.
+
+use std::rc::Rc;
 
 use clap::Args;
-use eval::{EvalOptions, Evaluator, SearchPathEntry};
+use eval::symbol::Symbol;
+use eval::value::{Attr, Attrs};
+use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
 
 /// The evaluator's arguments common to `casnix instantiate`, `casnix build` and `casnix repl`.
 #[derive(Args)]
@@ -58,10 +63,10 @@ pub fn cwd() -> String {
 
 /// Evaluates a file named on the command line as Nix's commands do: `<name>` through the search
 /// path, an absolute path as it is, anything else relative to `base`.
-pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> eval::EvalResult<eval::Value> {
+pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> EvalResult<Value> {
     let path = if input.starts_with('<') && input.ends_with('>') {
         match ev.find_search_path(&input[1..input.len() - 1])? {
-            eval::Value::Path(p) => p.to_string(),
+            Value::Path(p) => p.to_string(),
             _ => input.to_string(),
         }
     } else if input.starts_with('/') {
@@ -74,9 +79,7 @@ pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> eval::EvalRe
 
 /// The automatic arguments of `--arg NAME EXPR` (evaluated lazily, relative to `base`) and
 /// `--argstr NAME STRING`, given as name-value pairs.
-pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> eval::EvalResult<std::rc::Rc<eval::value::Attrs>> {
-    use eval::symbol::Symbol;
-    use eval::value::{Attr, Attrs, Value};
+pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> EvalResult<Rc<Attrs>> {
     let mut auto = Vec::new();
     for pair in arg.chunks(2) {
         if let [name, expr] = pair {
@@ -89,5 +92,5 @@ pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &s
             auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
         }
     }
-    Ok(std::rc::Rc::new(Attrs::from_unsorted(auto)))
+    Ok(Rc::new(Attrs::from_unsorted(auto)))
 }
