@@ -95,7 +95,7 @@ impl Evaluator {
                 args.extend(app.args.iter().cloned());
                 args.push(arg);
                 if args.len() < app.op.arity {
-                    return Ok(Value::PrimOp(Rc::new(PrimOpApp { op: app.op, args })));
+                    return Ok(Value::PrimOp(crate::value::ValueRc::new(PrimOpApp { op: app.op, args })));
                 }
                 self.call_primop(app.op, args, pos)
             }

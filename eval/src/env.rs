@@ -77,11 +77,11 @@ impl Env {
     /// still holds it): later reads need not go through the thunk, and the thunk is freed when
     /// nothing else holds it.
     #[inline]
-    pub fn replace_evaluated(&self, slot: u32, thunk: &Rc<crate::value::Thunk>, value: Value) {
+    pub fn replace_evaluated(&self, slot: u32, thunk: &crate::value::ValueRc<crate::value::Thunk>, value: Value) {
         if let Some(cell) = self.cell(slot) {
             let old = cell.replace(value);
             match &old {
-                Value::Thunk(t) if Rc::ptr_eq(t, thunk) => drop(old),
+                Value::Thunk(t) if crate::value::ValueRc::ptr_eq(t, thunk) => drop(old),
                 // Not the thunk (a slot set meanwhile): put back what was there.
                 _ => drop(cell.replace(old)),
             }
@@ -192,10 +192,10 @@ impl Drop for EnvRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{Thunk, ThunkState};
+    use crate::value::{Thunk, ThunkState, ValueRc};
 
-    fn thunk_of(v: Value) -> Rc<Thunk> {
-        Rc::new(Thunk::new(ThunkState::Done(v)))
+    fn thunk_of(v: Value) -> ValueRc<Thunk> {
+        ValueRc::new(Thunk::new(ThunkState::Done(v)))
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
         env.replace_evaluated(0, &t, Value::Int(7));
         assert!(matches!(env.get(0), Some(Value::Int(7))));
         // The slot let go of the thunk: only this test holds it.
-        assert_eq!(Rc::strong_count(&t), 1);
+        assert_eq!(ValueRc::strong_count(&t), 1);
     }
 
     #[test]
@@ -217,7 +217,7 @@ mod tests {
         let env = envs.alloc_one(Value::Thunk(in_slot.clone()), None, false);
         env.replace_evaluated(0, &other, Value::Int(2));
         match env.get(0) {
-            Some(Value::Thunk(t)) => assert!(Rc::ptr_eq(&t, &in_slot)),
+            Some(Value::Thunk(t)) => assert!(ValueRc::ptr_eq(&t, &in_slot)),
             other => panic!("slot changed to {other:?}"),
         }
         // A slot that does not exist is no error either.

@@ -2,6 +2,7 @@
 //! `(depth, slot)` where the scope is static; names under `with` are looked up at run time.
 
 use std::rc::Rc;
+use crate::value::ValueRc;
 
 use crate::source::Pos;
 use crate::symbol::Symbol;
@@ -173,7 +174,7 @@ pub enum Expr {
     /// the parts with their positions.
     Concat(Vec<(ExprRef, Pos)>, bool, Pos),
     /// A path literal, already made absolute.
-    Path(Rc<String>),
+    Path(ValueRc<String>),
     /// `~/x`: resolved against `$HOME` at run time.
     HomePath(String, Pos),
     /// `__curPos`.

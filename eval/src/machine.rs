@@ -1,6 +1,7 @@
 //! The evaluator: evaluates expressions to weak head normal form, forces thunks, applies functions.
 
 use std::collections::HashMap;
+use crate::value::ValueRc;
 use std::rc::Rc;
 
 use crate::env::{Env, EnvRegistry, EnvSlots};
@@ -207,7 +208,7 @@ impl Evaluator {
                 }
             }
             // Making a closure cannot fail and costs less than a thunk that would make it.
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure { lambda: l.clone(), env: env.clone() })),
+            Expr::Lambda(l) => Value::Lambda(ValueRc::new(Closure { lambda: l.clone(), env: env.clone() })),
             _ => Thunk::value_of(ThunkState::Suspended(e.clone(), env.clone())),
         }
     }
@@ -228,7 +229,7 @@ impl Evaluator {
         }
     }
 
-    fn force_thunk(&mut self, t: &Rc<Thunk>) -> EvalResult<Value> {
+    fn force_thunk(&mut self, t: &ValueRc<Thunk>) -> EvalResult<Value> {
         // Evaluated already (the most frequent case): read in place.
         if let Some(v) = t.evaluated() {
             return Ok(v);
@@ -331,7 +332,7 @@ impl Evaluator {
                 let values = items.iter().map(|i| self.thunk(i, env)).collect();
                 Ok(Value::list(values))
             }
-            Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure { lambda: l.clone(), env: env.clone() }))),
+            Expr::Lambda(l) => Ok(Value::Lambda(ValueRc::new(Closure { lambda: l.clone(), env: env.clone() }))),
             Expr::Apply(f, args, pos) => {
                 let fv = self.eval(f, env)?;
                 if let [arg] = args.as_slice() {

@@ -1,6 +1,7 @@
 //! Operators, equality, comparison, and the type-checking accessors builtins use.
 
 use std::rc::Rc;
+use crate::value::ValueRc;
 
 use crate::env::Env;
 use crate::error::{EvalError, EvalResult};
@@ -56,7 +57,7 @@ impl Evaluator {
     }
 
     /// Forces a value that must be an attribute set.
-    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Rc<Attrs>> {
+    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<ValueRc<Attrs>> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
             other => Err(expected("a set", &other)),
@@ -64,7 +65,7 @@ impl Evaluator {
     }
 
     /// Forces a value that must be a list.
-    pub fn force_list(&mut self, v: &Value) -> EvalResult<Rc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value) -> EvalResult<ValueRc<Vec<Value>>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             other => Err(expected("a list", &other)),
@@ -82,7 +83,7 @@ impl Evaluator {
     }
 
     /// Forces a value that must be a string (no coercion), with its context.
-    pub fn force_string(&mut self, v: &Value) -> EvalResult<Rc<NixString>> {
+    pub fn force_string(&mut self, v: &Value) -> EvalResult<ValueRc<NixString>> {
         match self.force(v)? {
             Value::String(s) => Ok(s),
             other => Err(expected("a string", &other)),
@@ -354,10 +355,10 @@ impl Evaluator {
     pub fn values_equal(&mut self, a: &Value, b: &Value, nested: bool) -> EvalResult<bool> {
         if nested {
             match (a, b) {
-                (Value::Thunk(x), Value::Thunk(y)) if Rc::ptr_eq(x, y) => return Ok(true),
-                (Value::Lambda(x), Value::Lambda(y)) if Rc::ptr_eq(x, y) => return Ok(true),
-                (Value::Attrs(x), Value::Attrs(y)) if Rc::ptr_eq(x, y) => return Ok(true),
-                (Value::List(x), Value::List(y)) if Rc::ptr_eq(x, y) => return Ok(true),
+                (Value::Thunk(x), Value::Thunk(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::Lambda(x), Value::Lambda(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::Attrs(x), Value::Attrs(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::List(x), Value::List(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 _ => {}
             }
         }
@@ -365,8 +366,8 @@ impl Evaluator {
         let b = self.force(b)?;
         if nested {
             match (&a, &b) {
-                (Value::Lambda(x), Value::Lambda(y)) if Rc::ptr_eq(x, y) => return Ok(true),
-                (Value::PrimOp(x), Value::PrimOp(y)) if Rc::ptr_eq(x, y) => return Ok(true),
+                (Value::Lambda(x), Value::Lambda(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::PrimOp(x), Value::PrimOp(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 _ => {}
             }
         }
@@ -395,7 +396,7 @@ impl Evaluator {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if ValueRc::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if self.is_derivation(x)? && self.is_derivation(y)? {
@@ -479,7 +480,7 @@ impl Evaluator {
         with_stack(|| {
             match &v {
                 Value::Attrs(a) => {
-                    if !seen.insert(Rc::as_ptr(a) as usize) {
+                    if !seen.insert(ValueRc::as_ptr(a) as usize) {
                         return Ok(());
                     }
                     for attr in a.iter() {
@@ -490,7 +491,7 @@ impl Evaluator {
                     }
                 }
                 Value::List(l) => {
-                    if !seen.insert(Rc::as_ptr(l) as usize) {
+                    if !seen.insert(ValueRc::as_ptr(l) as usize) {
                         return Ok(());
                     }
                     for item in l.iter() {

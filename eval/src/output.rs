@@ -1,7 +1,7 @@
 //! What `nix-instantiate --eval` does with the value of its expression: select `-A` paths,
 //! call functions with `--arg`/`--argstr` values, and print in one of its formats.
 
-use std::rc::Rc;
+use crate::value::ValueRc;
 
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Evaluator;
@@ -27,7 +27,7 @@ pub enum OutputFormat {
 impl Evaluator {
     /// Nix's `autoCallFunction`: a function with formals is called with the automatic arguments
     /// it asks for; anything else is returned as it is.
-    pub fn auto_call(&mut self, v: &Value, auto_args: &Rc<Attrs>) -> EvalResult<Value> {
+    pub fn auto_call(&mut self, v: &Value, auto_args: &ValueRc<Attrs>) -> EvalResult<Value> {
         let f = self.force(v)?;
         match &f {
             Value::Attrs(a) => {
@@ -72,7 +72,7 @@ impl Evaluator {
 
     /// Nix's `findAlongAttrPath`: follows `a.b.0.c` (numbers index lists), auto-calling the
     /// function at every step before selecting from it.
-    pub fn find_along_attr_path(&mut self, root: &Value, path: &str, auto_args: &Rc<Attrs>) -> EvalResult<Value> {
+    pub fn find_along_attr_path(&mut self, root: &Value, path: &str, auto_args: &ValueRc<Attrs>) -> EvalResult<Value> {
         let mut v = root.clone();
         if path.is_empty() {
             return self.force(&v);

@@ -2,8 +2,8 @@
 //! error messages, and Nix's float formatting.
 
 use std::collections::HashSet;
+use crate::value::ValueRc;
 use std::fmt::Write;
-use std::rc::Rc;
 
 use crate::value::{ThunkView, Value};
 
@@ -73,7 +73,7 @@ const SMALL_LIST: usize = 2;
 
 fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
     let holder = match v {
-        Value::Thunk(t) => Some(Rc::as_ptr(t) as usize),
+        Value::Thunk(t) => Some(ValueRc::as_ptr(t) as usize),
         _ => None,
     };
     let v = match v {
@@ -100,7 +100,7 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
         Value::String(s) => push_string_literal(out, &s.text),
         Value::Path(p) => out.push_str(p),
         Value::Attrs(a) => {
-            if !a.is_empty() && !seen.insert(Rc::as_ptr(a) as usize) {
+            if !a.is_empty() && !seen.insert(ValueRc::as_ptr(a) as usize) {
                 out.push_str("«repeated»");
                 return;
             }
@@ -114,7 +114,7 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
             out.push('}');
         }
         Value::List(l) => {
-            let key = if l.len() <= SMALL_LIST { holder } else { Some(Rc::as_ptr(l) as usize) };
+            let key = if l.len() <= SMALL_LIST { holder } else { Some(ValueRc::as_ptr(l) as usize) };
             if let Some(key) = key {
                 if !l.is_empty() && !seen.insert(key) {
                     out.push_str("«repeated»");
@@ -193,7 +193,7 @@ impl ShortPrinter {
                 }
             }
             Value::Attrs(a) => {
-                if !a.is_empty() && !self.seen.insert(Rc::as_ptr(a) as usize) {
+                if !a.is_empty() && !self.seen.insert(ValueRc::as_ptr(a) as usize) {
                     self.out.push_str("«repeated»");
                     return;
                 }

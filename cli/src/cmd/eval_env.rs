@@ -2,7 +2,7 @@
 //! search path) share: the search path, the store to talk to, experimental features, the
 //! automatic arguments and the file named on the command line.
 
-use std::rc::Rc;
+use eval::value::ValueRc;
 
 use clap::Args;
 use eval::symbol::Symbol;
@@ -79,7 +79,7 @@ pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> EvalResult<V
 
 /// The automatic arguments of `--arg NAME EXPR` (evaluated lazily, relative to `base`) and
 /// `--argstr NAME STRING`, given as name-value pairs.
-pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> EvalResult<Rc<Attrs>> {
+pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> EvalResult<ValueRc<Attrs>> {
     let mut auto = Vec::new();
     for pair in arg.chunks(2) {
         if let [name, expr] = pair {
@@ -92,5 +92,5 @@ pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &s
             auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
         }
     }
-    Ok(Rc::new(Attrs::from_unsorted(auto)))
+    Ok(ValueRc::new(Attrs::from_unsorted(auto)))
 }

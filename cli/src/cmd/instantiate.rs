@@ -2,7 +2,7 @@
 //! with the daemon as the store, write the store derivations, and for `build` build them and
 //! make `result` links.
 
-use std::rc::Rc;
+use eval::value::ValueRc;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -107,7 +107,7 @@ fn find_derivations(ev: &mut Evaluator, args: &InstantiateArgs) -> EvalResult<Ve
 
 /// Nix's `getDerivations`: a derivation; the derivations among a set's attributes (recursing
 /// where `recurseForDerivations` is true, and always at the top); a list's elements.
-fn collect(ev: &mut Evaluator, v: &Value, auto_args: &Rc<Attrs>, top: bool, out: &mut Vec<FoundDrv>) -> EvalResult<()> {
+fn collect(ev: &mut Evaluator, v: &Value, auto_args: &ValueRc<Attrs>, top: bool, out: &mut Vec<FoundDrv>) -> EvalResult<()> {
     let v = ev.auto_call(v, auto_args)?;
     match &v {
         Value::Attrs(a) => {

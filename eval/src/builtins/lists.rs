@@ -1,6 +1,6 @@
 //! Lists: `map`, `filter`, `foldl'`, `genList`, `sort`, `elemAt`, ...
 
-use std::rc::Rc;
+use crate::value::ValueRc;
 
 use super::{make_attrs, PrimOpDef};
 use crate::error::{EvalError, EvalResult};
@@ -219,7 +219,7 @@ fn group_by(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     }
     let entries = groups
         .into_iter()
-        .map(|(name, items)| Attr { name, value: Value::List(Rc::new(items)), pos: None })
+        .map(|(name, items)| Attr { name, value: Value::List(ValueRc::new(items)), pos: None })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }

@@ -89,7 +89,7 @@ pub const GLOBAL_NAMES: &[&str] = &[
 
 /// The value of a builtin with no arguments yet (a constant when its arity is 0).
 fn primop_value(op: &'static PrimOpDef) -> Value {
-    Value::PrimOp(Rc::new(PrimOpApp { op, args: Vec::new() }))
+    Value::PrimOp(crate::value::ValueRc::new(PrimOpApp { op, args: Vec::new() }))
 }
 
 /// Installs the builtins and constants into an evaluator's global scope.

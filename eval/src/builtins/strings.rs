@@ -2,6 +2,7 @@
 //! `dirOf`, `stringToCharacters`-like helpers.
 
 use super::PrimOpDef;
+use crate::value::ValueRc;
 use crate::error::{EvalError, EvalResult};
 use crate::machine::Evaluator;
 use crate::value::{Context, Value};
@@ -125,7 +126,7 @@ fn base_name_of(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 fn dir_of(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let v = ev.force(&args[0])?;
     match &v {
-        Value::Path(p) => Ok(Value::Path(std::rc::Rc::new(crate::path::dir_of(p).to_owned()))),
+        Value::Path(p) => Ok(Value::Path(ValueRc::new(crate::path::dir_of(p).to_owned()))),
         _ => {
             let mut ctx = Context::new();
             let s = ev.coerce_to_string(&v, &mut ctx, false, false)?;

@@ -5,8 +5,8 @@
 //! `«error: …»`; one at the top ends the printing.
 
 use std::collections::HashSet;
+use eval::value::ValueRc;
 use std::fmt::Write;
-use std::rc::Rc;
 
 use eval::print::{format_float, print_identifier, push_string_literal};
 use eval::{EvalError, EvalResult, Evaluator, Value};
@@ -116,8 +116,8 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn print_attrs(&mut self, a: &Rc<eval::value::Attrs>, depth: usize) -> EvalResult<()> {
-        if !a.is_empty() && !self.seen.insert(Rc::as_ptr(a) as usize) {
+    fn print_attrs(&mut self, a: &ValueRc<eval::value::Attrs>, depth: usize) -> EvalResult<()> {
+        if !a.is_empty() && !self.seen.insert(ValueRc::as_ptr(a) as usize) {
             self.colored(MAGENTA, "«repeated»");
             return Ok(());
         }
@@ -150,8 +150,8 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn print_list(&mut self, l: &Rc<Vec<Value>>, depth: usize) -> EvalResult<()> {
-        if !l.is_empty() && !self.seen.insert(Rc::as_ptr(l) as usize) {
+    fn print_list(&mut self, l: &ValueRc<Vec<Value>>, depth: usize) -> EvalResult<()> {
+        if !l.is_empty() && !self.seen.insert(ValueRc::as_ptr(l) as usize) {
             self.colored(MAGENTA, "«repeated»");
             return Ok(());
         }

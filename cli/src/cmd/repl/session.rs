@@ -1,7 +1,7 @@
 //! One repl session: its scope of variables and the processing of one complete input, as
 //! Nix 2.26's `NixRepl::processLine`.
 
-use std::rc::Rc;
+use eval::value::ValueRc;
 
 use eval::source::Origin;
 use eval::symbol::Symbol;
@@ -231,7 +231,7 @@ impl Session {
             eval::path::canonicalize(&format!("{}/{arg}", self.base_dir))
         };
         let v = self.ev.import_file(&path)?;
-        let v = self.ev.auto_call(&v, &Rc::new(Attrs::new()))?;
+        let v = self.ev.auto_call(&v, &ValueRc::new(Attrs::new()))?;
         self.add_attrs(&v)
     }
 
