@@ -21,7 +21,9 @@
 //! waiting for our answer (both a blocking `read` and an `epoll_wait` for input are woken).
 //! Consumed at once, the request wakes the client for nothing while we compute the answer, and
 //! the answer has to wake it again; consumed after the answer, it costs no extra wake-up. On
-//! this project's 2-core VM the benchmark client's round trips went from 22–25k/s to 30–34k/s.
+//! this project's 2-core VM the benchmark client's round trips (tokio, `epoll`) went from
+//! 22–25k/s to 30–34k/s; Nix 2.8's `nix-store` (blocking reads, usually not yet asleep when its
+//! request is taken) showed no change, 2,000 look-ups in 0.13–0.14 s either way.
 
 use std::io;
 use std::os::fd::AsFd;
