@@ -260,6 +260,9 @@ impl Thunk {
     }
 }
 
+// Two words: a tag and one pointer or scalar (`ValueRc` is one pointer).
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
+
 /// A Nix value.
 #[derive(Clone)]
 pub enum Value {
