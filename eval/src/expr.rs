@@ -2,11 +2,10 @@
 //! `(depth, slot)` where the scope is static; names under `with` are looked up at run time.
 
 use std::rc::Rc;
-use crate::value::ValueRc;
 
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::Value;
+use crate::value::{Value, ValueRc};
 
 /// A shared expression node.
 pub type ExprRef = Rc<Expr>;

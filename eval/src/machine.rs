@@ -1,7 +1,6 @@
 //! The evaluator: evaluates expressions to weak head normal form, forces thunks, applies functions.
 
 use std::collections::HashMap;
-use crate::value::ValueRc;
 use std::rc::Rc;
 
 use crate::env::{Env, EnvRegistry, EnvSlots};
@@ -10,7 +9,7 @@ use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, Var};
 use crate::io::EvalIo;
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::{Attr, Attrs, Closure, Thunk, ThunkState, Value};
+use crate::value::{Attr, Attrs, Closure, Thunk, ThunkState, Value, ValueRc};
 
 /// Stack left before we grow it (bytes), and how much a new segment gets.
 const STACK_RED_ZONE: usize = 128 * 1024;

@@ -1,7 +1,6 @@
 //! Operators, equality, comparison, and the type-checking accessors builtins use.
 
 use std::rc::Rc;
-use crate::value::ValueRc;
 
 use crate::env::Env;
 use crate::error::{EvalError, EvalResult};
@@ -10,7 +9,7 @@ use crate::machine::{with_stack, Evaluator};
 use crate::print::error_repr;
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, NixString, Value};
+use crate::value::{Attrs, Context, NixString, Value, ValueRc};
 
 fn expected(what: &str, v: &Value) -> EvalError {
     EvalError::type_error(format!("expected {what} but found {}: {}", v.describe(), error_repr(v)))

@@ -1,12 +1,10 @@
 //! What `nix-instantiate --eval` does with the value of its expression: select `-A` paths,
 //! call functions with `--arg`/`--argstr` values, and print in one of its formats.
 
-use crate::value::ValueRc;
-
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Evaluator;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, Value};
+use crate::value::{Attrs, Context, Value, ValueRc};
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

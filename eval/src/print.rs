@@ -2,10 +2,9 @@
 //! error messages, and Nix's float formatting.
 
 use std::collections::HashSet;
-use crate::value::ValueRc;
 use std::fmt::Write;
 
-use crate::value::{ThunkView, Value};
+use crate::value::{ThunkView, Value, ValueRc};
 
 /// Formats a float as C++ streams do by default (`%g` with 6 significant digits).
 pub fn format_float(x: f64) -> String {

@@ -2,11 +2,9 @@
 //! search path) share: the search path, the store to talk to, experimental features, the
 //! automatic arguments and the file named on the command line.
 
-use eval::value::ValueRc;
-
 use clap::Args;
 use eval::symbol::Symbol;
-use eval::value::{Attr, Attrs};
+use eval::value::{Attr, Attrs, ValueRc};
 use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
 
 /// The evaluator's arguments common to `casnix instantiate`, `casnix build` and `casnix repl`.

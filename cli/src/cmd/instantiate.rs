@@ -2,12 +2,10 @@
 //! with the daemon as the store, write the store derivations, and for `build` build them and
 //! make `result` links.
 
-use eval::value::ValueRc;
-
 use anyhow::{bail, Result};
 use clap::Args;
 use eval::symbol::Symbol;
-use eval::value::Attrs;
+use eval::value::{Attrs, ValueRc};
 use eval::{EvalError, EvalResult, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 

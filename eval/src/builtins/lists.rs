@@ -1,12 +1,10 @@
 //! Lists: `map`, `filter`, `foldl'`, `genList`, `sort`, `elemAt`, ...
 
-use crate::value::ValueRc;
-
 use super::{make_attrs, PrimOpDef};
 use crate::error::{EvalError, EvalResult};
 use crate::machine::Evaluator;
 use crate::symbol::Symbol;
-use crate::value::{Attr, Attrs, Value};
+use crate::value::{Attr, Attrs, Value, ValueRc};
 
 /// The builtins of this group.
 pub const PRIMOPS: &[PrimOpDef] = &[

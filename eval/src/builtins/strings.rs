@@ -2,10 +2,9 @@
 //! `dirOf`, `stringToCharacters`-like helpers.
 
 use super::PrimOpDef;
-use crate::value::ValueRc;
 use crate::error::{EvalError, EvalResult};
 use crate::machine::Evaluator;
-use crate::value::{Context, Value};
+use crate::value::{Context, Value, ValueRc};
 
 /// The builtins of this group.
 pub const PRIMOPS: &[PrimOpDef] = &[

@@ -5,10 +5,10 @@
 //! `«error: …»`; one at the top ends the printing.
 
 use std::collections::HashSet;
-use eval::value::ValueRc;
 use std::fmt::Write;
 
 use eval::print::{format_float, print_identifier, push_string_literal};
+use eval::value::ValueRc;
 use eval::{EvalError, EvalResult, Evaluator, Value};
 
 const CYAN: &str = "\x1b[36;1m";

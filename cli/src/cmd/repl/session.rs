@@ -1,11 +1,9 @@
 //! One repl session: its scope of variables and the processing of one complete input, as
 //! Nix 2.26's `NixRepl::processLine`.
 
-use eval::value::ValueRc;
-
 use eval::source::Origin;
 use eval::symbol::Symbol;
-use eval::value::Attrs;
+use eval::value::{Attrs, ValueRc};
 use eval::{ErrorKind, EvalError, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
