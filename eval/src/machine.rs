@@ -307,17 +307,15 @@ impl Evaluator {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Path(p) => Ok(Value::Path(p.clone())),
             Expr::Var(Var::Static { depth, slot }, name, pos) => {
-                let holder = env.up(*depth);
-                let v = holder.and_then(|e| e.get(*slot)).ok_or_else(|| {
-                    EvalError::other(format!("internal error: variable '{name}' has no slot")).at(pos)
-                })?;
-                match (v, holder) {
-                    (Value::Thunk(t), Some(holder)) => {
+                let no_slot = || EvalError::other(format!("internal error: variable '{name}' has no slot")).at(pos);
+                let holder = env.up(*depth).ok_or_else(no_slot)?;
+                match holder.get(*slot).ok_or_else(no_slot)? {
+                    Value::Thunk(t) => {
                         let forced = self.force_thunk(&t).map_err(|e| e.at(pos))?;
                         holder.replace_evaluated(*slot, &t, forced.clone());
                         Ok(forced)
                     }
-                    (v, _) => Ok(v),
+                    v => Ok(v),
                 }
             }
             Expr::Var(Var::With { depth }, name, pos) => {
