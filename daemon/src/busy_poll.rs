@@ -90,12 +90,17 @@ impl<S: AsFd> Drop for BusyPoll<S> {
 impl<S: AsFd> BusyPoll<S> {
     /// Takes the peeked bytes off the socket's queue (they were read already).
     fn consume_peeked(&mut self) -> io::Result<()> {
+        // Every read and write comes here: nothing to do (and no buffer to clear) in most.
+        if self.peeked == 0 {
+            return Ok(());
+        }
         let mut scratch = [0u8; 1024];
         while self.peeked > 0 {
             let wanted = self.peeked.min(scratch.len());
             match rustix::net::recv(self.inner.as_fd(), &mut scratch[..wanted], rustix::net::RecvFlags::DONTWAIT) {
                 Ok((0, _)) => return Err(io::Error::other("peeked bytes are no longer in the socket")),
-                Ok((n, _)) => self.peeked -= n.min(self.peeked),
+                // `recv` returns at most `wanted` bytes.
+                Ok((n, _)) => self.peeked -= n,
                 Err(rustix::io::Errno::INTR) => {}
                 // AGAIN included: what was peeked cannot have gone, so this is not "try later".
                 Err(e) => return Err(io::Error::other(format!("consuming peeked bytes: {e}"))),
