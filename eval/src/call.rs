@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use crate::env::Env;
+use crate::env::EnvRef;
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{Expr, LambdaExpr};
 use crate::machine::Evaluator;
@@ -134,7 +134,7 @@ impl Evaluator {
     /// Calls a curried function with several arguments: each call's environment becomes the
     /// next function's closure environment while the body is itself a function and arguments
     /// remain. Returns the result and how many arguments were used.
-    fn call_curried(&mut self, lambda: Rc<LambdaExpr>, env: Rc<Env>, args: &[Value], pos: Option<&Pos>) -> EvalResult<(Value, usize)> {
+    fn call_curried(&mut self, lambda: Rc<LambdaExpr>, env: EnvRef, args: &[Value], pos: Option<&Pos>) -> EvalResult<(Value, usize)> {
         let (mut lambda, mut closure_env) = (lambda, env);
         let mut used = 0;
         loop {
@@ -166,7 +166,7 @@ impl Evaluator {
     /// Makes the environment of a call of `lambda` (closing over `closure_env`) with `arg`:
     /// the argument, or the formals taken from it (with their defaults) and the `@` name.
     #[inline]
-    fn bind_arguments(&mut self, lambda: &LambdaExpr, closure_env: &Rc<Env>, arg: Value, call_pos: Option<&Pos>) -> EvalResult<Rc<Env>> {
+    fn bind_arguments(&mut self, lambda: &LambdaExpr, closure_env: &EnvRef, arg: Value, call_pos: Option<&Pos>) -> EvalResult<EnvRef> {
         match &lambda.formals {
             None => Ok(self.envs.alloc_one(arg, Some(closure_env.clone()), false)),
             Some(formals) => self.bind_formals(lambda, formals, closure_env, arg, call_pos),
@@ -178,10 +178,10 @@ impl Evaluator {
         &mut self,
         lambda: &LambdaExpr,
         formals: &crate::expr::Formals,
-        closure_env: &Rc<Env>,
+        closure_env: &EnvRef,
         arg: Value,
         call_pos: Option<&Pos>,
-    ) -> EvalResult<Rc<Env>> {
+    ) -> EvalResult<EnvRef> {
         let forced = self.force_value(arg).map_err(|e| e.at(&lambda.pos))?;
         let attrs = match &forced {
             Value::Attrs(a) => a.clone(),
@@ -240,7 +240,7 @@ impl Evaluator {
     /// Evaluates a function's body in the environment of its call (with `--show-trace`, an
     /// error gets the frames of the call).
     #[inline(always)]
-    fn run_body(&mut self, lambda: &LambdaExpr, env: &Rc<Env>, call_pos: Option<&Pos>) -> EvalResult<Value> {
+    fn run_body(&mut self, lambda: &LambdaExpr, env: &EnvRef, call_pos: Option<&Pos>) -> EvalResult<Value> {
         match self.eval(&lambda.body, env) {
             Ok(v) => Ok(v),
             Err(e) => Err(self.call_frames(e, lambda, call_pos)),

@@ -1,9 +1,8 @@
 //! The evaluator: evaluates expressions to weak head normal form, forces thunks, applies functions.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
-use crate::env::{Env, EnvRegistry, EnvSlots};
+use crate::env::{EnvRef, EnvRegistry, EnvSlots};
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::expr::{AttrName, Binding, DynamicBinding, Expr, ExprRef, Var};
 use crate::io::EvalIo;
@@ -183,18 +182,18 @@ impl Evaluator {
     }
 
     /// Allocates an environment.
-    pub(crate) fn alloc_env(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
+    pub(crate) fn alloc_env(&mut self, slots: EnvSlots, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
         self.envs.alloc(slots, parent, is_with)
     }
 
     /// The empty top-level environment expressions run in.
-    pub(crate) fn root_env(&mut self) -> Rc<Env> {
+    pub(crate) fn root_env(&mut self) -> EnvRef {
         self.alloc_env(EnvSlots::new(), None, false)
     }
 
     /// Makes a value for `e` without evaluating it when that is cheap, else a thunk.
     #[inline]
-    pub fn thunk(&mut self, e: &ExprRef, env: &Rc<Env>) -> Value {
+    pub fn thunk(&mut self, e: &ExprRef, env: &EnvRef) -> Value {
         match &**e {
             Expr::Const(v) => v.clone(),
             Expr::Path(p) => Value::Path(p.clone()),
@@ -228,7 +227,7 @@ impl Evaluator {
         }
     }
 
-    fn force_thunk(&mut self, t: &ValueRc<Thunk>) -> EvalResult<Value> {
+    fn force_thunk(&mut self, t: &Thunk) -> EvalResult<Value> {
         // Evaluated already (the most frequent case): read in place.
         if let Some(v) = t.evaluated() {
             return Ok(v);
@@ -277,7 +276,7 @@ impl Evaluator {
 
     /// Evaluates `e` in `env` to weak head normal form.
     #[inline(always)]
-    pub fn eval(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+    pub fn eval(&mut self, e: &ExprRef, env: &EnvRef) -> EvalResult<Value> {
         // A constant, and a variable holding a value or an evaluated thunk (the most frequent
         // expressions), are taken where the caller is, without a call.
         match &**e {
@@ -291,11 +290,11 @@ impl Evaluator {
     }
 
     /// [`Evaluator::eval`] of anything else: checks the stack, then evaluates.
-    fn eval_node(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+    fn eval_node(&mut self, e: &ExprRef, env: &EnvRef) -> EvalResult<Value> {
         with_stack(|| self.eval_inner(e, env))
     }
 
-    fn eval_inner(&mut self, e: &ExprRef, env: &Rc<Env>) -> EvalResult<Value> {
+    fn eval_inner(&mut self, e: &ExprRef, env: &EnvRef) -> EvalResult<Value> {
         // The branch an `if` takes is evaluated here, not by a nested call (`else if` chains).
         let mut e = e;
         while let Expr::If(c, t, f, pos) = &**e {
@@ -409,10 +408,10 @@ impl Evaluator {
 
     /// Looks up a name only a `with` can bind, from the innermost `with` environment `depth`
     /// levels up (without forcing the value).
-    fn lookup_with(&mut self, depth: u32, name: Symbol, env: &Rc<Env>, pos: &Pos) -> EvalResult<Value> {
+    fn lookup_with(&mut self, depth: u32, name: Symbol, env: &EnvRef, pos: &Pos) -> EvalResult<Value> {
         let mut cur = env.up(depth).cloned();
         while let Some(e) = cur {
-            if e.is_with {
+            if e.is_with() {
                 if let Some(ns) = e.get(0) {
                     let attrs = self.force_value(ns).map_err(|err| err.at(pos))?;
                     let attrs = match attrs {
@@ -431,13 +430,13 @@ impl Evaluator {
                     }
                 }
             }
-            cur = e.parent.clone();
+            cur = e.parent().cloned();
         }
         Err(EvalError::new(ErrorKind::Missing, format!("undefined variable '{name}'")).at(pos))
     }
 
     /// Evaluates an attribute name of a path.
-    pub(crate) fn attr_name(&mut self, name: &AttrName, env: &Rc<Env>) -> EvalResult<Option<Symbol>> {
+    pub(crate) fn attr_name(&mut self, name: &AttrName, env: &EnvRef) -> EvalResult<Option<Symbol>> {
         match name {
             AttrName::Static(s) => Ok(Some(*s)),
             AttrName::Dynamic(e) => {
@@ -459,7 +458,7 @@ impl Evaluator {
     /// a missing name is an error at the selection with suggestions, and an error while
     /// forcing what was selected is traced to the attribute's definition
     /// ("while evaluating the attribute 'a.b'").
-    fn eval_select(&mut self, target: &ExprRef, path: &[AttrName], default: Option<&ExprRef>, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    fn eval_select(&mut self, target: &ExprRef, path: &[AttrName], default: Option<&ExprRef>, pos: &Pos, env: &EnvRef) -> EvalResult<Value> {
         let v = self.eval(target, env)?;
         let mut defined_at: Option<Pos> = None;
         // The names selected so far (for the message of an error), kept without copying them.
@@ -488,7 +487,7 @@ impl Evaluator {
         path: &[AttrName],
         default: Option<&ExprRef>,
         pos: &Pos,
-        env: &Rc<Env>,
+        env: &EnvRef,
         defined_at: &mut Option<Pos>,
         names: &mut smallvec::SmallVec<[Option<Symbol>; 4]>,
     ) -> EvalResult<Value> {
@@ -533,7 +532,7 @@ impl Evaluator {
         self.force_value(v)
     }
 
-    fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &Rc<Env>) -> EvalResult<Value> {
+    fn eval_has_attr(&mut self, target: &ExprRef, path: &[AttrName], env: &EnvRef) -> EvalResult<Value> {
         let mut v = self.eval(target, env)?;
         for (i, name) in path.iter().enumerate() {
             let name = self.attr_name(name, env)?;
@@ -551,7 +550,7 @@ impl Evaluator {
         Ok(Value::Bool(true))
     }
 
-    fn eval_attrs(&mut self, rec: bool, bindings: &[Binding], dynamic: &[DynamicBinding], pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    fn eval_attrs(&mut self, rec: bool, bindings: &[Binding], dynamic: &[DynamicBinding], pos: &Pos, env: &EnvRef) -> EvalResult<Value> {
         let inner = if rec {
             self.envs.alloc_unfilled(bindings.len(), Some(env.clone()))
         } else {

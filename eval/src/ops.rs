@@ -1,15 +1,14 @@
 //! Operators, equality, comparison, and the type-checking accessors builtins use.
 
-use std::rc::Rc;
 
-use crate::env::Env;
+use crate::env::EnvRef;
 use crate::error::{EvalError, EvalResult};
 use crate::expr::{BinOp, ExprRef};
 use crate::machine::{with_stack, Evaluator};
 use crate::print::error_repr;
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, NixString, Value, ValueRc};
+use crate::value::{Attrs, Context, NixString, Thunk, Value, ValueRc};
 
 fn expected(what: &str, v: &Value) -> EvalError {
     EvalError::type_error(format!("expected {what} but found {}: {}", v.describe(), error_repr(v)))
@@ -94,7 +93,7 @@ impl Evaluator {
         Ok(self.force_string(v)?.text.clone())
     }
 
-    pub(crate) fn eval_binop(&mut self, op: BinOp, l: &ExprRef, r: &ExprRef, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    pub(crate) fn eval_binop(&mut self, op: BinOp, l: &ExprRef, r: &ExprRef, pos: &Pos, env: &EnvRef) -> EvalResult<Value> {
         match op {
             BinOp::And => {
                 let lv = self.eval(l, env)?;
@@ -213,7 +212,7 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn eval_concat(&mut self, parts: &[(ExprRef, Pos)], force_string: bool, pos: &Pos, env: &Rc<Env>) -> EvalResult<Value> {
+    pub(crate) fn eval_concat(&mut self, parts: &[(ExprRef, Pos)], force_string: bool, pos: &Pos, env: &EnvRef) -> EvalResult<Value> {
         let mut values = Vec::with_capacity(parts.len());
         for (p, _) in parts {
             values.push(self.eval(p, env)?);
@@ -354,7 +353,7 @@ impl Evaluator {
     pub fn values_equal(&mut self, a: &Value, b: &Value, nested: bool) -> EvalResult<bool> {
         if nested {
             match (a, b) {
-                (Value::Thunk(x), Value::Thunk(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::Thunk(x), Value::Thunk(y)) if Thunk::ptr_eq(x, y) => return Ok(true),
                 (Value::Lambda(x), Value::Lambda(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 (Value::Attrs(x), Value::Attrs(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 (Value::List(x), Value::List(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),

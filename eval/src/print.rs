@@ -72,7 +72,7 @@ const SMALL_LIST: usize = 2;
 
 fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
     let holder = match v {
-        Value::Thunk(t) => Some(ValueRc::as_ptr(t) as usize),
+        Value::Thunk(t) => Some(t.addr()),
         _ => None,
     };
     let v = match v {

@@ -1,7 +1,6 @@
 //! Values: what expressions evaluate to. Compound values are reference-counted; a [`Value::Thunk`]
 //! is a suspended computation that is replaced by its result once forced.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
@@ -14,9 +13,13 @@ use std::rc::Rc;
 /// weak references).
 pub use rclite::Rc as ValueRc;
 
+mod thunk;
+
+pub use thunk::{Thunk, ThunkState, ThunkView};
+
 use crate::builtins::PrimOpDef;
-use crate::env::Env;
-use crate::expr::{ExprRef, LambdaExpr};
+use crate::env::EnvRef;
+use crate::expr::LambdaExpr;
 use crate::source::Pos;
 use crate::symbol::Symbol;
 
@@ -157,7 +160,7 @@ pub struct Closure {
     /// The code.
     pub lambda: Rc<LambdaExpr>,
     /// The environment of its definition.
-    pub env: Rc<Env>,
+    pub env: EnvRef,
 }
 
 /// A builtin with the arguments given so far.
@@ -166,98 +169,6 @@ pub struct PrimOpApp {
     pub op: &'static PrimOpDef,
     /// The arguments so far (fewer than its arity).
     pub args: Vec<Value>,
-}
-
-/// What a thunk holds.
-pub enum ThunkState {
-    /// An expression to evaluate in an environment.
-    Suspended(ExprRef, Rc<Env>),
-    /// A function application to perform (function, argument). Boxed, as the selection below,
-    /// so that a thunk takes 24 bytes, not 40: most thunks are `Suspended` or `Done`.
-    Apply(Box<(Value, Value)>),
-    /// A function applied to two arguments (`mapAttrs`' `f name value`): one thunk, not two.
-    Apply2(Box<(Value, Value, Value)>),
-    /// A function applied to an integer (`genList`'s elements): the closure and the integer fit
-    /// in the thunk, so no box is allocated (a million-element `genList` allocated a million).
-    ApplyInt(ValueRc<Closure>, i64),
-    /// Selection of an attribute from a value (used by builtins building lazy results).
-    Select(Box<(Value, Symbol)>),
-    /// Being evaluated right now: needing it again is infinite recursion.
-    Blackhole,
-    /// Evaluated.
-    Done(Value),
-}
-
-// Thunks are the evaluator's most numerous objects: keep their state at three words.
-const _: () = assert!(std::mem::size_of::<ThunkState>() <= 24);
-const _: () = assert!(std::mem::size_of::<Thunk>() <= 24);
-
-/// A suspended computation. The state is taken out of its `Cell` while it is looked at or
-/// evaluated (leaving `Blackhole`) and put back: no borrow flag, so a thunk's box is 32 bytes
-/// with its [`ValueRc`] count, not 40.
-pub struct Thunk(Cell<ThunkState>);
-
-/// What a thunk holds, seen from outside the evaluator.
-pub enum ThunkView {
-    /// Evaluated to this value.
-    Done(Value),
-    /// Being evaluated.
-    Blackhole,
-    /// Not evaluated yet.
-    Pending,
-}
-
-impl Thunk {
-    /// A thunk in `state`.
-    pub fn new(state: ThunkState) -> Thunk {
-        Thunk(Cell::new(state))
-    }
-
-    /// A shared thunk in `state`, as a value.
-    pub fn value_of(state: ThunkState) -> Value {
-        Value::Thunk(ValueRc::new(Thunk::new(state)))
-    }
-
-    /// Takes the state out, leaving `Blackhole` (the evaluator puts a state back).
-    pub(crate) fn take(&self) -> ThunkState {
-        self.0.replace(ThunkState::Blackhole)
-    }
-
-    /// Puts a state back in place of the `Blackhole` that [`Thunk::take`] left.
-    pub(crate) fn put(&self, state: ThunkState) {
-        let old = self.0.replace(state);
-        debug_assert!(matches!(old, ThunkState::Blackhole));
-        // A `Blackhole` owns nothing: no drop needed.
-        std::mem::forget(old);
-    }
-
-    /// Its value if it has been evaluated.
-    #[inline]
-    #[allow(unsafe_code)] // One read in place, justified below.
-    pub fn evaluated(&self) -> Option<Value> {
-        // Read in place, not taken out and put back (reading variables is the evaluator's most
-        // frequent operation).
-        // SAFETY: the shared reference lives only while the state is matched and its value
-        // cloned, and nothing writes to the thunk meanwhile: a thunk stays on its thread (`Cell`
-        // is not `Sync`), and cloning a `Value` (derived `Clone` over `Rc`s) only increments a
-        // reference count, running no code that could reach this thunk.
-        match unsafe { &*self.0.as_ptr() } {
-            ThunkState::Done(v) => Some(v.clone()),
-            _ => None,
-        }
-    }
-
-    /// Whether it has been evaluated, and to what.
-    pub fn view(&self) -> ThunkView {
-        let state = self.take();
-        let view = match &state {
-            ThunkState::Done(v) => ThunkView::Done(v.clone()),
-            ThunkState::Blackhole => ThunkView::Blackhole,
-            _ => ThunkView::Pending,
-        };
-        self.put(state);
-        view
-    }
 }
 
 // Two words: a tag and one pointer or scalar (`ValueRc` is one pointer).
@@ -287,7 +198,7 @@ pub enum Value {
     /// A builtin, possibly partially applied.
     PrimOp(ValueRc<PrimOpApp>),
     /// A suspended computation.
-    Thunk(ValueRc<Thunk>),
+    Thunk(Thunk),
 }
 
 impl Value {

@@ -5,48 +5,24 @@
 //! registry empties the slots of every environment still alive, which breaks all such cycles so
 //! that everything is freed.
 
+mod handle;
+
 use std::cell::Cell;
-use std::rc::{Rc, Weak};
+
+pub use handle::{Env, EnvRef};
+use handle::WeakEnvRef;
 
 use crate::value::Value;
 
 /// The values an environment is made with. Most environments are calls of functions `x: ...` or
-/// `with`, one slot each: that slot lives inside the environment (the same size as a `Vec`).
+/// `with`, one slot each.
 pub type EnvSlots = smallvec::SmallVec<[Value; 1]>;
 
-/// An environment.
-pub struct Env {
-    /// Slot 0, inside the environment: most environments have one slot (a call of `x: ...`, a
-    /// `with`), and reading it needs no indirection. Each slot is a `Cell` (a value is taken
-    /// out, cloned and put back): no borrow flag. An environment of no slots has this one,
-    /// holding `null`, which nothing reads.
-    first: Cell<Value>,
-    /// Slots 1 and on (an empty box allocates nothing, and dropping it frees nothing).
-    rest: Box<[Cell<Value>]>,
-    /// The enclosing environment.
-    pub parent: Option<Rc<Env>>,
-    /// Whether this is a `with` environment (slot 0 holds the attribute set).
-    pub is_with: bool,
-    /// How many slots (from 0) hold their value already; `let` and `rec` fill them in order.
-    pub filled: std::cell::Cell<u32>,
-}
-
 impl Env {
-    /// An environment holding `slots`; `filled` of them (from 0) are set.
-    fn new(slots: impl IntoIterator<Item = Value>, parent: Option<Rc<Env>>, is_with: bool, filled: u32) -> Env {
-        let mut slots = slots.into_iter();
-        let first = Cell::new(slots.next().unwrap_or(Value::Null));
-        let rest = slots.map(Cell::new).collect();
-        Env { first, rest, parent, is_with, filled: Cell::new(filled) }
-    }
-
     /// The cell of `slot`, if it exists.
     #[inline(always)]
     fn cell(&self, slot: u32) -> Option<&Cell<Value>> {
-        match slot.checked_sub(1) {
-            None => Some(&self.first),
-            Some(i) => self.rest.get(i as usize),
-        }
+        self.slots().get(slot as usize)
     }
 
     /// The value in `slot`, if it exists.
@@ -77,11 +53,11 @@ impl Env {
     /// still holds it): later reads need not go through the thunk, and the thunk is freed when
     /// nothing else holds it.
     #[inline]
-    pub fn replace_evaluated(&self, slot: u32, thunk: &crate::value::ValueRc<crate::value::Thunk>, value: Value) {
+    pub fn replace_evaluated(&self, slot: u32, thunk: &crate::value::Thunk, value: Value) {
         if let Some(cell) = self.cell(slot) {
             let old = cell.replace(value);
             match &old {
-                Value::Thunk(t) if crate::value::ValueRc::ptr_eq(t, thunk) => drop(old),
+                Value::Thunk(t) if crate::value::Thunk::ptr_eq(t, thunk) => drop(old),
                 // Not the thunk (a slot set meanwhile): put back what was there.
                 _ => drop(cell.replace(old)),
             }
@@ -107,22 +83,13 @@ impl Env {
             None
         }
     }
-
-    /// The environment `depth` levels up (0 is this one).
-    pub fn up(self: &Rc<Env>, depth: u32) -> Option<&Rc<Env>> {
-        let mut env = self;
-        for _ in 0..depth {
-            env = env.parent.as_ref()?;
-        }
-        Some(env)
-    }
 }
 
 /// Every environment of one evaluation, so that their cycles can be broken at the end (unless
 /// it does not track them: then their cycles live until the process ends).
 #[derive(Default)]
 pub struct EnvRegistry {
-    envs: Vec<Weak<Env>>,
+    envs: Vec<WeakEnvRef>,
     compact_at: usize,
     untracked: bool,
 }
@@ -134,26 +101,25 @@ impl EnvRegistry {
     }
 
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
-    pub fn alloc_unfilled(&mut self, count: usize, parent: Option<Rc<Env>>) -> Rc<Env> {
-        self.register(Env::new((0..count).map(|_| Value::Null), parent, false, 0))
+    pub fn alloc_unfilled(&mut self, count: usize, parent: Option<EnvRef>) -> EnvRef {
+        self.register(EnvRef::new(count, std::iter::empty(), parent, false, 0))
     }
 
     /// Allocates and registers an environment whose slots are all set.
-    pub fn alloc(&mut self, slots: EnvSlots, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        let filled = slots.len() as u32;
-        self.register(Env::new(slots, parent, is_with, filled))
+    pub fn alloc(&mut self, slots: EnvSlots, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
+        let len = slots.len();
+        self.register(EnvRef::new(len, slots, parent, is_with, len as u32))
     }
 
     /// Allocates and registers an environment of one slot holding `value` (a call of `x: ...`,
     /// a `with`).
     #[inline]
-    pub fn alloc_one(&mut self, value: Value, parent: Option<Rc<Env>>, is_with: bool) -> Rc<Env> {
-        self.register(Env { first: Cell::new(value), rest: Box::default(), parent, is_with, filled: Cell::new(1) })
+    pub fn alloc_one(&mut self, value: Value, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
+        self.register(EnvRef::new(1, std::iter::once(value), parent, is_with, 1))
     }
 
     #[inline(always)]
-    fn register(&mut self, env: Env) -> Rc<Env> {
-        let env = Rc::new(env);
+    fn register(&mut self, env: EnvRef) -> EnvRef {
         if !self.untracked {
             self.track(&env);
         }
@@ -162,20 +128,19 @@ impl EnvRegistry {
 
     /// Keeps a weak reference to `env` (compacting the list now and then).
     #[inline(never)]
-    fn track(&mut self, env: &Rc<Env>) {
+    fn track(&mut self, env: &EnvRef) {
         if self.envs.len() >= self.compact_at.max(4096) {
-            self.envs.retain(|w| w.strong_count() > 0);
+            self.envs.retain(|w| w.is_alive());
             self.compact_at = self.envs.len() * 2;
         }
-        self.envs.push(Rc::downgrade(env));
+        self.envs.push(env.downgrade());
     }
 
     /// Empties every environment still alive, breaking reference cycles.
     pub fn clear(&mut self) {
         for weak in std::mem::take(&mut self.envs) {
             if let Some(env) = weak.upgrade() {
-                let slots: Vec<Value> =
-                    std::iter::once(&env.first).chain(env.rest.iter()).map(|s| s.replace(Value::Null)).collect();
+                let slots: Vec<Value> = env.slots().iter().map(|s| s.replace(Value::Null)).collect();
                 drop(env);
                 drop(slots);
             }
@@ -192,10 +157,10 @@ impl Drop for EnvRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{Thunk, ThunkState, ValueRc};
+    use crate::value::{Thunk, ThunkState};
 
-    fn thunk_of(v: Value) -> ValueRc<Thunk> {
-        ValueRc::new(Thunk::new(ThunkState::Done(v)))
+    fn thunk_of(v: Value) -> Thunk {
+        Thunk::new(ThunkState::Done(v))
     }
 
     #[test]
@@ -206,7 +171,7 @@ mod tests {
         env.replace_evaluated(0, &t, Value::Int(7));
         assert!(matches!(env.get(0), Some(Value::Int(7))));
         // The slot let go of the thunk: only this test holds it.
-        assert_eq!(ValueRc::strong_count(&t), 1);
+        assert_eq!(Thunk::strong_count(&t), 1);
     }
 
     #[test]
@@ -217,7 +182,7 @@ mod tests {
         let env = envs.alloc_one(Value::Thunk(in_slot.clone()), None, false);
         env.replace_evaluated(0, &other, Value::Int(2));
         match env.get(0) {
-            Some(Value::Thunk(t)) => assert!(ValueRc::ptr_eq(&t, &in_slot)),
+            Some(Value::Thunk(t)) => assert!(Thunk::ptr_eq(&t, &in_slot)),
             other => panic!("slot changed to {other:?}"),
         }
         // A slot that does not exist is no error either.
