@@ -55,7 +55,7 @@ impl Evaluator {
     }
 
     /// Forces a value that must be an attribute set.
-    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<ValueRc<Attrs>> {
+    pub fn force_attrs(&mut self, v: &Value) -> EvalResult<Attrs> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
             other => Err(expected("a set", &other)),
@@ -355,7 +355,7 @@ impl Evaluator {
             match (a, b) {
                 (Value::Thunk(x), Value::Thunk(y)) if Thunk::ptr_eq(x, y) => return Ok(true),
                 (Value::Lambda(x), Value::Lambda(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
-                (Value::Attrs(x), Value::Attrs(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::Attrs(x), Value::Attrs(y)) if Attrs::ptr_eq(x, y) => return Ok(true),
                 (Value::List(x), Value::List(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 _ => {}
             }
@@ -394,7 +394,7 @@ impl Evaluator {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if ValueRc::ptr_eq(x, y) {
+                if Attrs::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if self.is_derivation(x)? && self.is_derivation(y)? {
@@ -478,7 +478,7 @@ impl Evaluator {
         with_stack(|| {
             match &v {
                 Value::Attrs(a) => {
-                    if !seen.insert(ValueRc::as_ptr(a) as usize) {
+                    if !seen.insert(a.addr()) {
                         return Ok(());
                     }
                     for attr in a.iter() {

@@ -4,7 +4,7 @@
 use crate::error::{ErrorKind, EvalError, EvalResult};
 use crate::machine::Evaluator;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, Value, ValueRc};
+use crate::value::{Attrs, Context, Value};
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum OutputFormat {
 impl Evaluator {
     /// Nix's `autoCallFunction`: a function with formals is called with the automatic arguments
     /// it asks for; anything else is returned as it is.
-    pub fn auto_call(&mut self, v: &Value, auto_args: &ValueRc<Attrs>) -> EvalResult<Value> {
+    pub fn auto_call(&mut self, v: &Value, auto_args: &Attrs) -> EvalResult<Value> {
         let f = self.force(v)?;
         match &f {
             Value::Attrs(a) => {
@@ -70,7 +70,7 @@ impl Evaluator {
 
     /// Nix's `findAlongAttrPath`: follows `a.b.0.c` (numbers index lists), auto-calling the
     /// function at every step before selecting from it.
-    pub fn find_along_attr_path(&mut self, root: &Value, path: &str, auto_args: &ValueRc<Attrs>) -> EvalResult<Value> {
+    pub fn find_along_attr_path(&mut self, root: &Value, path: &str, auto_args: &Attrs) -> EvalResult<Value> {
         let mut v = root.clone();
         if path.is_empty() {
             return self.force(&v);

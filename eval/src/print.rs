@@ -99,7 +99,7 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
         Value::String(s) => push_string_literal(out, &s.text),
         Value::Path(p) => out.push_str(p),
         Value::Attrs(a) => {
-            if !a.is_empty() && !seen.insert(ValueRc::as_ptr(a) as usize) {
+            if !a.is_empty() && !seen.insert(a.addr()) {
                 out.push_str("«repeated»");
                 return;
             }
@@ -192,7 +192,7 @@ impl ShortPrinter {
                 }
             }
             Value::Attrs(a) => {
-                if !a.is_empty() && !self.seen.insert(ValueRc::as_ptr(a) as usize) {
+                if !a.is_empty() && !self.seen.insert(a.addr()) {
                     self.out.push_str("«repeated»");
                     return;
                 }

@@ -4,7 +4,7 @@
 
 use clap::Args;
 use eval::symbol::Symbol;
-use eval::value::{Attr, Attrs, ValueRc};
+use eval::value::{Attr, Attrs};
 use eval::{EvalOptions, EvalResult, Evaluator, SearchPathEntry, Value};
 
 /// The evaluator's arguments common to `casnix instantiate`, `casnix build` and `casnix repl`.
@@ -77,7 +77,7 @@ pub fn import_input(ev: &mut Evaluator, input: &str, base: &str) -> EvalResult<V
 
 /// The automatic arguments of `--arg NAME EXPR` (evaluated lazily, relative to `base`) and
 /// `--argstr NAME STRING`, given as name-value pairs.
-pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> EvalResult<ValueRc<Attrs>> {
+pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &str) -> EvalResult<Attrs> {
     let mut auto = Vec::new();
     for pair in arg.chunks(2) {
         if let [name, expr] = pair {
@@ -90,5 +90,5 @@ pub fn auto_args(ev: &mut Evaluator, arg: &[String], argstr: &[String], base: &s
             auto.push(Attr { name: Symbol::new(name), value: Value::string(s.clone()), pos: None });
         }
     }
-    Ok(ValueRc::new(Attrs::from_unsorted(auto)))
+    Ok(Attrs::from_unsorted(auto))
 }

@@ -5,7 +5,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use eval::symbol::Symbol;
-use eval::value::{Attrs, ValueRc};
+use eval::value::Attrs;
 use eval::{EvalError, EvalResult, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
@@ -105,7 +105,7 @@ fn find_derivations(ev: &mut Evaluator, args: &InstantiateArgs) -> EvalResult<Ve
 
 /// Nix's `getDerivations`: a derivation; the derivations among a set's attributes (recursing
 /// where `recurseForDerivations` is true, and always at the top); a list's elements.
-fn collect(ev: &mut Evaluator, v: &Value, auto_args: &ValueRc<Attrs>, top: bool, out: &mut Vec<FoundDrv>) -> EvalResult<()> {
+fn collect(ev: &mut Evaluator, v: &Value, auto_args: &Attrs, top: bool, out: &mut Vec<FoundDrv>) -> EvalResult<()> {
     let v = ev.auto_call(v, auto_args)?;
     match &v {
         Value::Attrs(a) => {

@@ -13,14 +13,15 @@ use std::rc::Rc;
 /// weak references).
 pub use rclite::Rc as ValueRc;
 
+mod attrs;
 mod thunk;
 
+pub use attrs::{Attr, Attrs};
 pub use thunk::{Thunk, ThunkState, ThunkView};
 
 use crate::builtins::PrimOpDef;
 use crate::env::EnvRef;
 use crate::expr::LambdaExpr;
-use crate::source::Pos;
 use crate::symbol::Symbol;
 
 /// A string's context: the store paths it refers to, encoded as Nix encodes them (`/nix/store/x`
@@ -41,117 +42,6 @@ impl NixString {
     /// A string without context.
     pub fn plain(text: impl Into<String>) -> NixString {
         NixString { text: text.into(), context: Context::new() }
-    }
-}
-
-/// One attribute.
-#[derive(Debug, Clone)]
-pub struct Attr {
-    /// Its name.
-    pub name: Symbol,
-    /// Its value.
-    pub value: Value,
-    /// Where it was defined, if known.
-    pub pos: Option<Pos>,
-}
-
-/// An attribute set: attributes sorted by name.
-#[derive(Debug, Clone, Default)]
-pub struct Attrs {
-    entries: Vec<Attr>,
-}
-
-impl Attrs {
-    /// The empty set.
-    pub fn new() -> Attrs {
-        Attrs { entries: Vec::new() }
-    }
-
-    /// Builds a set from attributes in any order; a later duplicate replaces an earlier one.
-    pub fn from_unsorted(mut entries: Vec<Attr>) -> Attrs {
-        entries.sort_by_key(|a| a.name);
-        entries.dedup_by(|later, earlier| {
-            if later.name == earlier.name {
-                std::mem::swap(later, earlier);
-                true
-            } else {
-                false
-            }
-        });
-        Attrs { entries }
-    }
-
-    /// Builds a set from attributes already sorted by name without duplicates.
-    pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
-        debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-        Attrs { entries }
-    }
-
-    /// Looks up an attribute.
-    pub fn get(&self, name: Symbol) -> Option<&Value> {
-        self.get_attr(name).map(|a| &a.value)
-    }
-
-    /// Looks up an attribute with its position.
-    pub fn get_attr(&self, name: Symbol) -> Option<&Attr> {
-        // Small sets: comparing interned names by address beats comparing texts (a binary
-        // search compares texts at every probe).
-        if self.entries.len() <= 16 {
-            return self.entries.iter().find(|a| a.name == name);
-        }
-        self.entries.binary_search_by(|a| a.name.cmp(&name)).ok().and_then(|i| self.entries.get(i))
-    }
-
-    /// Looks up an attribute by text.
-    pub fn get_str(&self, name: &str) -> Option<&Value> {
-        self.get(Symbol::new(name))
-    }
-
-    /// The attributes in name order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Attr> {
-        self.entries.iter()
-    }
-
-    /// How many attributes.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// `self // other`: both sorted, so a merge.
-    pub fn update(&self, other: &Attrs) -> Attrs {
-        let mut out = Vec::with_capacity(self.len() + other.len());
-        let (mut i, mut j) = (0, 0);
-        while i < self.entries.len() && j < other.entries.len() {
-            let (a, b) = (&self.entries[i], &other.entries[j]);
-            match a.name.cmp(&b.name) {
-                std::cmp::Ordering::Less => {
-                    out.push(a.clone());
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b.clone());
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push(b.clone());
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        out.extend_from_slice(&self.entries[i..]);
-        out.extend_from_slice(&other.entries[j..]);
-        Attrs { entries: out }
-    }
-
-    /// Consumes the set into its attributes.
-    pub fn into_entries(self) -> Vec<Attr> {
-        self.entries
     }
 }
 
@@ -190,7 +80,7 @@ pub enum Value {
     /// An absolute, canonical path (behind one pointer, so that a value is two words).
     Path(ValueRc<String>),
     /// An attribute set.
-    Attrs(ValueRc<Attrs>),
+    Attrs(Attrs),
     /// A list.
     List(ValueRc<Vec<Value>>),
     /// A function.
@@ -219,7 +109,7 @@ impl Value {
 
     /// An attribute set value.
     pub fn attrs(attrs: Attrs) -> Value {
-        Value::Attrs(ValueRc::new(attrs))
+        Value::Attrs(attrs)
     }
 
     /// A thunk applying `f` to `arg`.

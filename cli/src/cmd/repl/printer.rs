@@ -116,8 +116,8 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn print_attrs(&mut self, a: &ValueRc<eval::value::Attrs>, depth: usize) -> EvalResult<()> {
-        if !a.is_empty() && !self.seen.insert(ValueRc::as_ptr(a) as usize) {
+    fn print_attrs(&mut self, a: &eval::value::Attrs, depth: usize) -> EvalResult<()> {
+        if !a.is_empty() && !self.seen.insert(a.addr()) {
             self.colored(MAGENTA, "«repeated»");
             return Ok(());
         }

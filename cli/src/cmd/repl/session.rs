@@ -3,7 +3,7 @@
 
 use eval::source::Origin;
 use eval::symbol::Symbol;
-use eval::value::{Attrs, ValueRc};
+use eval::value::Attrs;
 use eval::{ErrorKind, EvalError, Evaluator, Value};
 use nix_formats::derived_path::{DerivedPath, OutputsSpec, SingleDerivedPath};
 
@@ -229,7 +229,7 @@ impl Session {
             eval::path::canonicalize(&format!("{}/{arg}", self.base_dir))
         };
         let v = self.ev.import_file(&path)?;
-        let v = self.ev.auto_call(&v, &ValueRc::new(Attrs::new()))?;
+        let v = self.ev.auto_call(&v, &Attrs::new())?;
         self.add_attrs(&v)
     }
 
