@@ -325,8 +325,7 @@ impl Evaluator {
             Expr::HasAttr(target, path) => self.eval_has_attr(target, path, env),
             Expr::Attrs { rec, bindings, dynamic, pos } => self.eval_attrs(*rec, bindings, dynamic, pos, env),
             Expr::List(items) => {
-                let values = items.iter().map(|i| self.thunk(i, env)).collect();
-                Ok(Value::list(values))
+                Ok(Value::list_from(items.len(), items.iter().map(|i| self.thunk(i, env))))
             }
             Expr::Lambda(l) => Ok(Value::Lambda(ValueRc::new(Closure { lambda: l.clone(), env: env.clone() }))),
             Expr::Apply(f, args, pos) => {

@@ -8,7 +8,7 @@ use crate::machine::{with_stack, Evaluator};
 use crate::print::error_repr;
 use crate::source::Pos;
 use crate::symbol::Symbol;
-use crate::value::{Attrs, Context, NixString, Thunk, Value, ValueRc};
+use crate::value::{Attrs, Context, List, NixString, Thunk, Value, ValueRc};
 
 fn expected(what: &str, v: &Value) -> EvalError {
     EvalError::type_error(format!("expected {what} but found {}: {}", v.describe(), error_repr(v)))
@@ -63,7 +63,7 @@ impl Evaluator {
     }
 
     /// Forces a value that must be a list.
-    pub fn force_list(&mut self, v: &Value) -> EvalResult<ValueRc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value) -> EvalResult<List> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             other => Err(expected("a list", &other)),
@@ -185,10 +185,7 @@ impl Evaluator {
                 if a.is_empty() {
                     return Ok(Value::List(b));
                 }
-                let mut out = Vec::with_capacity(a.len() + b.len());
-                out.extend(a.iter().cloned());
-                out.extend(b.iter().cloned());
-                Ok(Value::list(out))
+                Ok(Value::list_from(a.len() + b.len(), a.iter().chain(b.iter()).cloned()))
             }
             BinOp::Update => {
                 let a = self.force_attrs(&lv)?;
@@ -356,7 +353,7 @@ impl Evaluator {
                 (Value::Thunk(x), Value::Thunk(y)) if Thunk::ptr_eq(x, y) => return Ok(true),
                 (Value::Lambda(x), Value::Lambda(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
                 (Value::Attrs(x), Value::Attrs(y)) if Attrs::ptr_eq(x, y) => return Ok(true),
-                (Value::List(x), Value::List(y)) if ValueRc::ptr_eq(x, y) => return Ok(true),
+                (Value::List(x), Value::List(y)) if List::ptr_eq(x, y) => return Ok(true),
                 _ => {}
             }
         }
@@ -489,7 +486,7 @@ impl Evaluator {
                     }
                 }
                 Value::List(l) => {
-                    if !seen.insert(ValueRc::as_ptr(l) as usize) {
+                    if !seen.insert(l.addr()) {
                         return Ok(());
                     }
                     for item in l.iter() {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use crate::value::{ThunkView, Value, ValueRc};
+use crate::value::{ThunkView, Value};
 
 /// Formats a float as C++ streams do by default (`%g` with 6 significant digits).
 pub fn format_float(x: f64) -> String {
@@ -113,7 +113,7 @@ fn ambiguous(out: &mut String, v: &Value, seen: &mut HashSet<usize>) {
             out.push('}');
         }
         Value::List(l) => {
-            let key = if l.len() <= SMALL_LIST { holder } else { Some(ValueRc::as_ptr(l) as usize) };
+            let key = if l.len() <= SMALL_LIST { holder } else { Some(l.addr()) };
             if let Some(key) = key {
                 if !l.is_empty() && !seen.insert(key) {
                     out.push_str("«repeated»");

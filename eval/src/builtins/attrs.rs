@@ -27,12 +27,12 @@ pub const PRIMOPS: &[PrimOpDef] = &[
 
 fn attr_names(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let a = ev.force_attrs(&args[0])?;
-    Ok(Value::list(a.iter().map(|x| Value::string(x.name.as_str())).collect()))
+    Ok(Value::list_from(a.len(), a.iter().map(|x| Value::string(x.name.as_str()))))
 }
 
 fn attr_values(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let a = ev.force_attrs(&args[0])?;
-    Ok(Value::list(a.iter().map(|x| x.value.clone()).collect()))
+    Ok(Value::list_from(a.len(), a.iter().map(|x| x.value.clone())))
 }
 
 fn get_attr(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {

@@ -4,7 +4,7 @@ use super::{make_attrs, PrimOpDef};
 use crate::error::{EvalError, EvalResult};
 use crate::machine::Evaluator;
 use crate::symbol::Symbol;
-use crate::value::{Attr, Attrs, Value, ValueRc};
+use crate::value::{Attr, Attrs, Value};
 
 /// The builtins of this group.
 pub const PRIMOPS: &[PrimOpDef] = &[
@@ -29,7 +29,7 @@ pub const PRIMOPS: &[PrimOpDef] = &[
 fn map(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let list = ev.force_list(&args[1])?;
     let f = args[0].clone();
-    Ok(Value::list(list.iter().map(|x| Value::lazy_apply(f.clone(), x.clone())).collect()))
+    Ok(Value::list_from(list.len(), list.iter().map(|x| Value::lazy_apply(f.clone(), x.clone()))))
 }
 
 fn length(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -64,7 +64,7 @@ fn tail(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     if list.is_empty() {
         return Err(EvalError::other("'builtins.tail' called on an empty list"));
     }
-    Ok(Value::list(list[1..].to_vec()))
+    Ok(Value::list_from(list.len() - 1, list[1..].iter().cloned()))
 }
 
 fn filter(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -94,21 +94,20 @@ fn elem(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
 
 fn concat_lists(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let lists = ev.force_list(&args[0])?;
-    let mut out = Vec::new();
-    for l in lists.iter() {
-        out.extend(ev.force_list(l)?.iter().cloned());
-    }
-    Ok(Value::list(out))
+    let forced = lists.iter().map(|l| ev.force_list(l)).collect::<EvalResult<Vec<_>>>()?;
+    let len = forced.iter().map(|l| l.len()).sum();
+    Ok(Value::list_from(len, forced.iter().flat_map(|l| l.iter().cloned())))
 }
 
 fn concat_map(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     let list = ev.force_list(&args[1])?;
-    let mut out = Vec::new();
+    let mut results = Vec::with_capacity(list.len());
     for x in list.iter() {
         let r = ev.call(&args[0], std::slice::from_ref(x))?;
-        out.extend(ev.force_list(&r)?.iter().cloned());
+        results.push(ev.force_list(&r)?);
     }
-    Ok(Value::list(out))
+    let len = results.iter().map(|l| l.len()).sum();
+    Ok(Value::list_from(len, results.iter().flat_map(|l| l.iter().cloned())))
 }
 
 fn foldl_strict(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -129,7 +128,7 @@ fn gen_list(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
         return Err(EvalError::other(format!("cannot create list of size {n}: too large")));
     }
     let f = ev.force(&args[0])?;
-    Ok(Value::list((0..n).map(|i| Value::lazy_apply_int(&f, i)).collect()))
+    Ok(Value::list_from(n as usize, (0..n).map(|i| Value::lazy_apply_int(&f, i))))
 }
 
 fn all(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
@@ -217,7 +216,7 @@ fn group_by(ev: &mut Evaluator, args: Vec<Value>) -> EvalResult<Value> {
     }
     let entries = groups
         .into_iter()
-        .map(|(name, items)| Attr { name, value: Value::List(ValueRc::new(items)), pos: None })
+        .map(|(name, items)| Attr { name, value: Value::list(items), pos: None })
         .collect();
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
 }

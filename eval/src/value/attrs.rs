@@ -1,15 +1,7 @@
-//! Attribute sets: one allocation holding a 4-byte reference count, the number of attributes and
-//! the attributes themselves, sorted by name, behind a one-pointer handle.
-//!
-//! As `ValueRc<Vec<Attr>>` a set took two allocations: a 32-byte box (count, vector) and the
-//! vector's buffer, often with room to spare. Sets are built once and never changed; `//` and
-//! the builtins that make sets build new ones.
+//! Attribute sets: attributes sorted by name in one shared allocation ([`SharedSlice`]).
+//! Sets are built once and never changed; `//` and the builtins that make sets build new ones.
 
-use std::alloc::{alloc, dealloc, handle_alloc_error, realloc, Layout};
-use std::cell::Cell;
-use std::marker::PhantomData;
-use std::ptr::NonNull;
-
+use super::shared_slice::SharedSlice;
 use super::Value;
 use crate::source::Pos;
 use crate::symbol::Symbol;
@@ -25,32 +17,9 @@ pub struct Attr {
     pub pos: Option<Pos>,
 }
 
-/// The header of a set; its attributes follow it in the same allocation.
-#[repr(C)]
-struct Header {
-    count: Cell<u32>,
-    len: u32,
-}
-
-// The attributes start right after the header, aligned for an `Attr`.
-const _: () = assert!(std::mem::size_of::<Header>() % std::mem::align_of::<Attr>() == 0);
-
-/// The layout of a set of `len` attributes.
-fn layout(len: usize) -> Layout {
-    // Cannot overflow: `len` fits in 32 bits, and 2^32 attributes of 32 bytes fit in `isize`.
-    Layout::from_size_align(
-        std::mem::size_of::<Header>() + len * std::mem::size_of::<Attr>(),
-        std::mem::align_of::<Header>().max(std::mem::align_of::<Attr>()),
-    )
-    .expect("a set's layout is valid")
-}
-
 /// An attribute set: attributes sorted by name, shared (cloning increments a 4-byte count).
-pub struct Attrs {
-    ptr: NonNull<Header>,
-    /// Owns a set; neither `Send` nor `Sync` (the count is a plain cell).
-    _owns: PhantomData<Header>,
-}
+#[derive(Clone, Debug)]
+pub struct Attrs(SharedSlice<Attr>);
 
 impl Attrs {
     /// The empty set.
@@ -75,58 +44,19 @@ impl Attrs {
     /// Builds a set from attributes already sorted by name without duplicates.
     pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
         debug_assert!(entries.windows(2).all(|w| w[0].name < w[1].name));
-        Attrs::from_iter_sorted(entries.len(), entries)
+        Attrs(SharedSlice::from_vec(entries))
     }
 
     /// Builds a set from at most `len` attributes sorted by name without duplicates (an
     /// iterator that yields fewer gives a smaller set).
-    #[allow(unsafe_code)] // Writes the header and attributes into fresh memory of their layout.
     fn from_iter_sorted(len: usize, entries: impl IntoIterator<Item = Attr>) -> Attrs {
-        if u32::try_from(len).is_err() {
-            panic!("a set of {len} attributes");
-        }
-        let full = layout(len);
-        // SAFETY: the layout is not zero-sized (the header); the header is written with the
-        // number of attributes actually written, which are all initialised, before the pointer
-        // escapes; a shorter run is shrunk to its size with the layout it was allocated with.
-        unsafe {
-            let mut raw = alloc(full).cast::<Header>();
-            if raw.is_null() {
-                handle_alloc_error(full);
-            }
-            let first = raw.add(1).cast::<Attr>();
-            let mut written = 0;
-            for attr in entries.into_iter().take(len) {
-                first.add(written).write(attr);
-                written += 1;
-            }
-            if written < len {
-                let shrunk = layout(written);
-                raw = realloc(raw.cast(), full, shrunk.size()).cast::<Header>();
-                if raw.is_null() {
-                    handle_alloc_error(shrunk);
-                }
-            }
-            raw.write(Header { count: Cell::new(1), len: written as u32 });
-            Attrs { ptr: NonNull::new_unchecked(raw), _owns: PhantomData }
-        }
-    }
-
-    #[inline(always)]
-    fn header(&self) -> &Header {
-        // SAFETY: a handle keeps its set alive.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.ptr.as_ref()
-        }
+        Attrs(SharedSlice::from_iter_len(len, entries))
     }
 
     /// The attributes in name order, as a slice.
     #[inline(always)]
-    #[allow(unsafe_code)]
     pub fn as_slice(&self) -> &[Attr] {
-        // SAFETY: `len` initialised attributes follow the header, alive while a handle is.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(1).cast::<Attr>(), self.header().len as usize) }
+        &self.0
     }
 
     /// Looks up an attribute.
@@ -157,12 +87,12 @@ impl Attrs {
 
     /// How many attributes.
     pub fn len(&self) -> usize {
-        self.header().len as usize
+        self.0.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.0.is_empty()
     }
 
     /// `self // other`: both sorted, so a merge (counted first, so that the result is
@@ -174,32 +104,19 @@ impl Attrs {
     }
 
     /// Consumes the set into its attributes (moved out when this was the only handle).
-    #[allow(unsafe_code)]
     pub fn into_entries(self) -> Vec<Attr> {
-        if self.header().count.get() > 1 {
-            return self.as_slice().to_vec();
-        }
-        let this = std::mem::ManuallyDrop::new(self);
-        let len = this.len();
-        // SAFETY: this is the only handle: the attributes are moved out once, and the memory
-        // freed without dropping them again.
-        unsafe {
-            let first = this.ptr.as_ptr().add(1).cast::<Attr>();
-            let out = (0..len).map(|i| first.add(i).read()).collect();
-            dealloc(this.ptr.as_ptr().cast(), layout(len));
-            out
-        }
+        self.0.into_vec()
     }
 
     /// The set's address, which identifies it while it lives.
     pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
+        self.0.addr()
     }
 
     /// Whether two handles name the same set.
     #[inline]
     pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
-        a.ptr == b.ptr
+        SharedSlice::ptr_eq(&a.0, &b.0)
     }
 }
 
@@ -251,51 +168,6 @@ impl<'a> Iterator for Merge<'a> {
 impl Default for Attrs {
     fn default() -> Attrs {
         Attrs::new()
-    }
-}
-
-impl Clone for Attrs {
-    #[inline(always)]
-    fn clone(&self) -> Attrs {
-        let count = &self.header().count;
-        let n = count.get().wrapping_add(1);
-        if n == 0 {
-            // 2^32 handles of one set: 32 GiB of them first.
-            std::process::abort();
-        }
-        count.set(n);
-        Attrs { ptr: self.ptr, _owns: PhantomData }
-    }
-}
-
-impl Drop for Attrs {
-    #[inline]
-    fn drop(&mut self) {
-        let count = &self.header().count;
-        let n = count.get() - 1;
-        count.set(n);
-        if n == 0 {
-            release(self.ptr);
-        }
-    }
-}
-
-/// Drops the attributes of a set whose last handle went, and frees it.
-#[inline(never)]
-#[allow(unsafe_code)]
-fn release(ptr: NonNull<Header>) {
-    // SAFETY: no handle is left: each attribute is dropped once, then the memory freed.
-    unsafe {
-        let len = ptr.as_ref().len as usize;
-        let first = ptr.as_ptr().add(1).cast::<Attr>();
-        std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(first, len));
-        dealloc(ptr.as_ptr().cast(), layout(len));
-    }
-}
-
-impl std::fmt::Debug for Attrs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
     }
 }
 

@@ -14,9 +14,14 @@ use std::rc::Rc;
 pub use rclite::Rc as ValueRc;
 
 mod attrs;
+mod shared_slice;
 mod thunk;
 
 pub use attrs::{Attr, Attrs};
+pub use shared_slice::SharedSlice;
+
+/// A list: its elements in one shared allocation.
+pub type List = SharedSlice<Value>;
 pub use thunk::{Thunk, ThunkState, ThunkView};
 
 use crate::builtins::PrimOpDef;
@@ -82,7 +87,7 @@ pub enum Value {
     /// An attribute set.
     Attrs(Attrs),
     /// A list.
-    List(ValueRc<Vec<Value>>),
+    List(List),
     /// A function.
     Lambda(ValueRc<Closure>),
     /// A builtin, possibly partially applied.
@@ -104,7 +109,13 @@ impl Value {
 
     /// A list value.
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(ValueRc::new(items))
+        Value::List(List::from_vec(items))
+    }
+
+    /// A list value of the `len` values `items` yields, written straight into the list (no
+    /// vector first: a big list would be held twice for a moment).
+    pub fn list_from(len: usize, items: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(List::from_iter_len(len, items))
     }
 
     /// An attribute set value.

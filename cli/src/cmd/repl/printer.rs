@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use eval::print::{format_float, print_identifier, push_string_literal};
-use eval::value::ValueRc;
+use eval::value::List;
 use eval::{EvalError, EvalResult, Evaluator, Value};
 
 const CYAN: &str = "\x1b[36;1m";
@@ -150,8 +150,8 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn print_list(&mut self, l: &ValueRc<Vec<Value>>, depth: usize) -> EvalResult<()> {
-        if !l.is_empty() && !self.seen.insert(ValueRc::as_ptr(l) as usize) {
+    fn print_list(&mut self, l: &List, depth: usize) -> EvalResult<()> {
+        if !l.is_empty() && !self.seen.insert(l.addr()) {
             self.colored(MAGENTA, "«repeated»");
             return Ok(());
         }
@@ -161,7 +161,7 @@ impl Printer<'_> {
         }
         self.indent.push_str("  ");
         self.out.push('[');
-        let pretty = match l.as_slice() {
+        let pretty = match &l[..] {
             [] => false,
             [only] => self.is_nested(only)?,
             _ => true,
