@@ -160,7 +160,13 @@ impl EvalError {
                 if truncate && !frame.always {
                     continue;
                 }
-                let key = (frame.pos.as_ref().map(|p| (p.source().name(), p.offset)), frame.message.as_str());
+                let key = (
+                    frame.pos.as_ref().map(|p| {
+                        let (source, offset) = p.source_and_offset();
+                        (source.name(), offset)
+                    }),
+                    frame.message.as_str(),
+                );
                 if seen.contains(&key) {
                     skipped.push(frame);
                     continue;

@@ -622,9 +622,9 @@ impl Evaluator {
 
 /// The text of an assertion's condition for the error message.
 fn assert_text(pos: &Pos) -> String {
-    let source = pos.source();
+    let (source, start) = pos.source_and_offset();
     let text = &source.text;
-    let start = pos.offset as usize;
+    let start = start as usize;
     let rest = text.get(start..).unwrap_or("");
     let rest = rest.strip_prefix("assert").unwrap_or(rest);
     let end = rest.find(';').unwrap_or(rest.len());

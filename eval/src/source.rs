@@ -25,17 +25,24 @@ pub struct Source {
     /// The text.
     pub text: String,
     line_starts: Vec<u32>,
-    /// Its number in this thread's table of sources (what a [`Pos`] holds).
-    id: NonZeroU32,
+    /// Where its offset 0 lies in this thread's space of positions (what a [`Pos`] counts in).
+    base: u32,
 }
 
 thread_local! {
-    /// Every source made on this thread, by number (from 1). Positions name their source by
-    /// number, so that they are two integers: copied without reference counting, and an
-    /// attribute with its position takes 32 bytes, not 40. Sources live as long as the thread
-    /// (an evaluation keeps the sources of its imports for its lifetime anyway).
+    /// Every source made on this thread, in the order made, with ascending bases. The sources
+    /// lie one after another in one space of positions (each with one spare position past its
+    /// end), so that a position is one integer: copied without reference counting, and an
+    /// attribute with its name, value and position takes 24 bytes. Sources live as long as the
+    /// thread (an evaluation keeps the sources of its imports for its lifetime anyway).
     static SOURCES: RefCell<Vec<Rc<Source>>> = const { RefCell::new(Vec::new()) };
+    /// The base the next source gets (position 0 is not used: a position is never zero).
+    static NEXT_BASE: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
 }
+
+/// The source that positions point into when sources beyond 4 GiB of text in all, or made
+/// while the thread ends, have none of their own (nothing evaluates that much).
+const OVERFLOW_BASE: u32 = 0;
 
 impl Source {
     /// Wraps a text (and enters it in this thread's table of sources).
@@ -46,20 +53,35 @@ impl Source {
                 line_starts.push(i as u32 + 1);
             }
         }
-        // More than 4 billion sources on one thread: the last number is reused (positions in
-        // the newest sources would name the wrong one; nothing evaluates that much). While the
-        // thread ends (its table is gone), a source gets that number too.
-        let next = SOURCES.try_with(|table| table.borrow().len() + 1).unwrap_or(usize::MAX);
-        let id = u32::try_from(next).ok().and_then(NonZeroU32::new).unwrap_or(NonZeroU32::MAX);
-        let source = Rc::new(Source { origin, text, line_starts, id });
-        // Fails only while the thread ends (the number is then already the last one).
-        let _ = SOURCES.try_with(|table| table.borrow_mut().push(source.clone()));
+        // Its positions are `base ..= base + len`. When the space is spent (4 GiB of source on
+        // one thread) or the thread ends, the source gets no range: its positions are printed
+        // as the start of an empty string.
+        let len = u32::try_from(text.len()).ok();
+        let base = NEXT_BASE
+            .try_with(|next| {
+                let base = next.get();
+                let end = len.and_then(|l| base.checked_add(l)).and_then(|e| e.checked_add(1));
+                // `u32::MAX` stays unused: it stands for "no source".
+                let end = end.filter(|e| *e < u32::MAX)?;
+                next.set(end);
+                Some(base)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(OVERFLOW_BASE);
+        let source = Rc::new(Source { origin, text, line_starts, base });
+        if base != OVERFLOW_BASE {
+            // Cannot fail: the base was just taken from this thread's table.
+            let _ = SOURCES.try_with(|table| table.borrow_mut().push(source.clone()));
+        }
         source
     }
 
-    /// The position at byte `offset` of this source.
+    /// The position at byte `offset` of this source (offsets past the end count as the end).
     pub fn pos(&self, offset: u32) -> Pos {
-        Pos { source_id: self.id, offset, not_send: PhantomData }
+        let offset = offset.min(self.text.len() as u32);
+        let global = if self.base == OVERFLOW_BASE { None } else { NonZeroU32::new(self.base + offset) };
+        Pos { global: global.unwrap_or(NonZeroU32::MAX), not_send: PhantomData }
     }
 
     /// The 1-based line and column of a byte offset.
@@ -94,34 +116,57 @@ impl Source {
     }
 }
 
-/// A position: a byte offset into a source, which is named by its number on this thread (a
-/// position is not sent to other threads).
+/// A position: a point in the space where this thread's sources lie one after another (a
+/// position is not sent to other threads), so one integer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Pos {
-    source_id: NonZeroU32,
-    /// The byte offset.
-    pub offset: u32,
+    global: NonZeroU32,
     not_send: PhantomData<*const ()>,
 }
 
 impl Pos {
-    /// The source (an empty one if the number is unknown on this thread, which cannot happen
-    /// for positions made by this thread's sources).
+    /// The source and the byte offset into it (an empty source if the position is not in any
+    /// source of this thread, which cannot happen for positions made by this thread's sources
+    /// within the space's 4 GiB).
+    pub fn source_and_offset(&self) -> (Rc<Source>, u32) {
+        let global = self.global.get();
+        let found = SOURCES.try_with(|table| {
+            if global == u32::MAX {
+                return None;
+            }
+            let table = table.borrow();
+            let i = table.partition_point(|s| s.base <= global).checked_sub(1)?;
+            let source = table.get(i)?;
+            let offset = global - source.base;
+            (offset as usize <= source.text.len()).then(|| (source.clone(), offset))
+        });
+        found.ok().flatten().unwrap_or_else(|| (Source::new(Origin::String, String::new()), 0))
+    }
+
+    /// The source.
     pub fn source(&self) -> Rc<Source> {
-        let found = SOURCES.try_with(|table| table.borrow().get(self.source_id.get() as usize - 1).cloned());
-        found.ok().flatten().unwrap_or_else(|| Source::new(Origin::String, String::new()))
+        self.source_and_offset().0
+    }
+
+    /// The byte offset into the source.
+    pub fn offset(&self) -> u32 {
+        self.source_and_offset().1
     }
 
     /// Line and column, 1-based.
     pub fn line_col(&self) -> (u32, u32) {
-        self.source().line_col(self.offset)
+        let (source, offset) = self.source_and_offset();
+        source.line_col(offset)
     }
 }
 
+// An optional position takes no more room than a position.
+const _: () = assert!(std::mem::size_of::<Option<Pos>>() == 4);
+
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let source = self.source();
-        let (l, c) = source.line_col(self.offset);
+        let (source, offset) = self.source_and_offset();
+        let (l, c) = source.line_col(offset);
         write!(f, "{}:{}:{}", source.name(), l, c)
     }
 }
@@ -129,5 +174,28 @@ impl fmt::Display for Pos {
 impl fmt::Debug for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_find_their_source_and_offset() {
+        let a = Source::new(Origin::File("/a.nix".into()), "let\n  x = 1;\nin x".into());
+        let b = Source::new(Origin::String, "{ }".into());
+        let in_a = a.pos(8);
+        let (source, offset) = in_a.source_and_offset();
+        assert!(Rc::ptr_eq(&source, &a) && offset == 8);
+        assert_eq!(in_a.line_col(), (2, 5));
+        assert_eq!(in_a.to_string(), "/a.nix:2:5");
+        // The end of a source is a position of it, not the start of the next.
+        let end_of_a = a.pos(a.text.len() as u32);
+        assert!(Rc::ptr_eq(&end_of_a.source(), &a));
+        assert!(Rc::ptr_eq(&b.pos(0).source(), &b) && b.pos(0).offset() == 0);
+        // Offsets past the end count as the end.
+        assert!(a.pos(1000) == end_of_a);
+        assert!(a.pos(3) != b.pos(3));
     }
 }

@@ -174,7 +174,7 @@ impl Lowerer<'_> {
                 // `f a b` is one call of `f` with two arguments when `f a` starts where it does
                 // (not `(f a) b`, whose errors are placed differently).
                 match Rc::try_unwrap(f) {
-                    Ok(Expr::Apply(inner, mut args, inner_pos)) if inner_pos.offset == pos.offset => {
+                    Ok(Expr::Apply(inner, mut args, inner_pos)) if inner_pos == pos => {
                         args.push(arg);
                         Expr::Apply(inner, args, inner_pos)
                     }
