@@ -17,6 +17,9 @@ pub struct Attr {
     pub pos: Option<Pos>,
 }
 
+// An attribute is a name, a position and a value in three words.
+const _: () = assert!(std::mem::size_of::<Attr>() == 24);
+
 /// An attribute set: attributes sorted by name, shared (cloning increments a 4-byte count).
 #[derive(Clone, Debug)]
 pub struct Attrs(SharedSlice<Attr>);
