@@ -435,7 +435,7 @@ impl Evaluator {
             (Value::Float(x), Value::Int(y)) => *x < (*y as f64),
             (Value::Float(x), Value::Float(y)) => x < y,
             (Value::String(x), Value::String(y)) => x.text < y.text,
-            (Value::Path(x), Value::Path(y)) => x < y,
+            (Value::Path(x), Value::Path(y)) => **x < **y,
             (Value::List(x), Value::List(y)) => {
                 let mut i = 0;
                 loop {

@@ -5,19 +5,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
-/// The shared box of the evaluator's values (thunks, sets, lists, strings, paths, functions): a
-/// reference count of 4 bytes and no weak count (`rclite`), so 8–12 bytes less per object than
-/// `std::rc::Rc` (a thunk's box is 32 bytes, not 40), and a release that need not look at a
-/// weak count. More than 2^32 references to one value would panic; they would need 32 GiB of
-/// pointers first. Environments and code keep `std::rc::Rc` (the environment registry holds
-/// weak references).
-pub use rclite::Rc as ValueRc;
-
 mod attrs;
+mod rc;
 mod shared_slice;
 mod thunk;
 
 pub use attrs::{Attr, Attrs};
+pub use rc::ValueRc;
 pub use shared_slice::SharedSlice;
 
 /// A list: its elements in one shared allocation.
