@@ -84,3 +84,15 @@ fn fail_cases_fail_like_nix() {
     println!("{} passed, {} failed", all.len() - failures.len(), failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `builtins.builtins` is `builtins`: once evaluated, the set holds a thunk that holds the set.
+/// Dropping the evaluator must break that cycle, or every evaluator leaks its builtins.
+#[test]
+fn dropping_the_evaluator_frees_builtins_after_builtins_builtins() {
+    let mut ev = evaluator();
+    let v = ev.eval_string("builtins.builtins.builtins", "/").expect("evaluates");
+    let eval::value::Value::Attrs(set) = v else { panic!("builtins is a set") };
+    assert!(eval::value::Attrs::strong_count(&set) > 1);
+    drop(ev);
+    assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds builtins now");
+}

@@ -90,6 +90,9 @@ impl Env {
 #[derive(Default)]
 pub struct EnvRegistry {
     envs: Vec<WeakEnvRef>,
+    /// Thunks whose state is dropped at the end too: cycles that do not pass through an
+    /// environment once the thunk is evaluated (`builtins.builtins` holds `builtins`).
+    thunks: Vec<crate::value::Thunk>,
     compact_at: usize,
     untracked: bool,
 }
@@ -97,7 +100,7 @@ pub struct EnvRegistry {
 impl EnvRegistry {
     /// A registry; `track` says whether it keeps the environments it allocates.
     pub fn new(track: bool) -> EnvRegistry {
-        EnvRegistry { envs: Vec::new(), compact_at: 0, untracked: !track }
+        EnvRegistry { envs: Vec::new(), thunks: Vec::new(), compact_at: 0, untracked: !track }
     }
 
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
@@ -136,8 +139,19 @@ impl EnvRegistry {
         self.envs.push(env.downgrade());
     }
 
-    /// Empties every environment still alive, breaking reference cycles.
+    /// Has the state of `thunk` dropped when the registry is cleared (when it tracks).
+    pub fn clear_at_end(&mut self, thunk: &crate::value::Thunk) {
+        if !self.untracked {
+            self.thunks.push(thunk.clone());
+        }
+    }
+
+    /// Empties every environment still alive, and the thunks given to [`Self::clear_at_end`],
+    /// breaking reference cycles.
     pub fn clear(&mut self) {
+        for thunk in std::mem::take(&mut self.thunks) {
+            drop(thunk.take());
+        }
         for weak in std::mem::take(&mut self.envs) {
             if let Some(env) = weak.upgrade() {
                 let slots: Vec<Value> = env.slots().iter().map(|s| s.replace(Value::Null)).collect();

@@ -116,6 +116,11 @@ impl Attrs {
         self.0.addr()
     }
 
+    /// How many handles name this set.
+    pub fn strong_count(this: &Attrs) -> usize {
+        SharedSlice::strong_count(&this.0)
+    }
+
     /// Whether two handles name the same set.
     #[inline]
     pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
