@@ -125,6 +125,28 @@ impl EnvRef {
         }
     }
 
+    /// Allocates an environment of one slot holding `value` (a call of `x: ...`, a `with`): the
+    /// most frequent kind, written directly rather than through an iterator.
+    #[inline]
+    #[allow(unsafe_code)] // Writes the header and the slot into fresh memory of their layout.
+    pub(super) fn new_one(value: Value, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
+        let layout = Env::layout(1);
+        // SAFETY: as in `new`, for exactly one slot.
+        unsafe {
+            let raw = alloc(layout).cast::<Env>();
+            let Some(ptr) = NonNull::new(raw) else { handle_alloc_error(layout) };
+            raw.write(Env {
+                strong: Cell::new(1),
+                weak: Cell::new(0),
+                len_and_with: 1 | if is_with { WITH_FLAG } else { 0 },
+                filled: Cell::new(1),
+                parent,
+            });
+            raw.add(1).cast::<Cell<Value>>().write(Cell::new(value));
+            EnvRef { ptr, _owns: PhantomData }
+        }
+    }
+
     /// The environment `depth` levels up (0 is this one).
     #[inline]
     pub fn up(&self, depth: u32) -> Option<&EnvRef> {

@@ -118,7 +118,7 @@ impl EnvRegistry {
     /// a `with`).
     #[inline]
     pub fn alloc_one(&mut self, value: Value, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
-        self.register(EnvRef::new(1, std::iter::once(value), parent, is_with, 1))
+        self.register(EnvRef::new_one(value, parent, is_with))
     }
 
     #[inline(always)]
