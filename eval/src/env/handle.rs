@@ -51,19 +51,6 @@ impl Env {
         .expect("an environment's layout is valid")
     }
 
-    /// The slots.
-    #[inline(always)]
-    #[allow(unsafe_code)] // The slots follow the header, written by `EnvRef::new`.
-    pub(super) fn slots(&self) -> &[Cell<Value>] {
-        // SAFETY: an `Env` exists only inside an allocation made by `EnvRef::new`, which wrote
-        // `len` initialised slots right after the header; they live as long as the header does
-        // while the strong count is positive (the only way to reach `&Env`).
-        unsafe {
-            let first = (self as *const Env).add(1).cast::<Cell<Value>>();
-            std::slice::from_raw_parts(first, (self.len_and_with & !WITH_FLAG) as usize)
-        }
-    }
-
     /// Whether this is a `with` environment (slot 0 holds the attribute set).
     #[inline(always)]
     pub fn is_with(&self) -> bool {
@@ -144,6 +131,19 @@ impl EnvRef {
             });
             raw.add(1).cast::<Cell<Value>>().write(Cell::new(value));
             EnvRef { ptr, _owns: PhantomData }
+        }
+    }
+
+    /// The slots.
+    #[inline(always)]
+    #[allow(unsafe_code)] // The slots follow the header, written by `EnvRef::new`.
+    pub(super) fn slots(&self) -> &[Cell<Value>] {
+        // SAFETY: the allocation made by `new` holds `len` initialised slots right after the
+        // header; they live while this strong handle does. The pointer is derived from the
+        // allocation's own (not from a reference to the header, which would not cover them).
+        unsafe {
+            let first = self.ptr.as_ptr().add(1).cast::<Cell<Value>>();
+            std::slice::from_raw_parts(first, (self.len_and_with & !WITH_FLAG) as usize)
         }
     }
 

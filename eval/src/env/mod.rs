@@ -18,7 +18,7 @@ use crate::value::Value;
 /// `with`, one slot each.
 pub type EnvSlots = smallvec::SmallVec<[Value; 1]>;
 
-impl Env {
+impl EnvRef {
     /// The cell of `slot`, if it exists.
     #[inline(always)]
     fn cell(&self, slot: u32) -> Option<&Cell<Value>> {
