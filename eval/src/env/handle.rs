@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
+use crate::value::rc::increment_count;
 use crate::value::Value;
 
 /// The slots of an environment are `u32`-counted; the top bit of that count is the `with` flag.
@@ -85,21 +86,10 @@ impl EnvRef {
         let Some(len32) = u32::try_from(len).ok().filter(|l| l & WITH_FLAG == 0) else {
             panic!("an environment of {len} slots");
         };
-        let layout = Env::layout(len);
-        // SAFETY: the layout has a non-zero size (the header); the header and exactly `len`
-        // slots are written before the pointer escapes (a short iterator is padded with `null`,
-        // a long one cut).
+        let (ptr, first) = allocate(len32, parent, is_with, filled);
+        // SAFETY: exactly `len` slots are written before the handle is made (a short iterator
+        // is padded with `null`, a long one cut).
         unsafe {
-            let raw = alloc(layout).cast::<Env>();
-            let Some(ptr) = NonNull::new(raw) else { handle_alloc_error(layout) };
-            raw.write(Env {
-                strong: Cell::new(1),
-                weak: Cell::new(0),
-                len_and_with: len32 | if is_with { WITH_FLAG } else { 0 },
-                filled: Cell::new(filled),
-                parent,
-            });
-            let first = raw.add(1).cast::<Cell<Value>>();
             let mut written = 0;
             for value in slots.into_iter().take(len) {
                 first.add(written).write(Cell::new(value));
@@ -108,30 +98,19 @@ impl EnvRef {
             for i in written..len {
                 first.add(i).write(Cell::new(Value::Null));
             }
-            EnvRef { ptr, _owns: PhantomData }
         }
+        EnvRef { ptr, _owns: PhantomData }
     }
 
     /// Allocates an environment of one slot holding `value` (a call of `x: ...`, a `with`): the
     /// most frequent kind, written directly rather than through an iterator.
     #[inline]
-    #[allow(unsafe_code)] // Writes the header and the slot into fresh memory of their layout.
+    #[allow(unsafe_code)] // Writes the one slot `allocate` left.
     pub(super) fn new_one(value: Value, parent: Option<EnvRef>, is_with: bool) -> EnvRef {
-        let layout = Env::layout(1);
-        // SAFETY: as in `new`, for exactly one slot.
-        unsafe {
-            let raw = alloc(layout).cast::<Env>();
-            let Some(ptr) = NonNull::new(raw) else { handle_alloc_error(layout) };
-            raw.write(Env {
-                strong: Cell::new(1),
-                weak: Cell::new(0),
-                len_and_with: 1 | if is_with { WITH_FLAG } else { 0 },
-                filled: Cell::new(1),
-                parent,
-            });
-            raw.add(1).cast::<Cell<Value>>().write(Cell::new(value));
-            EnvRef { ptr, _owns: PhantomData }
-        }
+        let (ptr, first) = allocate(1, parent, is_with, 1);
+        // SAFETY: the allocation has room for one slot, written before the handle is made.
+        unsafe { first.write(Cell::new(value)) };
+        EnvRef { ptr, _owns: PhantomData }
     }
 
     /// The slots.
@@ -159,7 +138,7 @@ impl EnvRef {
 
     /// A weak reference to the same environment.
     pub(super) fn downgrade(&self) -> WeakEnvRef {
-        increment(&self.weak);
+        increment_count(&self.weak);
         WeakEnvRef { ptr: self.ptr }
     }
 
@@ -169,14 +148,25 @@ impl EnvRef {
     }
 }
 
-/// Adds one to a count; a count that would wrap aborts (it would take 2^32 handles).
+/// Allocates an environment of `len` slots and writes its header; returns it and where its
+/// slots start. The caller writes the `len` slots before making a handle of it.
 #[inline(always)]
-fn increment(count: &Cell<u32>) {
-    let n = count.get().wrapping_add(1);
-    if n == 0 {
-        std::process::abort();
+#[allow(unsafe_code)] // Writes the header into fresh memory of the environment's layout.
+fn allocate(len: u32, parent: Option<EnvRef>, is_with: bool, filled: u32) -> (NonNull<Env>, *mut Cell<Value>) {
+    let layout = Env::layout(len as usize);
+    // SAFETY: the layout has a non-zero size (the header), and the header is written in full.
+    unsafe {
+        let raw = alloc(layout).cast::<Env>();
+        let Some(ptr) = NonNull::new(raw) else { handle_alloc_error(layout) };
+        raw.write(Env {
+            strong: Cell::new(1),
+            weak: Cell::new(0),
+            len_and_with: len | if is_with { WITH_FLAG } else { 0 },
+            filled: Cell::new(filled),
+            parent,
+        });
+        (ptr, raw.add(1).cast::<Cell<Value>>())
     }
-    count.set(n);
 }
 
 impl Deref for EnvRef {
@@ -192,7 +182,7 @@ impl Deref for EnvRef {
 impl Clone for EnvRef {
     #[inline(always)]
     fn clone(&self) -> EnvRef {
-        increment(&self.strong);
+        increment_count(&self.strong);
         EnvRef { ptr: self.ptr, _owns: PhantomData }
     }
 }
@@ -253,7 +243,7 @@ impl WeakEnvRef {
         if !self.is_alive() {
             return None;
         }
-        increment(self.strong());
+        increment_count(self.strong());
         Some(EnvRef { ptr: self.ptr, _owns: PhantomData })
     }
 }

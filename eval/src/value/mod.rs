@@ -6,7 +6,7 @@ use std::fmt;
 use std::rc::Rc;
 
 mod attrs;
-mod rc;
+pub(crate) mod rc;
 mod shared_slice;
 mod thunk;
 

@@ -62,16 +62,22 @@ impl<T> Deref for ValueRc<T> {
     }
 }
 
+/// Adds one to a 4-byte reference count (of any of the evaluator's counted handles: values,
+/// thunks, sets, lists, environments); a count that would wrap aborts, as `std::rc::Rc` does
+/// (it would take 2^32 handles, 32 GiB of them).
+#[inline(always)]
+pub(crate) fn increment_count(count: &Cell<u32>) {
+    let n = count.get().wrapping_add(1);
+    if n == 0 {
+        std::process::abort();
+    }
+    count.set(n);
+}
+
 impl<T> Clone for ValueRc<T> {
     #[inline(always)]
     fn clone(&self) -> ValueRc<T> {
-        let count = &self.inner().count;
-        let n = count.get().wrapping_add(1);
-        if n == 0 {
-            // 2^32 handles of one value: 32 GiB of them first.
-            std::process::abort();
-        }
-        count.set(n);
+        increment_count(&self.inner().count);
         ValueRc { ptr: self.ptr, _owns: PhantomData }
     }
 }

@@ -141,13 +141,7 @@ impl<T> Deref for SharedSlice<T> {
 impl<T> Clone for SharedSlice<T> {
     #[inline(always)]
     fn clone(&self) -> SharedSlice<T> {
-        let count = &self.header().count;
-        let n = count.get().wrapping_add(1);
-        if n == 0 {
-            // 2^32 handles of one slice: 32 GiB of them first.
-            std::process::abort();
-        }
-        count.set(n);
+        super::rc::increment_count(&self.header().count);
         SharedSlice { ptr: self.ptr, _owns: PhantomData }
     }
 }

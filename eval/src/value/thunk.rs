@@ -251,13 +251,7 @@ impl Thunk {
 impl Clone for Thunk {
     #[inline(always)]
     fn clone(&self) -> Thunk {
-        let count = &self.cell().count;
-        let n = count.get().wrapping_add(1);
-        if n == 0 {
-            // 2^32 handles of one thunk: 32 GiB of them first.
-            std::process::abort();
-        }
-        count.set(n);
+        super::rc::increment_count(&self.cell().count);
         Thunk { ptr: self.ptr, _owns: PhantomData }
     }
 }
