@@ -265,6 +265,9 @@ impl Evaluator {
         match result {
             Ok(v) => {
                 t.put(ThunkState::Done(v.clone()));
+                if self.envs.tracks() {
+                    self.envs.track_evaluated(t);
+                }
                 Ok(v)
             }
             Err(e) => {

@@ -96,3 +96,16 @@ fn dropping_the_evaluator_frees_builtins_after_builtins_builtins() {
     drop(ev);
     assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds builtins now");
 }
+
+/// A set whose attribute evaluates to the set itself: the evaluated thunk holds the set that
+/// holds it, a cycle no environment reaches once the `let` is gone. Dropping the evaluator
+/// must free it.
+#[test]
+fn dropping_the_evaluator_frees_a_set_that_holds_itself() {
+    let mut ev = evaluator();
+    let v = ev.eval_string("let s = { a = s; b = { c = s; }; }; in builtins.seq s.b.c s.a", "/").expect("evaluates");
+    let eval::value::Value::Attrs(set) = v else { panic!("s is a set") };
+    assert!(eval::value::Attrs::strong_count(&set) > 1);
+    drop(ev);
+    assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds the set now");
+}

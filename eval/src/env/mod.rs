@@ -93,6 +93,10 @@ pub struct EnvRegistry {
     /// Thunks whose state is dropped at the end too: cycles that do not pass through an
     /// environment once the thunk is evaluated (`builtins.builtins` holds `builtins`).
     thunks: Vec<crate::value::Thunk>,
+    /// Every thunk evaluated while tracking, weakly: an evaluated thunk whose value holds what
+    /// holds the thunk (`let s = { a = s; }; in s.a`) is a cycle no environment reaches.
+    evaluated: Vec<crate::value::thunk::WeakThunk>,
+    evaluated_compact_at: usize,
     compact_at: usize,
     untracked: bool,
 }
@@ -100,7 +104,14 @@ pub struct EnvRegistry {
 impl EnvRegistry {
     /// A registry; `track` says whether it keeps the environments it allocates.
     pub fn new(track: bool) -> EnvRegistry {
-        EnvRegistry { envs: Vec::new(), thunks: Vec::new(), compact_at: 0, untracked: !track }
+        EnvRegistry {
+            envs: Vec::new(),
+            thunks: Vec::new(),
+            evaluated: Vec::new(),
+            evaluated_compact_at: 0,
+            compact_at: 0,
+            untracked: !track,
+        }
     }
 
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
@@ -139,6 +150,28 @@ impl EnvRegistry {
         self.envs.push(env.downgrade());
     }
 
+    /// Whether it keeps the environments (and evaluated thunks) it is given.
+    #[inline(always)]
+    pub fn tracks(&self) -> bool {
+        !self.untracked
+    }
+
+    /// Keeps a weak handle to an evaluated thunk, whose state is dropped when the registry is
+    /// cleared (compacting the list now and then). Only while tracking.
+    #[inline(never)]
+    pub fn track_evaluated(&mut self, thunk: &crate::value::Thunk) {
+        if self.untracked {
+            return;
+        }
+        if self.evaluated.len() >= self.evaluated_compact_at.max(4096) {
+            self.evaluated.retain(|w| w.is_alive());
+            self.evaluated_compact_at = self.evaluated.len() * 2;
+        }
+        if let Some(weak) = thunk.downgrade() {
+            self.evaluated.push(weak);
+        }
+    }
+
     /// Has the state of `thunk` dropped when the registry is cleared (when it tracks).
     pub fn clear_at_end(&mut self, thunk: &crate::value::Thunk) {
         if !self.untracked {
@@ -152,6 +185,13 @@ impl EnvRegistry {
         for thunk in std::mem::take(&mut self.thunks) {
             drop(thunk.take());
         }
+        let mut states = Vec::new();
+        for weak in std::mem::take(&mut self.evaluated) {
+            if let Some(thunk) = weak.upgrade() {
+                states.push(thunk.take());
+            }
+        }
+        drop(states);
         for weak in std::mem::take(&mut self.envs) {
             if let Some(env) = weak.upgrade() {
                 let slots: Vec<Value> = env.slots().iter().map(|s| s.replace(Value::Null)).collect();

@@ -8,7 +8,7 @@ use std::rc::Rc;
 mod attrs;
 pub(crate) mod rc;
 mod shared_slice;
-mod thunk;
+pub(crate) mod thunk;
 
 pub use attrs::{Attr, Attrs};
 pub use rc::ValueRc;

@@ -71,6 +71,9 @@ struct ThunkCell {
     count: std::cell::Cell<u32>,
     /// Which state the payload holds (`tag::*`).
     tag: std::cell::Cell<u8>,
+    /// Whether a [`WeakThunk`] exists (at most one: the environment registry's). The memory
+    /// then stays after the last strong handle goes, until the weak one goes too.
+    weak: std::cell::Cell<bool>,
     payload: UnsafeCell<Payload>,
 }
 
@@ -163,6 +166,7 @@ impl Thunk {
             let tag = pack(state, UnsafeCell::raw_get(std::ptr::addr_of!((*raw).payload)));
             std::ptr::addr_of_mut!((*raw).count).write(std::cell::Cell::new(1));
             std::ptr::addr_of_mut!((*raw).tag).write(std::cell::Cell::new(tag));
+            std::ptr::addr_of_mut!((*raw).weak).write(std::cell::Cell::new(false));
             Thunk { ptr, _owns: PhantomData }
         }
     }
@@ -242,6 +246,15 @@ impl Thunk {
         self.ptr.as_ptr() as usize
     }
 
+    /// The weak handle of this thunk, unless one exists already (a thunk has at most one).
+    pub(crate) fn downgrade(&self) -> Option<WeakThunk> {
+        let weak = &self.cell().weak;
+        if weak.replace(true) {
+            return None;
+        }
+        Some(WeakThunk { ptr: self.ptr })
+    }
+
     /// How many handles name this thunk.
     pub fn strong_count(this: &Thunk) -> usize {
         this.cell().count.get() as usize
@@ -272,11 +285,61 @@ impl Drop for Thunk {
 #[inline(never)]
 #[allow(unsafe_code)]
 fn release(ptr: NonNull<ThunkCell>) {
-    // SAFETY: no handle is left, so the state is dropped once, here, and the memory freed after.
+    // SAFETY: no strong handle is left, so the state is dropped once, here (leaving
+    // `Blackhole`, which owns nothing); the memory is freed now, or by the weak handle if one
+    // exists (it only reads the count and the flag).
     unsafe {
         let cell = ptr.as_ref();
         drop(unpack(cell.tag.replace(tag::BLACKHOLE), cell.payload.get()));
-        dealloc(ptr.as_ptr().cast(), Layout::new::<ThunkCell>());
+        if !cell.weak.get() {
+            dealloc(ptr.as_ptr().cast(), Layout::new::<ThunkCell>());
+        }
+    }
+}
+
+/// A weak handle to a thunk: it keeps the memory, not the state. The environment registry holds
+/// one for each evaluated thunk, to break cycles through evaluated values at the end.
+pub(crate) struct WeakThunk {
+    ptr: NonNull<ThunkCell>,
+}
+
+impl WeakThunk {
+    #[inline(always)]
+    fn cell(&self) -> &ThunkCell {
+        // SAFETY: a weak handle keeps the allocation alive; with no strong handle left its
+        // state is `Blackhole` and only the count and the flag are read.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.ptr.as_ref()
+        }
+    }
+
+    /// Whether a strong handle still exists.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.cell().count.get() > 0
+    }
+
+    /// A strong handle, if one still exists.
+    pub(crate) fn upgrade(&self) -> Option<Thunk> {
+        if !self.is_alive() {
+            return None;
+        }
+        super::rc::increment_count(&self.cell().count);
+        Some(Thunk { ptr: self.ptr, _owns: PhantomData })
+    }
+}
+
+impl Drop for WeakThunk {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if self.is_alive() {
+            // The thunk lives on; it frees itself when its last strong handle goes.
+            self.cell().weak.set(false);
+        } else {
+            // SAFETY: no handle of either kind is left; the state was dropped with the last
+            // strong handle.
+            unsafe { dealloc(self.ptr.as_ptr().cast(), Layout::new::<ThunkCell>()) }
+        }
     }
 }
 
@@ -369,5 +432,31 @@ mod tests {
             _ => panic!("not an integer application"),
         }
         assert_eq!(ValueRc::strong_count(&closure), 1);
+    }
+
+    #[test]
+    fn a_weak_handle_outlives_the_state_and_frees_the_memory() {
+        let (w, watched) = witness();
+        let t = Thunk::new(ThunkState::Done(w));
+        let weak = t.downgrade().expect("the first weak handle");
+        assert!(t.downgrade().is_none(), "a thunk has at most one weak handle");
+        let strong = weak.upgrade().expect("alive");
+        drop(strong);
+        drop(t);
+        assert_eq!(ValueRc::strong_count(&watched), 1, "the state went with the last strong handle");
+        assert!(!weak.is_alive() && weak.upgrade().is_none());
+        drop(weak);
+    }
+
+    #[test]
+    fn a_thunk_outliving_its_weak_handle_frees_itself() {
+        let (w, watched) = witness();
+        let t = Thunk::new(ThunkState::Done(w));
+        drop(t.downgrade().expect("the first weak handle"));
+        // The flag is cleared: a new weak handle can be made, and the last strong one frees.
+        let again = t.downgrade().expect("a weak handle again");
+        drop(again);
+        drop(t);
+        assert_eq!(ValueRc::strong_count(&watched), 1);
     }
 }
