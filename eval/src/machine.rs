@@ -265,9 +265,7 @@ impl Evaluator {
         match result {
             Ok(v) => {
                 t.put(ThunkState::Done(v.clone()));
-                if self.envs.tracks() {
-                    self.envs.track_evaluated(t);
-                }
+                self.envs.evaluated(t);
                 Ok(v)
             }
             Err(e) => {

@@ -126,10 +126,6 @@ pub fn install(ev: &mut Evaluator) {
         )),
         holder.clone(),
     ));
-    if let Value::Thunk(t) = &self_ref {
-        // Once evaluated, the thunk holds `builtins`, which holds the thunk.
-        ev.envs.clear_at_end(t);
-    }
     let mut all = attrs_without_self.into_entries();
     all.push(Attr { name: builtins_self, value: self_ref, pos: None });
     let builtins = Value::attrs(Attrs::from_unsorted(all));

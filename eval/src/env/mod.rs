@@ -1,9 +1,9 @@
 //! Environments: the slots of variables bound by `let`, `rec`, functions and `with`.
 //!
-//! `let` and `rec` make reference cycles (an environment holds thunks that hold the environment).
-//! Every environment is registered (weakly) with an [`EnvRegistry`]; when the evaluation ends the
-//! registry empties the slots of every environment still alive, which breaks all such cycles so
-//! that everything is freed.
+//! `let` and `rec` make reference cycles (an environment holds thunks that hold the environment),
+//! and so does an evaluated thunk whose value holds what holds it. Every environment and every
+//! evaluated thunk is registered (weakly) with an [`EnvRegistry`]; when the evaluation ends the
+//! registry empties those still alive, which breaks all such cycles so that everything is freed.
 
 mod handle;
 
@@ -12,7 +12,8 @@ use std::cell::Cell;
 pub use handle::{Env, EnvRef};
 use handle::WeakEnvRef;
 
-use crate::value::Value;
+use crate::value::thunk::WeakThunk;
+use crate::value::{Thunk, Value};
 
 /// The values an environment is made with. Most environments are calls of functions `x: ...` or
 /// `with`, one slot each.
@@ -85,33 +86,48 @@ impl EnvRef {
     }
 }
 
-/// Every environment of one evaluation, so that their cycles can be broken at the end (unless
-/// it does not track them: then their cycles live until the process ends).
+/// Weak handles, dropped from the list now and then once dead (when the list has doubled since
+/// the last time, and has at least 4,096 entries).
+struct WeakList<W> {
+    items: Vec<W>,
+    compact_at: usize,
+}
+
+impl<W> Default for WeakList<W> {
+    fn default() -> WeakList<W> {
+        WeakList { items: Vec::new(), compact_at: 0 }
+    }
+}
+
+impl<W> WeakList<W> {
+    /// Adds `weak`, first dropping the dead handles (`is_alive` says which live) when it is time.
+    fn push(&mut self, weak: W, is_alive: impl Fn(&W) -> bool) {
+        if self.items.len() >= self.compact_at.max(4096) {
+            self.items.retain(is_alive);
+            self.compact_at = self.items.len() * 2;
+        }
+        self.items.push(weak);
+    }
+}
+
+/// Every environment, and every thunk evaluated, of one evaluation, so that their cycles can be
+/// broken at the end (unless it does not track them: then their cycles live until the process
+/// ends). Every reference cycle passes through an environment slot or an evaluated thunk, the
+/// only cells written after they are made.
 #[derive(Default)]
 pub struct EnvRegistry {
-    envs: Vec<WeakEnvRef>,
-    /// Thunks whose state is dropped at the end too: cycles that do not pass through an
-    /// environment once the thunk is evaluated (`builtins.builtins` holds `builtins`).
-    thunks: Vec<crate::value::Thunk>,
-    /// Every thunk evaluated while tracking, weakly: an evaluated thunk whose value holds what
-    /// holds the thunk (`let s = { a = s; }; in s.a`) is a cycle no environment reaches.
-    evaluated: Vec<crate::value::thunk::WeakThunk>,
-    evaluated_compact_at: usize,
-    compact_at: usize,
+    envs: WeakList<WeakEnvRef>,
+    /// An evaluated thunk whose value holds what holds the thunk (`let s = { a = s; }; in s.a`,
+    /// `builtins.builtins`) is a cycle no environment reaches.
+    evaluated: WeakList<WeakThunk>,
     untracked: bool,
 }
 
 impl EnvRegistry {
-    /// A registry; `track` says whether it keeps the environments it allocates.
+    /// A registry; `track` says whether it keeps the environments it allocates and the thunks
+    /// it is told were evaluated.
     pub fn new(track: bool) -> EnvRegistry {
-        EnvRegistry {
-            envs: Vec::new(),
-            thunks: Vec::new(),
-            evaluated: Vec::new(),
-            evaluated_compact_at: 0,
-            compact_at: 0,
-            untracked: !track,
-        }
+        EnvRegistry { envs: WeakList::default(), evaluated: WeakList::default(), untracked: !track }
     }
 
     /// Allocates and registers an environment of `count` slots to be set in order (`let`, `rec`).
@@ -140,59 +156,39 @@ impl EnvRegistry {
         env
     }
 
-    /// Keeps a weak reference to `env` (compacting the list now and then).
+    /// Keeps a weak reference to `env`.
     #[inline(never)]
     fn track(&mut self, env: &EnvRef) {
-        if self.envs.len() >= self.compact_at.max(4096) {
-            self.envs.retain(|w| w.is_alive());
-            self.compact_at = self.envs.len() * 2;
-        }
-        self.envs.push(env.downgrade());
+        self.envs.push(env.downgrade(), WeakEnvRef::is_alive);
     }
 
-    /// Whether it keeps the environments (and evaluated thunks) it is given.
+    /// Notes that `thunk` was just evaluated: while tracking, its state is dropped when the
+    /// registry is cleared.
     #[inline(always)]
-    pub fn tracks(&self) -> bool {
-        !self.untracked
-    }
-
-    /// Keeps a weak handle to an evaluated thunk, whose state is dropped when the registry is
-    /// cleared (compacting the list now and then). Only while tracking.
-    #[inline(never)]
-    pub fn track_evaluated(&mut self, thunk: &crate::value::Thunk) {
-        if self.untracked {
-            return;
-        }
-        if self.evaluated.len() >= self.evaluated_compact_at.max(4096) {
-            self.evaluated.retain(|w| w.is_alive());
-            self.evaluated_compact_at = self.evaluated.len() * 2;
-        }
-        if let Some(weak) = thunk.downgrade() {
-            self.evaluated.push(weak);
-        }
-    }
-
-    /// Has the state of `thunk` dropped when the registry is cleared (when it tracks).
-    pub fn clear_at_end(&mut self, thunk: &crate::value::Thunk) {
+    pub fn evaluated(&mut self, thunk: &Thunk) {
         if !self.untracked {
-            self.thunks.push(thunk.clone());
+            self.track_evaluated(thunk);
         }
     }
 
-    /// Empties every environment still alive, and the thunks given to [`Self::clear_at_end`],
-    /// breaking reference cycles.
-    pub fn clear(&mut self) {
-        for thunk in std::mem::take(&mut self.thunks) {
-            drop(thunk.take());
+    /// Keeps a weak handle to `thunk` (unless it has one already).
+    #[inline(never)]
+    fn track_evaluated(&mut self, thunk: &Thunk) {
+        if let Some(weak) = thunk.downgrade() {
+            self.evaluated.push(weak, WeakThunk::is_alive);
         }
+    }
+
+    /// Empties every evaluated thunk and environment still alive, breaking reference cycles.
+    pub fn clear(&mut self) {
         let mut states = Vec::new();
-        for weak in std::mem::take(&mut self.evaluated) {
+        for weak in std::mem::take(&mut self.evaluated.items) {
             if let Some(thunk) = weak.upgrade() {
                 states.push(thunk.take());
             }
         }
         drop(states);
-        for weak in std::mem::take(&mut self.envs) {
+        for weak in std::mem::take(&mut self.envs.items) {
             if let Some(env) = weak.upgrade() {
                 let slots: Vec<Value> = env.slots().iter().map(|s| s.replace(Value::Null)).collect();
                 drop(env);
