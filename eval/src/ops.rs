@@ -1,6 +1,5 @@
 //! Operators, equality, comparison, and the type-checking accessors builtins use.
 
-
 use crate::env::EnvRef;
 use crate::error::{EvalError, EvalResult};
 use crate::expr::{BinOp, ExprRef};

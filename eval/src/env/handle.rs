@@ -23,6 +23,12 @@ use crate::value::Value;
 /// The slots of an environment are `u32`-counted; the top bit of that count is the `with` flag.
 const WITH_FLAG: u32 = 1 << 31;
 
+/// The number of slots recorded in a header's `len_and_with`.
+#[inline(always)]
+fn slot_count(len_and_with: u32) -> usize {
+    (len_and_with & !WITH_FLAG) as usize
+}
+
 /// The header of an environment; its slots follow it in the same allocation. Only ever reached
 /// through an [`EnvRef`] (fields are private to this module and [`super`]).
 #[repr(C)]
@@ -122,7 +128,7 @@ impl EnvRef {
         // allocation's own (not from a reference to the header, which would not cover them).
         unsafe {
             let first = self.ptr.as_ptr().add(1).cast::<Cell<Value>>();
-            std::slice::from_raw_parts(first, (self.len_and_with & !WITH_FLAG) as usize)
+            std::slice::from_raw_parts(first, slot_count(self.len_and_with))
         }
     }
 
@@ -209,7 +215,7 @@ fn release(ptr: NonNull<Env>) {
     // weak count is zero too.
     unsafe {
         let env = ptr.as_ptr();
-        let len = ((*env).len_and_with & !WITH_FLAG) as usize;
+        let len = slot_count((*env).len_and_with);
         let slots = std::ptr::slice_from_raw_parts_mut(env.add(1).cast::<Cell<Value>>(), len);
         std::ptr::drop_in_place(slots);
         std::ptr::drop_in_place(std::ptr::addr_of_mut!((*env).parent));
@@ -260,7 +266,7 @@ impl Drop for WeakEnvRef {
             let n = weak.get() - 1;
             weak.set(n);
             if n == 0 && !self.is_alive() {
-                let len = (std::ptr::addr_of!((*env).len_and_with).read() & !WITH_FLAG) as usize;
+                let len = slot_count(std::ptr::addr_of!((*env).len_and_with).read());
                 dealloc(env.cast(), Env::layout(len));
             }
         }

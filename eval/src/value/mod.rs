@@ -13,15 +13,15 @@ pub(crate) mod thunk;
 pub use attrs::{Attr, Attrs};
 pub use rc::ValueRc;
 pub use shared_slice::SharedSlice;
-
-/// A list: its elements in one shared allocation.
-pub type List = SharedSlice<Value>;
 pub use thunk::{Thunk, ThunkState, ThunkView};
 
 use crate::builtins::PrimOpDef;
 use crate::env::EnvRef;
 use crate::expr::LambdaExpr;
 use crate::symbol::Symbol;
+
+/// A list: its elements in one shared allocation.
+pub type List = SharedSlice<Value>;
 
 /// A string's context: the store paths it refers to, encoded as Nix encodes them (`/nix/store/x`
 /// for a plain path, `=/nix/store/x.drv` for a derivation and its closure, `!out!/nix/store/x.drv`

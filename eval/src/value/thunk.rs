@@ -1,8 +1,8 @@
 //! Thunks: suspended computations, replaced by their result once forced.
 //!
 //! A thunk is the evaluator's most numerous object, so its memory is laid out by hand: one
-//! allocation of 24 bytes holding the reference count (4 bytes), the state's tag (1 byte) and
-//! the state's two words. As `ValueRc<Cell<ThunkState>>` it took 32 bytes: the count had a word
+//! allocation of 24 bytes holding the reference count (4 bytes), the state's tag (1 byte), a
+//! flag for the one weak handle the environment registry may hold, and the state's two words. As `ValueRc<Cell<ThunkState>>` it took 32 bytes: the count had a word
 //! of its own and the enum's tag another.
 //!
 //! [`ThunkState`] is the unpacked form: the state is taken out ([`Thunk::take`], leaving
@@ -228,10 +228,10 @@ impl Thunk {
 
     /// Whether it has been evaluated, and to what.
     pub fn view(&self) -> ThunkView {
-        match self.cell().tag.get() {
-            tag::DONE => self.evaluated().map_or(ThunkView::Pending, ThunkView::Done),
-            tag::BLACKHOLE => ThunkView::Blackhole,
-            _ => ThunkView::Pending,
+        match self.evaluated() {
+            Some(v) => ThunkView::Done(v),
+            None if self.cell().tag.get() == tag::BLACKHOLE => ThunkView::Blackhole,
+            None => ThunkView::Pending,
         }
     }
 
