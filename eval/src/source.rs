@@ -38,13 +38,26 @@ thread_local! {
     static SOURCES: RefCell<Vec<Rc<Source>>> = const { RefCell::new(Vec::new()) };
     /// The base the next source gets (position 0 is not used: a position is never zero).
     static NEXT_BASE: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+    /// What a position outside every source of this thread names: an empty text, made once.
+    static UNKNOWN: Rc<Source> = Rc::new(Source::unregistered_empty());
 }
 
-/// The source that positions point into when sources beyond 4 GiB of text in all, or made
-/// while the thread ends, have none of their own (nothing evaluates that much).
+/// The base of a source with no range of positions (sources beyond 4 GiB of text in all on
+/// one thread, or made while the thread ends; nothing evaluates that much): its positions are
+/// all `u32::MAX`, which names no source.
 const OVERFLOW_BASE: u32 = 0;
 
+/// The source positions outside every source name (an empty one).
+fn unknown_source() -> Rc<Source> {
+    UNKNOWN.try_with(Rc::clone).unwrap_or_else(|_| Rc::new(Source::unregistered_empty()))
+}
+
 impl Source {
+    /// An empty text with no range of positions, entered in no table.
+    fn unregistered_empty() -> Source {
+        Source { origin: Origin::String, text: String::new(), line_starts: vec![0], base: OVERFLOW_BASE }
+    }
+
     /// Wraps a text (and enters it in this thread's table of sources).
     pub fn new(origin: Origin, text: String) -> Rc<Source> {
         let mut line_starts = vec![0];
@@ -140,7 +153,7 @@ impl Pos {
             let offset = global - source.base;
             (offset as usize <= source.text.len()).then(|| (source.clone(), offset))
         });
-        found.ok().flatten().unwrap_or_else(|| (Source::new(Origin::String, String::new()), 0))
+        found.ok().flatten().unwrap_or_else(|| (unknown_source(), 0))
     }
 
     /// The source.
