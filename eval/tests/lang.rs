@@ -85,16 +85,22 @@ fn fail_cases_fail_like_nix() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Evaluates `expr` (which must give a set), drops the evaluator, and checks that only the
+/// returned handle still holds the set: the cycle through it was broken.
+fn assert_set_freed_with_evaluator(expr: &str, what: &str) {
+    let mut ev = evaluator();
+    let v = ev.eval_string(expr, "/").expect("evaluates");
+    let eval::value::Value::Attrs(set) = v else { panic!("{what} is a set") };
+    assert!(eval::value::Attrs::strong_count(&set) > 1);
+    drop(ev);
+    assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds {what} now");
+}
+
 /// `builtins.builtins` is `builtins`: once evaluated, the set holds a thunk that holds the set.
 /// Dropping the evaluator must break that cycle, or every evaluator leaks its builtins.
 #[test]
 fn dropping_the_evaluator_frees_builtins_after_builtins_builtins() {
-    let mut ev = evaluator();
-    let v = ev.eval_string("builtins.builtins.builtins", "/").expect("evaluates");
-    let eval::value::Value::Attrs(set) = v else { panic!("builtins is a set") };
-    assert!(eval::value::Attrs::strong_count(&set) > 1);
-    drop(ev);
-    assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds builtins now");
+    assert_set_freed_with_evaluator("builtins.builtins.builtins", "builtins");
 }
 
 /// A set whose attribute evaluates to the set itself: the evaluated thunk holds the set that
@@ -102,10 +108,5 @@ fn dropping_the_evaluator_frees_builtins_after_builtins_builtins() {
 /// must free it.
 #[test]
 fn dropping_the_evaluator_frees_a_set_that_holds_itself() {
-    let mut ev = evaluator();
-    let v = ev.eval_string("let s = { a = s; b = { c = s; }; }; in builtins.seq s.b.c s.a", "/").expect("evaluates");
-    let eval::value::Value::Attrs(set) = v else { panic!("s is a set") };
-    assert!(eval::value::Attrs::strong_count(&set) > 1);
-    drop(ev);
-    assert_eq!(eval::value::Attrs::strong_count(&set), 1, "only this test holds the set now");
+    assert_set_freed_with_evaluator("let s = { a = s; b = { c = s; }; }; in builtins.seq s.b.c s.a", "the set");
 }
