@@ -170,7 +170,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let _change = changes_store(&request).then(|| STORE_CHANGES.begin());
+    let change = changes_store(&request).then(|| STORE_CHANGES.begin());
     if let Some(restriction) = s.restricted.clone() {
         return restricted::perform(s, conn, request, &restriction).await;
     }
@@ -219,6 +219,10 @@ where
         Q::BuildPathsWithResults(r) => build::build_paths_with_results(s, conn, r).await?,
         Q::BuildDerivation(r) => build::build_derivation(s, conn, r).await?,
     };
+    // The change is over before the client hears so: a connection that asks next, on the
+    // client's word that it is done, must not remember under a mark the end of this change
+    // would then move (it forgot what it had just learnt).
+    drop(change);
     conn.respond(&response).await?;
     Ok(())
 }
